@@ -1,0 +1,3 @@
+"""Websocket routes. Every consumer checks workspace membership through accounts.access."""
+
+websocket_urlpatterns: list = []
