@@ -1,0 +1,140 @@
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vectorbea.engine import (
+    EVENT_TYPES,
+    Event,
+    InvalidEventPayload,
+    OutputCorrected,
+    Recorded,
+    RetryScheduled,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+    RunStarted,
+    StepCompleted,
+    StepFailed,
+    StepSkipped,
+    StepStarted,
+    UnknownEvent,
+    event_from_payload,
+    event_to_payload,
+    fold,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+ONE_OF_EACH: list[Event] = [
+    RunStarted("wf", "v1", {"topic": "otters", "n": [1, 2]}, started_by="alice"),
+    StepStarted("fetch", 1),
+    StepCompleted("fetch", 1, {"articles": ["a"]}),
+    StepCompleted("route", 2, "yes", ports=("yes", "maybe")),
+    StepFailed("fetch", 2, "rate_limited", "429 Too Many Requests", retry_after_seconds=30.0),
+    RetryScheduled("fetch", 3, "2025-01-01T09:00:30+00:00", 30.0, "rate_limited", actor="bob"),
+    StepSkipped("no_branch", "branch not taken"),
+    RunCompleted({"summarise": {"summary": "ok"}}),
+    RunFailed("Step 'Fetch' gave up", step_id="fetch"),
+    RunCancelled(None, "kill switch"),
+    OutputCorrected("summarise", {"summary": "fixed"}, 8, "alice", "typo"),
+]
+
+
+def stored_log(rows: list[dict[str, Any]]) -> list[Recorded]:
+    return [
+        Recorded(
+            row["seq"],
+            datetime.fromisoformat(row["at"]),
+            event_from_payload(row["type"], row["schema_version"], row["payload"]),
+        )
+        for row in rows
+    ]
+
+
+def test_every_event_type_is_registered_under_its_class_name() -> None:
+    assert {type(event).__name__ for event in ONE_OF_EACH} == set(EVENT_TYPES)
+    assert all(EVENT_TYPES[name].__name__ == name for name in EVENT_TYPES)
+
+
+@pytest.mark.parametrize("event", ONE_OF_EACH, ids=lambda event: type(event).__name__)
+def test_it_round_trips_each_event_through_a_json_payload(event: Event) -> None:
+    stored = json.loads(json.dumps(event_to_payload(event)))
+
+    assert event_from_payload(type(event).__name__, type(event).schema_version, stored) == event
+
+
+def test_it_stores_ports_as_a_list_and_reads_them_back_as_a_tuple() -> None:
+    payload = event_to_payload(StepCompleted("route", 1, None, ports=("yes",)))
+
+    assert payload["ports"] == ["yes"]
+    event = event_from_payload("StepCompleted", 2, payload)
+    assert isinstance(event, StepCompleted)
+    assert event.ports == ("yes",)
+
+
+def test_it_refuses_to_store_a_payload_that_is_not_json_safe() -> None:
+    with pytest.raises(TypeError):
+        event_to_payload(StepCompleted("fetch", 1, {"when": datetime(2025, 1, 1)}))
+
+
+def test_it_upcasts_a_v1_step_completed_to_attempt_one_and_all_ports() -> None:
+    event = event_from_payload("StepCompleted", 1, {"step_id": "fetch", "output": {"n": 1}})
+
+    assert event == StepCompleted("fetch", attempt=1, output={"n": 1}, ports=None)
+
+
+def test_it_upcasts_a_v1_step_failed_string_error_to_a_transient_failure() -> None:
+    event = event_from_payload("StepFailed", 1, {"step_id": "fetch", "attempt": 2, "error": "boom"})
+
+    assert event == StepFailed("fetch", 2, error_class="transient", message="boom")
+
+
+def test_an_unknown_event_type_is_refused() -> None:
+    with pytest.raises(UnknownEvent, match="ApprovalGranted"):
+        event_from_payload("ApprovalGranted", 1, {})
+
+
+def test_a_schema_version_newer_than_the_code_is_refused() -> None:
+    with pytest.raises(UnknownEvent, match="newer"):
+        event_from_payload("StepStarted", 2, {"step_id": "fetch", "attempt": 1})
+
+
+@pytest.mark.parametrize(
+    ("type_name", "version", "payload"),
+    [
+        ("StepStarted", 1, {"step_id": "fetch"}),
+        ("StepStarted", 1, {"step_id": "fetch", "attempt": 1, "extra": True}),
+        ("StepFailed", 1, {"step_id": "fetch", "attempt": 1}),
+        ("StepStarted", 0, {"step_id": "fetch", "attempt": 1}),
+        ("StepStarted", 1, ["fetch", 1]),
+    ],
+)
+def test_a_payload_that_does_not_fit_its_type_is_refused(
+    type_name: str, version: int, payload: Any
+) -> None:
+    with pytest.raises(InvalidEventPayload):
+        event_from_payload(type_name, version, payload)
+
+
+def test_a_stored_v1_log_folds_to_the_same_state_as_its_current_form() -> None:
+    fixture = json.loads((FIXTURES / "v1_events.json").read_text())
+
+    old = fold(stored_log(fixture["v1_log"]))
+    current = fold(stored_log(fixture["current_log"]))
+
+    assert old == current
+    assert old.status == "completed"
+    assert old.steps["fetch"].attempt == 2
+    assert old.output == {"summarise": {"summary": "Otters hold hands."}}
+
+
+def test_the_current_form_of_the_fixture_matches_what_the_code_writes_today() -> None:
+    fixture = json.loads((FIXTURES / "v1_events.json").read_text())
+
+    for row in fixture["current_log"]:
+        event = event_from_payload(row["type"], row["schema_version"], row["payload"])
+        assert type(event).schema_version == row["schema_version"]
+        assert event_to_payload(event) == row["payload"]

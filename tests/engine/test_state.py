@@ -1,0 +1,43 @@
+import json
+
+import pytest
+
+from tests.engine.builders import state_after
+from vectorbea.engine import (
+    RetryScheduled,
+    RunState,
+    StepCompleted,
+    StepFailed,
+    StepSkipped,
+    StepStarted,
+    state_from_json,
+    state_to_json,
+)
+from vectorbea.engine.errors import IncompatibleCheckpoint
+
+
+def test_a_checkpoint_round_trips_through_json_exactly() -> None:
+    state = state_after(
+        StepStarted("route", 1),
+        StepCompleted("route", 1, {"choice": "yes"}, ports=("yes",)),
+        StepSkipped("other", "branch not taken"),
+        StepStarted("fetch", 1),
+        StepFailed("fetch", 1, "rate_limited", "429", 30.0),
+        RetryScheduled("fetch", 2, "2025-01-01T09:00:40+00:00", 30.0, "rate_limited"),
+    )
+
+    stored = json.loads(json.dumps(state_to_json(state)))
+
+    assert state_from_json(stored) == state
+
+
+def test_the_initial_state_round_trips() -> None:
+    assert state_from_json(state_to_json(RunState.initial())) == RunState.initial()
+
+
+@pytest.mark.parametrize("stored", [None, [], {}, {"format": 99}, {"format": 1, "status": "x"}])
+def test_a_checkpoint_it_cannot_read_is_refused_so_the_caller_folds_from_the_log(
+    stored: object,
+) -> None:
+    with pytest.raises(IncompatibleCheckpoint):
+        state_from_json(stored)  # type: ignore[arg-type]

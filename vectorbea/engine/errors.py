@@ -1,0 +1,111 @@
+"""Errors raised by the engine, and the one table of step error classes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+if TYPE_CHECKING:
+    from vectorbea.engine.graph import Issue
+
+
+class VectorbeaError(Exception):
+    """Base class for every error Vectorbea raises on purpose."""
+
+
+class ConcurrencyConflict(VectorbeaError):
+    """Another writer appended to the run first; re-read and decide again."""
+
+    def __init__(self, run_id: UUID | str, expected_seq: int) -> None:
+        super().__init__(f"Run {run_id} moved past seq {expected_seq}; re-read and retry.")
+        self.run_id = run_id
+        self.expected_seq = expected_seq
+
+
+class NondeterministicRun(VectorbeaError):
+    """The log disagrees with what the workflow would do at that position."""
+
+
+class UnknownEvent(VectorbeaError):
+    """An event type or schema version this code does not know."""
+
+
+class InvalidEventPayload(UnknownEvent):
+    """A stored payload that does not fit its event type, even after upcasting."""
+
+
+class OutOfOrderEvent(VectorbeaError):
+    """An event was folded with a seq not after the state's last_seq."""
+
+
+class IncompatibleCheckpoint(VectorbeaError):
+    """A checkpoint written in a shape this code cannot read; fold from the log instead."""
+
+
+class InvalidWorkflow(VectorbeaError):
+    """A workflow definition failed validation."""
+
+    def __init__(self, issues: Sequence[Issue]) -> None:
+        self.issues = tuple(issues)
+        summary = "; ".join(issue.message for issue in self.issues[:3])
+        more = f" (and {len(self.issues) - 3} more)" if len(self.issues) > 3 else ""
+        super().__init__(f"The workflow is not valid: {summary}{more}")
+
+
+class LeaseLost(VectorbeaError):
+    """A worker's lease on a step attempt was taken over by a newer attempt."""
+
+
+class ErrorClass(StrEnum):
+    TRANSIENT = "transient"
+    RATE_LIMITED = "rate_limited"
+    INVALID_OUTPUT = "invalid_output"
+    PERMANENT = "permanent"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    CANCELLED = "cancelled"
+    WORKER_LOST = "worker_lost"
+
+
+@dataclass(frozen=True)
+class ClassPolicy:
+    retryable: bool
+    label: str
+
+
+ERROR_CLASS_POLICY: dict[ErrorClass, ClassPolicy] = {
+    ErrorClass.TRANSIENT: ClassPolicy(True, "provider overloaded or temporary failure"),
+    ErrorClass.RATE_LIMITED: ClassPolicy(True, "rate limited by the provider"),
+    ErrorClass.INVALID_OUTPUT: ClassPolicy(False, "the output did not match its expected shape"),
+    ErrorClass.PERMANENT: ClassPolicy(
+        False, "permanent error such as bad configuration or a missing key"
+    ),
+    ErrorClass.BUDGET_EXCEEDED: ClassPolicy(False, "the run's budget is spent"),
+    ErrorClass.CANCELLED: ClassPolicy(False, "the step was cancelled"),
+    ErrorClass.WORKER_LOST: ClassPolicy(True, "the worker running the step stopped responding"),
+}
+
+
+def class_policy(error_class: str) -> ClassPolicy:
+    """The policy for a stored error class; an unknown class is treated as permanent."""
+    try:
+        return ERROR_CLASS_POLICY[ErrorClass(error_class)]
+    except ValueError:
+        return ClassPolicy(False, f"unrecognised error ({error_class})")
+
+
+class StepError(VectorbeaError):
+    """What a step handler raises to report a failed attempt."""
+
+    def __init__(
+        self,
+        error_class: ErrorClass,
+        message: str,
+        retry_after_seconds: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.error_class = ErrorClass(error_class)
+        self.message = message
+        self.retry_after_seconds = retry_after_seconds

@@ -1,0 +1,214 @@
+"""Event types: past-tense facts, versioned, with upcasters for old payloads.
+
+The stored type name is the class name; never rename a class. To change a payload, bump its
+``schema_version`` and add a static method ``upcast_v<N>_v<N+1>(data) -> data``.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, ClassVar
+
+from vectorbea.engine.errors import InvalidEventPayload, UnknownEvent
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base class of every event. Subclasses are frozen dataclasses."""
+
+    schema_version: ClassVar[int] = 1
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    workflow_id: str
+    version_id: str
+    input: dict[str, Any]
+    started_by: str | None = None
+    schema_version: ClassVar[int] = 1
+
+
+@dataclass(frozen=True)
+class StepStarted(Event):
+    step_id: str
+    attempt: int  # 1-based; also the lease fencing token
+    schema_version: ClassVar[int] = 1
+
+
+@dataclass(frozen=True)
+class StepCompleted(Event):
+    step_id: str
+    attempt: int
+    output: Any
+    ports: tuple[str, ...] | None = None  # ports a branch took; None: every outgoing edge
+    schema_version: ClassVar[int] = 2
+
+    @staticmethod
+    def upcast_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
+        # v1 had no attempt number and no ports.
+        return {"attempt": 1, "ports": None, **data}
+
+
+@dataclass(frozen=True)
+class StepFailed(Event):
+    step_id: str
+    attempt: int
+    error_class: str
+    message: str
+    retry_after_seconds: float | None = None
+    schema_version: ClassVar[int] = 2
+
+    @staticmethod
+    def upcast_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
+        # v1 stored one plain-string error; every v1 failure was retried as transient.
+        rest = {key: value for key, value in data.items() if key != "error"}
+        return {**rest, "error_class": "transient", "message": data["error"]}
+
+
+@dataclass(frozen=True)
+class RetryScheduled(Event):
+    step_id: str
+    next_attempt: int
+    retry_at: str  # ISO 8601, UTC
+    backoff_seconds: float
+    reason: str
+    actor: str | None = None  # set when a person asked for the retry
+
+
+@dataclass(frozen=True)
+class StepSkipped(Event):
+    step_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunCompleted(Event):
+    output: Any
+
+
+@dataclass(frozen=True)
+class RunFailed(Event):
+    reason: str
+    step_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RunCancelled(Event):
+    actor: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class OutputCorrected(Event):
+    """Replaces a step's recorded output without editing history."""
+
+    step_id: str
+    output: Any
+    corrects_seq: int
+    actor: str
+    reason: str
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (
+        RunStarted,
+        StepStarted,
+        StepCompleted,
+        StepFailed,
+        RetryScheduled,
+        StepSkipped,
+        RunCompleted,
+        RunFailed,
+        RunCancelled,
+        OutputCorrected,
+    )
+}
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An event as stored: its position in the run's log and the commit time of its row."""
+
+    seq: int
+    at: datetime
+    event: Event
+
+
+def event_to_payload(event: Event) -> dict[str, Any]:
+    """The JSON-safe payload stored for an event (tuples become lists)."""
+    if type(event).__name__ not in EVENT_TYPES:
+        raise UnknownEvent(f"{type(event).__name__} is not a registered event type")
+    return {field.name: _json_safe(getattr(event, field.name)) for field in fields(event)}
+
+
+def event_from_payload(type_name: str, schema_version: int, payload: dict[str, Any]) -> Event:
+    """Rebuild an event from storage, upcasting an old payload to the current version."""
+    cls = EVENT_TYPES.get(type_name)
+    if cls is None:
+        raise UnknownEvent(f"Unknown event type {type_name!r}")
+    if not isinstance(schema_version, int) or schema_version < 1:
+        raise InvalidEventPayload(f"{type_name} has an invalid schema_version {schema_version!r}")
+    if schema_version > cls.schema_version:
+        raise UnknownEvent(
+            f"{type_name} v{schema_version} is newer than this code knows "
+            f"(v{cls.schema_version}); deploy the newer code to read it"
+        )
+    if not isinstance(payload, Mapping):
+        raise InvalidEventPayload(f"{type_name} payload must be an object")
+    try:
+        data = _upcast(cls, schema_version, dict(payload))
+        return cls(**_with_tuples(cls, data))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidEventPayload(
+            f"{type_name} v{schema_version} payload is invalid: {exc}"
+        ) from exc
+
+
+def _upcast(cls: type[Event], version: int, data: dict[str, Any]) -> dict[str, Any]:
+    for from_version in range(version, cls.schema_version):
+        upcaster = getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")
+        data = upcaster(data)
+    return data
+
+
+def _with_tuples(cls: type[Event], data: dict[str, Any]) -> dict[str, Any]:
+    tuple_fields = _TUPLE_FIELDS[cls]
+    return {
+        key: tuple(value) if key in tuple_fields and isinstance(value, list) else value
+        for key, value in data.items()
+    }
+
+
+def _json_safe(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, Mapping):
+        if not all(isinstance(key, str) for key in value):
+            raise TypeError("Event payload objects must have string keys")
+        return {key: _json_safe(item) for key, item in value.items()}
+    raise TypeError(f"{type(value).__name__} is not JSON-safe in an event payload")
+
+
+def _is_tuple_hint(hint: Any) -> bool:
+    if typing.get_origin(hint) is tuple:
+        return True
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_is_tuple_hint(arg) for arg in typing.get_args(hint))
+    return False
+
+
+def _tuple_field_names(cls: type[Event]) -> frozenset[str]:
+    hints = typing.get_type_hints(cls)
+    return frozenset(field.name for field in fields(cls) if _is_tuple_hint(hints[field.name]))
+
+
+_TUPLE_FIELDS: dict[type[Event], frozenset[str]] = {
+    cls: _tuple_field_names(cls) for cls in EVENT_TYPES.values()
+}

@@ -1,0 +1,564 @@
+"""Workflow definitions: the step graph, and validation with plain-language issues."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, ValidationError
+
+from vectorbea.engine.retry import RetryPolicy
+
+MAX_STEPS = 250
+MAX_EDGES = 2000
+MAX_ATTEMPTS = 100
+MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
+DEFAULT_TIMEOUT_SECONDS = 300.0
+STEP_ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+DEFAULT_INPUT_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
+RETRY_KEYS = (
+    "maximum_attempts",
+    "initial_interval_seconds",
+    "backoff_coefficient",
+    "maximum_interval_seconds",
+    "jitter",
+)
+
+
+@dataclass(frozen=True)
+class StepDef:
+    id: str
+    kind: str
+    name: str
+    config: dict[str, Any] = field(default_factory=dict)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    port: str | None = None
+
+
+@dataclass(frozen=True)
+class Definition:
+    input_schema: dict[str, Any]
+    steps: Mapping[str, StepDef]
+    edges: tuple[Edge, ...]
+    incoming: Mapping[str, tuple[Edge, ...]]
+    outgoing: Mapping[str, tuple[Edge, ...]]
+    entry_steps: tuple[str, ...]
+    sinks: tuple[str, ...]
+    topo_order: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Definition:
+        """Build from a definition that ``validate_definition`` accepted."""
+        steps = {raw["id"]: _step_from_json(raw) for raw in data["steps"]}
+        edges = tuple(
+            Edge(raw["source"], raw["target"], raw.get("port")) for raw in data.get("edges") or ()
+        )
+        incoming = {key: tuple(e for e in edges if e.target == key) for key in steps}
+        outgoing = {key: tuple(e for e in edges if e.source == key) for key in steps}
+        return cls(
+            input_schema=data.get("input_schema") or DEFAULT_INPUT_SCHEMA,
+            steps=steps,
+            edges=edges,
+            incoming=incoming,
+            outgoing=outgoing,
+            entry_steps=tuple(key for key in steps if not incoming[key]),
+            sinks=tuple(key for key in steps if not outgoing[key]),
+            topo_order=_topological_order(tuple(steps), outgoing),
+        )
+
+
+def _step_from_json(raw: Mapping[str, Any]) -> StepDef:
+    return StepDef(
+        id=raw["id"],
+        kind=raw["kind"],
+        name=raw.get("name") or raw["id"],
+        config=raw.get("config") or {},
+        retry=RetryPolicy.from_json(raw.get("retry")),
+        timeout_seconds=float(raw.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)),
+    )
+
+
+def _topological_order(
+    step_ids: Sequence[str], outgoing: Mapping[str, tuple[Edge, ...]]
+) -> tuple[str, ...]:
+    """Kahn's algorithm; ties go to definition order. Steps in a cycle are left out."""
+    position = {key: index for index, key in enumerate(step_ids)}
+    waiting = {key: 0 for key in step_ids}
+    for edges in outgoing.values():
+        for edge in edges:
+            waiting[edge.target] += 1
+    ready = [key for key in step_ids if waiting[key] == 0]
+    order: list[str] = []
+    while ready:
+        current = ready.pop(0)
+        order.append(current)
+        for edge in outgoing[current]:
+            waiting[edge.target] -= 1
+            if waiting[edge.target] == 0:
+                ready.append(edge.target)
+                ready.sort(key=position.__getitem__)
+    return tuple(order)
+
+
+# --- validation -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Issue:
+    path: str  # JSON path into the definition, e.g. "steps[2].config.url"; "" is the root
+    message: str
+    step_id: str | None = None
+    edge_index: int | None = None
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    name: str
+    config_schema: dict[str, Any]
+    ports: Callable[[dict[str, Any]], tuple[str, ...]] | None = None  # None: one default output
+
+
+def validate_definition(data: Any, kinds: Mapping[str, KindSpec]) -> list[Issue]:
+    """Every problem with a definition, in a stable order. Never raises on bad input."""
+    if not isinstance(data, Mapping):
+        return [Issue("", "The workflow definition must be a JSON object.")]
+    input_schema = data.get("input_schema")
+    issues = _input_schema_issues(DEFAULT_INPUT_SCHEMA if input_schema is None else input_schema)
+    raw_steps = data.get("steps")
+    step_issues = _steps_list_issues(raw_steps)
+    if step_issues or not isinstance(raw_steps, list):
+        return issues + step_issues
+    steps, per_step_issues = _checked_steps(raw_steps, kinds)
+    issues += per_step_issues
+    raw_edges = data.get("edges")
+    edges, edge_issues = _checked_edges([] if raw_edges is None else raw_edges, steps)
+    return issues + edge_issues + _graph_issues(steps, edges)
+
+
+@dataclass(frozen=True)
+class _Step:
+    """A step that passed the id checks, remembered for edge and graph checks."""
+
+    index: int
+    id: str
+    kind: KindSpec | None
+    config: Any
+
+
+def _input_schema_issues(schema: Any) -> list[Issue]:
+    path = "input_schema"
+    if not isinstance(schema, Mapping):
+        return [Issue(path, "The input schema must be a JSON object.")]
+    if schema.get("type") != "object":
+        return [Issue(path, 'The input schema must describe an object ("type": "object").')]
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        return [
+            Issue(
+                _join_path(path, exc.absolute_path), f"The input schema is invalid: {exc.message}"
+            )
+        ]
+    except Exception:  # junk such as deep nesting must become an issue
+        return [Issue(path, "The input schema could not be checked.")]
+    return []
+
+
+def _steps_list_issues(raw_steps: Any) -> list[Issue]:
+    if not isinstance(raw_steps, list):
+        return [Issue("steps", "The workflow needs a list of steps.")]
+    if not raw_steps:
+        return [Issue("steps", "The workflow has no steps; add at least one.")]
+    if len(raw_steps) > MAX_STEPS:
+        message = (
+            f"The workflow has {len(raw_steps)} steps; the most a workflow can have is {MAX_STEPS}."
+        )
+        return [Issue("steps", message)]
+    return []
+
+
+def _checked_steps(
+    raw_steps: list[Any], kinds: Mapping[str, KindSpec]
+) -> tuple[dict[str, _Step], list[Issue]]:
+    steps: dict[str, _Step] = {}
+    issues: list[Issue] = []
+    for index, raw in enumerate(raw_steps):
+        step, step_issues = _checked_step(index, raw, steps, kinds)
+        issues += step_issues
+        if step is not None:
+            steps[step.id] = step
+    return steps, issues
+
+
+def _checked_step(
+    index: int, raw: Any, seen: Mapping[str, _Step], kinds: Mapping[str, KindSpec]
+) -> tuple[_Step | None, list[Issue]]:
+    path = f"steps[{index}]"
+    if not isinstance(raw, Mapping):
+        return None, [Issue(path, f"Step {index} must be an object.")]
+    step_id = raw.get("id")
+    if not isinstance(step_id, str):
+        return None, [Issue(f"{path}.id", f"Step {index} needs an id (a string).")]
+    if not STEP_ID_PATTERN.fullmatch(step_id):
+        message = (
+            f"Step id {_quote(step_id)} is not allowed: use up to 64 letters, digits, '_' or '-', "
+            "starting with a letter or '_'."
+        )
+        return None, [Issue(f"{path}.id", message, step_id=step_id)]
+    if step_id in seen:
+        message = (
+            f"Step id '{step_id}' is used more than once (first by step {seen[step_id].index})."
+        )
+        return None, [Issue(f"{path}.id", message, step_id=step_id)]
+    kind, issues = _kind_of(index, raw, step_id, kinds)
+    issues += _name_issues(path, raw, step_id)
+    config = raw.get("config", {})
+    if kind is not None:
+        issues += _config_issues(path, config, step_id, kind)
+    issues += _retry_issues(path, raw.get("retry"), step_id)
+    issues += _timeout_issues(path, raw, step_id)
+    return _Step(index, step_id, kind, config), issues
+
+
+def _kind_of(
+    index: int, raw: Mapping[str, Any], step_id: str, kinds: Mapping[str, KindSpec]
+) -> tuple[KindSpec | None, list[Issue]]:
+    kind_name = raw.get("kind")
+    path = f"steps[{index}].kind"
+    if not isinstance(kind_name, str):
+        return None, [Issue(path, f"Step '{step_id}' needs a kind (a string).", step_id=step_id)]
+    kind = kinds.get(kind_name)
+    if kind is None:
+        message = f"Step '{step_id}' has an unknown kind {_quote(kind_name)}."
+        return None, [Issue(path, message, step_id=step_id)]
+    return kind, []
+
+
+def _name_issues(path: str, raw: Mapping[str, Any], step_id: str) -> list[Issue]:
+    if "name" in raw and not isinstance(raw["name"], str):
+        return [
+            Issue(f"{path}.name", f"The name of step '{step_id}' must be text.", step_id=step_id)
+        ]
+    return []
+
+
+def _config_issues(path: str, config: Any, step_id: str, kind: KindSpec) -> list[Issue]:
+    path = f"{path}.config"
+    if not isinstance(config, Mapping):
+        return [
+            Issue(path, f"The settings of step '{step_id}' must be an object.", step_id=step_id)
+        ]
+    try:
+        errors = list(Draft202012Validator(kind.config_schema).iter_errors(config))
+    except Exception:  # a broken kind schema or junk config becomes an issue
+        return [
+            Issue(path, f"The settings of step '{step_id}' could not be checked.", step_id=step_id)
+        ]
+    issues = [issue for error in errors for issue in _schema_error_issues(path, error, step_id)]
+    return sorted(set(issues), key=lambda issue: (issue.path, issue.message))
+
+
+def _schema_error_issues(path: str, error: ValidationError, step_id: str) -> Iterator[Issue]:
+    at = _join_path(path, error.absolute_path)
+    if error.validator == "required" and isinstance(error.instance, Mapping):
+        for name in error.validator_value:
+            if name not in error.instance:
+                message = f"Step '{step_id}' is missing the required setting '{name}'."
+                yield Issue(_join_path(at, [name]), message, step_id=step_id)
+        return
+    if error.absolute_path:
+        field_name = _join_path("", error.absolute_path).lstrip(".")
+        message = f"Setting '{field_name}' of step '{step_id}': {error.message}"
+    else:
+        message = f"Settings of step '{step_id}': {error.message}"
+    yield Issue(at, message, step_id=step_id)
+
+
+def _retry_issues(path: str, retry: Any, step_id: str) -> list[Issue]:
+    path = f"{path}.retry"
+    if retry is None:
+        return []
+    if not isinstance(retry, Mapping):
+        return [
+            Issue(path, f"The retry policy of step '{step_id}' must be an object.", step_id=step_id)
+        ]
+    issues = [
+        Issue(
+            f"{path}.{key}" if _is_identifier(key) else path,
+            f"Unknown retry setting {_quote(key)}.",
+            step_id=step_id,
+        )
+        for key in retry
+        if key not in RETRY_KEYS
+    ]
+    checks: list[tuple[str, Callable[[Any], bool], str]] = [
+        ("maximum_attempts", _is_attempt_count, f"a whole number from 1 to {MAX_ATTEMPTS}"),
+        ("initial_interval_seconds", _is_positive, "a positive number of seconds"),
+        ("backoff_coefficient", _is_at_least_one, "a number of at least 1"),
+        ("maximum_interval_seconds", _is_positive, "a positive number of seconds"),
+        ("jitter", _is_fraction, "a number from 0 to 1"),
+    ]
+    for key, ok, expected in checks:
+        if key in retry and not ok(retry[key]):
+            message = f"Retry setting '{key}' of step '{step_id}' must be {expected}."
+            issues.append(Issue(f"{path}.{key}", message, step_id=step_id))
+    issues += _interval_order_issues(path, retry, step_id)
+    return issues
+
+
+def _interval_order_issues(path: str, retry: Mapping[str, Any], step_id: str) -> list[Issue]:
+    initial = retry.get("initial_interval_seconds", RetryPolicy.initial_interval_seconds)
+    maximum = retry.get("maximum_interval_seconds", RetryPolicy.maximum_interval_seconds)
+    if _is_positive(initial) and _is_positive(maximum) and maximum < initial:
+        message = (
+            f"Retry setting 'maximum_interval_seconds' of step '{step_id}' must not be "
+            "less than 'initial_interval_seconds'."
+        )
+        return [Issue(f"{path}.maximum_interval_seconds", message, step_id=step_id)]
+    return []
+
+
+def _timeout_issues(path: str, raw: Mapping[str, Any], step_id: str) -> list[Issue]:
+    if "timeout_seconds" not in raw:
+        return []
+    value = raw["timeout_seconds"]
+    if _is_number(value) and 1 <= value <= MAX_TIMEOUT_SECONDS:
+        return []
+    message = f"The timeout of step '{step_id}' must be from 1 second to 7 days (604800 seconds)."
+    return [Issue(f"{path}.timeout_seconds", message, step_id=step_id)]
+
+
+def _checked_edges(raw_edges: Any, steps: Mapping[str, _Step]) -> tuple[list[Edge], list[Issue]]:
+    """Issues with the edges, and the edges the graph checks can still use."""
+    if not isinstance(raw_edges, list):
+        return [], [Issue("edges", "The edges must be a list.")]
+    if len(raw_edges) > MAX_EDGES:
+        message = f"The workflow has {len(raw_edges)} edges; the most it can have is {MAX_EDGES}."
+        return [], [Issue("edges", message)]
+    edges: list[Edge] = []
+    first_index: dict[Edge, int] = {}
+    issues: list[Issue] = []
+    for index, raw in enumerate(raw_edges):
+        edge, edge_issues = _checked_edge(index, raw, steps, first_index)
+        issues += edge_issues
+        if edge is not None and edge not in first_index:
+            first_index[edge] = index
+            edges.append(edge)
+    return edges, issues
+
+
+def _checked_edge(
+    index: int, raw: Any, steps: Mapping[str, _Step], first_index: Mapping[Edge, int]
+) -> tuple[Edge | None, list[Issue]]:
+    path = f"edges[{index}]"
+    if not isinstance(raw, Mapping):
+        return None, [Issue(path, f"Edge {index} must be an object.", edge_index=index)]
+    issues = _endpoint_issues(index, raw, steps)
+    if issues:
+        return None, issues
+    source, target, port = raw["source"], raw["target"], raw.get("port")
+    if source == target:
+        message = f"Edge {index} connects step '{source}' to itself."
+        return None, [Issue(path, message, step_id=source, edge_index=index)]
+    if port is not None and not isinstance(port, str):
+        message = f"Edge {index} names a port that is not text."
+        return None, [Issue(f"{path}.port", message, step_id=source, edge_index=index)]
+    edge = Edge(source, target, port)
+    if edge in first_index:
+        message = f"Edge {index} repeats edge {first_index[edge]} from '{source}' to '{target}'."
+        return None, [Issue(path, message, step_id=source, edge_index=index)]
+    return edge, _port_issues(index, port, steps[source])
+
+
+def _endpoint_issues(index: int, raw: Mapping[str, Any], steps: Mapping[str, _Step]) -> list[Issue]:
+    issues = []
+    for key, verb in (("source", "starts from"), ("target", "points to")):
+        value = raw.get(key)
+        path = f"edges[{index}].{key}"
+        if not isinstance(value, str):
+            issues.append(Issue(path, f"Edge {index} needs a {key} step id.", edge_index=index))
+        elif value not in steps:
+            message = f"Edge {index} {verb} a step {_quote(value)} that does not exist."
+            issues.append(Issue(path, message, edge_index=index))
+    return issues
+
+
+def _port_issues(index: int, port: Any, source: _Step) -> list[Issue]:
+    path = f"edges[{index}].port"
+    if source.kind is None:
+        return []
+    if source.kind.ports is None:
+        if port is None:
+            return []
+        message = f"Step '{source.id}' has a single output, so edge {index} must not name a port."
+        return [Issue(path, message, step_id=source.id, edge_index=index)]
+    try:
+        ports = tuple(source.kind.ports(source.config))
+    except Exception:  # invalid config is reported on the step already
+        return []
+    if port in ports:
+        return []
+    names = ", ".join(f"'{name}'" for name in ports) or "(none)"
+    message = f"Edge {index} from step '{source.id}' must name one of its outputs: {names}."
+    return [Issue(path, message, step_id=source.id, edge_index=index)]
+
+
+def _graph_issues(steps: Mapping[str, _Step], edges: Sequence[Edge]) -> list[Issue]:
+    issues = _cycle_issues(steps, edges)
+    issues += _unreachable_issues(steps, edges)
+    issues += _unconnected_issues(steps, edges)
+    return issues
+
+
+def _cycle_issues(steps: Mapping[str, _Step], edges: Sequence[Edge]) -> list[Issue]:
+    successors = _successors(steps, edges)
+    issues = []
+    for component in _cycles_components(steps, successors):
+        start = component[0]
+        cycle = _shortest_cycle(start, set(component), successors)
+        names = " → ".join([*cycle, start])
+        issues.append(Issue("edges", f"Steps {names} form a cycle.", step_id=start))
+    return issues
+
+
+def _successors(steps: Mapping[str, _Step], edges: Sequence[Edge]) -> dict[str, list[str]]:
+    successors: dict[str, list[str]] = {key: [] for key in steps}
+    for edge in edges:
+        if edge.target not in successors[edge.source]:
+            successors[edge.source].append(edge.target)
+    return successors
+
+
+def _cycles_components(
+    steps: Mapping[str, _Step], successors: Mapping[str, list[str]]
+) -> list[list[str]]:
+    """Strongly connected components with more than one step, in definition order."""
+    reach = {key: _reachable([key], successors) for key in steps}
+    components: list[list[str]] = []
+    placed: set[str] = set()
+    for key in steps:
+        if key in placed:
+            continue
+        component = [other for other in steps if other in reach[key] and key in reach[other]]
+        placed.update(component)
+        if len(component) > 1:
+            components.append(component)
+    return components
+
+
+def _shortest_cycle(
+    start: str, members: set[str], successors: Mapping[str, list[str]]
+) -> list[str]:
+    previous: dict[str, str] = {}
+    queue = [start]
+    while queue:
+        current = queue.pop(0)
+        for nxt in successors[current]:
+            if nxt == start:
+                return _path_to(current, start, previous)
+            if nxt in members and nxt not in previous:
+                previous[nxt] = current
+                queue.append(nxt)
+    return [start]
+
+
+def _path_to(end: str, start: str, previous: Mapping[str, str]) -> list[str]:
+    path = [end]
+    while path[-1] != start:
+        path.append(previous[path[-1]])
+    return path[::-1]
+
+
+def _reachable(starts: Sequence[str], successors: Mapping[str, list[str]]) -> set[str]:
+    seen = set(starts)
+    stack = list(starts)
+    while stack:
+        for nxt in successors[stack.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
+
+
+def _unreachable_issues(steps: Mapping[str, _Step], edges: Sequence[Edge]) -> list[Issue]:
+    targets = {edge.target for edge in edges}
+    entries = [key for key in steps if key not in targets]
+    reachable = _reachable(entries, _successors(steps, edges))
+    return [
+        Issue(
+            f"steps[{step.index}]",
+            f"Step '{key}' can never run: no path leads to it from a starting step.",
+            step_id=key,
+        )
+        for key, step in steps.items()
+        if key not in reachable
+    ]
+
+
+def _unconnected_issues(steps: Mapping[str, _Step], edges: Sequence[Edge]) -> list[Issue]:
+    if len(steps) < 2:
+        return []
+    connected = {edge.source for edge in edges} | {edge.target for edge in edges}
+    return [
+        Issue(
+            f"steps[{step.index}]", f"Step '{key}' is not connected to any other step.", step_id=key
+        )
+        for key, step in steps.items()
+        if key not in connected
+    ]
+
+
+# --- small helpers --------------------------------------------------------------------------
+
+
+def _join_path(base: str, parts: Sequence[Any]) -> str:
+    path = base
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif _is_identifier(part):
+            path += f".{part}"
+        else:
+            path += f"[{_quote(part)}]"
+    return path
+
+
+def _is_identifier(value: Any) -> bool:
+    return isinstance(value, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", value) is not None
+
+
+def _quote(value: Any) -> str:
+    text = str(value)
+    text = text if len(text) <= 80 else text[:77] + "..."
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_positive(value: Any) -> bool:
+    return _is_number(value) and value > 0
+
+
+def _is_at_least_one(value: Any) -> bool:
+    return _is_number(value) and value >= 1
+
+
+def _is_fraction(value: Any) -> bool:
+    return _is_number(value) and 0 <= value <= 1
+
+
+def _is_attempt_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ATTEMPTS

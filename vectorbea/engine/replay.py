@@ -1,0 +1,178 @@
+"""Fold: a run's state is a function of its log alone."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime
+from functools import singledispatch
+
+from vectorbea.engine.errors import OutOfOrderEvent, UnknownEvent
+from vectorbea.engine.events import (
+    Event,
+    OutputCorrected,
+    Recorded,
+    RetryScheduled,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+    RunStarted,
+    StepCompleted,
+    StepFailed,
+    StepSkipped,
+    StepStarted,
+)
+from vectorbea.engine.state import (
+    RUN_CANCELLED,
+    RUN_COMPLETED,
+    RUN_FAILED,
+    RUN_RUNNING,
+    STEP_COMPLETED,
+    STEP_FAILED,
+    STEP_GAVE_UP,
+    STEP_RETRY_SCHEDULED,
+    STEP_RUNNING,
+    STEP_SKIPPED,
+    RunState,
+    StepState,
+)
+
+
+def fold(recorded_events: Iterable[Recorded], state: RunState | None = None) -> RunState:
+    """The state after the given events, starting from a checkpoint ``state`` when given."""
+    state = RunState.initial() if state is None else state
+    for recorded in recorded_events:
+        state = apply(state, recorded)
+    return state
+
+
+def apply(state: RunState, recorded: Recorded) -> RunState:
+    """The state after one recorded event."""
+    if recorded.seq <= state.last_seq:
+        raise OutOfOrderEvent(f"seq {recorded.seq} is not after last_seq {state.last_seq}")
+    state = _apply(recorded.event, state, recorded.at)
+    return replace(state, last_seq=recorded.seq)
+
+
+@singledispatch
+def _apply(event: Event, state: RunState, at: datetime) -> RunState:
+    raise UnknownEvent(f"fold does not know the event {type(event).__name__}")
+
+
+def _with_step(state: RunState, step_id: str, step: StepState) -> RunState:
+    return replace(state, steps={**state.steps, step_id: step})
+
+
+@_apply.register
+def _(event: RunStarted, state: RunState, at: datetime) -> RunState:
+    return replace(
+        state,
+        status=RUN_RUNNING,
+        workflow_id=event.workflow_id,
+        version_id=event.version_id,
+        input=event.input,
+        started_by=event.started_by,
+        started_at=at,
+    )
+
+
+@_apply.register
+def _(event: StepStarted, state: RunState, at: datetime) -> RunState:
+    step = replace(
+        state.step(event.step_id),
+        status=STEP_RUNNING,
+        attempt=event.attempt,
+        retry_at=None,
+        started_at=at,
+        finished_at=None,
+    )
+    return _with_step(state, event.step_id, step)
+
+
+@_apply.register
+def _(event: StepCompleted, state: RunState, at: datetime) -> RunState:
+    previous = state.step(event.step_id)
+    step = replace(
+        previous,
+        status=STEP_COMPLETED,
+        attempt=max(previous.attempt, event.attempt),
+        output=event.output,
+        ports=event.ports,
+        error_class=None,
+        error_message=None,
+        retry_after_seconds=None,
+        finished_at=at,
+    )
+    return _with_step(state, event.step_id, step)
+
+
+@_apply.register
+def _(event: StepFailed, state: RunState, at: datetime) -> RunState:
+    previous = state.step(event.step_id)
+    step = replace(
+        previous,
+        status=STEP_FAILED,
+        attempt=max(previous.attempt, event.attempt),
+        error_class=event.error_class,
+        error_message=event.message,
+        retry_after_seconds=event.retry_after_seconds,
+        finished_at=at,
+    )
+    return _with_step(state, event.step_id, step)
+
+
+@_apply.register
+def _(event: RetryScheduled, state: RunState, at: datetime) -> RunState:
+    step = replace(
+        state.step(event.step_id),
+        status=STEP_RETRY_SCHEDULED,
+        attempt=event.next_attempt - 1,
+        retry_at=event.retry_at,
+    )
+    state = _with_step(state, event.step_id, step)
+    if state.status != RUN_FAILED:
+        return state
+    # "Retry from failed step": a person's retry reopens the run it had failed.
+    return replace(state, status=RUN_RUNNING, error=None, failed_step_id=None, finished_at=None)
+
+
+@_apply.register
+def _(event: StepSkipped, state: RunState, at: datetime) -> RunState:
+    step = replace(state.step(event.step_id), status=STEP_SKIPPED, finished_at=at)
+    return _with_step(state, event.step_id, step)
+
+
+@_apply.register
+def _(event: RunCompleted, state: RunState, at: datetime) -> RunState:
+    return replace(state, status=RUN_COMPLETED, output=event.output, finished_at=at)
+
+
+@_apply.register
+def _(event: RunFailed, state: RunState, at: datetime) -> RunState:
+    state = replace(
+        state,
+        status=RUN_FAILED,
+        error=event.reason,
+        failed_step_id=event.step_id,
+        finished_at=at,
+    )
+    step = state.step(event.step_id) if event.step_id is not None else None
+    if event.step_id is None or step is None or step.status != STEP_FAILED:
+        return state
+    return _with_step(state, event.step_id, replace(step, status=STEP_GAVE_UP))
+
+
+@_apply.register
+def _(event: RunCancelled, state: RunState, at: datetime) -> RunState:
+    return replace(state, status=RUN_CANCELLED, error=event.reason, finished_at=at)
+
+
+@_apply.register
+def _(event: OutputCorrected, state: RunState, at: datetime) -> RunState:
+    state = _with_step(
+        state, event.step_id, replace(state.step(event.step_id), output=event.output)
+    )
+    if isinstance(state.output, dict) and event.step_id in state.output:
+        # A completed run's output holds its sinks' outputs; keep it in step with the fix.
+        state = replace(state, output={**state.output, event.step_id: event.output})
+    return state

@@ -1,0 +1,174 @@
+"""Run state: what folding a run's log yields, and its JSON form for checkpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from vectorbea.engine.errors import IncompatibleCheckpoint
+
+CHECKPOINT_FORMAT = 1
+
+STEP_PENDING = "pending"
+STEP_RUNNING = "running"
+STEP_RETRY_SCHEDULED = "retry_scheduled"
+STEP_COMPLETED = "completed"
+STEP_FAILED = "failed"  # StepFailed recorded, consequence not yet decided
+STEP_SKIPPED = "skipped"
+STEP_GAVE_UP = "gave_up"
+STEP_STATUSES = (
+    STEP_PENDING,
+    STEP_RUNNING,
+    STEP_RETRY_SCHEDULED,
+    STEP_COMPLETED,
+    STEP_FAILED,
+    STEP_SKIPPED,
+    STEP_GAVE_UP,
+)
+
+RUN_NEW = "new"
+RUN_RUNNING = "running"
+RUN_COMPLETED = "completed"
+RUN_FAILED = "failed"
+RUN_CANCELLED = "cancelled"
+TERMINAL_RUN_STATUSES = frozenset({RUN_COMPLETED, RUN_FAILED, RUN_CANCELLED})
+
+
+@dataclass(frozen=True)
+class StepState:
+    status: str
+    attempt: int = 0
+    output: Any = None
+    ports: tuple[str, ...] | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+    retry_after_seconds: float | None = None
+    retry_at: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+PENDING_STEP = StepState(status=STEP_PENDING)
+
+
+@dataclass(frozen=True)
+class RunState:
+    status: str
+    workflow_id: str | None = None
+    version_id: str | None = None
+    input: dict[str, Any] | None = None
+    steps: Mapping[str, StepState] = field(default_factory=dict)
+    last_seq: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    output: Any = None
+    error: str | None = None
+    failed_step_id: str | None = None
+    started_by: str | None = None
+
+    @classmethod
+    def initial(cls) -> RunState:
+        return cls(status=RUN_NEW)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_RUN_STATUSES
+
+    @property
+    def attempts_total(self) -> int:
+        return sum(step.attempt for step in self.steps.values())
+
+    def step(self, step_id: str) -> StepState:
+        """The step's state; a step the log has not mentioned yet is pending."""
+        return self.steps.get(step_id, PENDING_STEP)
+
+    def running_steps(self) -> tuple[str, ...]:
+        return self.steps_with_status(STEP_RUNNING)
+
+    def steps_with_status(self, status: str) -> tuple[str, ...]:
+        return tuple(sorted(key for key, step in self.steps.items() if step.status == status))
+
+
+def state_to_json(state: RunState) -> dict[str, Any]:
+    """The checkpoint form of a state; ``state_from_json`` reverses it exactly."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "status": state.status,
+        "workflow_id": state.workflow_id,
+        "version_id": state.version_id,
+        "input": state.input,
+        "steps": {key: _step_to_json(step) for key, step in state.steps.items()},
+        "last_seq": state.last_seq,
+        "started_at": _datetime_to_json(state.started_at),
+        "finished_at": _datetime_to_json(state.finished_at),
+        "output": state.output,
+        "error": state.error,
+        "failed_step_id": state.failed_step_id,
+        "started_by": state.started_by,
+    }
+
+
+def state_from_json(data: Mapping[str, Any]) -> RunState:
+    if not isinstance(data, Mapping) or data.get("format") != CHECKPOINT_FORMAT:
+        raise IncompatibleCheckpoint("Checkpoint format is not one this code can read")
+    try:
+        return _state_from_json(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IncompatibleCheckpoint(f"Checkpoint is malformed: {exc}") from exc
+
+
+def _state_from_json(data: Mapping[str, Any]) -> RunState:
+    return RunState(
+        status=data["status"],
+        workflow_id=data["workflow_id"],
+        version_id=data["version_id"],
+        input=data["input"],
+        steps={key: _step_from_json(step) for key, step in data["steps"].items()},
+        last_seq=data["last_seq"],
+        started_at=_datetime_from_json(data["started_at"]),
+        finished_at=_datetime_from_json(data["finished_at"]),
+        output=data["output"],
+        error=data["error"],
+        failed_step_id=data["failed_step_id"],
+        started_by=data["started_by"],
+    )
+
+
+def _step_to_json(step: StepState) -> dict[str, Any]:
+    return {
+        "status": step.status,
+        "attempt": step.attempt,
+        "output": step.output,
+        "ports": None if step.ports is None else list(step.ports),
+        "error_class": step.error_class,
+        "error_message": step.error_message,
+        "retry_after_seconds": step.retry_after_seconds,
+        "retry_at": step.retry_at,
+        "started_at": _datetime_to_json(step.started_at),
+        "finished_at": _datetime_to_json(step.finished_at),
+    }
+
+
+def _step_from_json(data: Mapping[str, Any]) -> StepState:
+    return StepState(
+        status=data["status"],
+        attempt=data["attempt"],
+        output=data["output"],
+        ports=None if data["ports"] is None else tuple(data["ports"]),
+        error_class=data["error_class"],
+        error_message=data["error_message"],
+        retry_after_seconds=data["retry_after_seconds"],
+        retry_at=data["retry_at"],
+        started_at=_datetime_from_json(data["started_at"]),
+        finished_at=_datetime_from_json(data["finished_at"]),
+    )
+
+
+def _datetime_to_json(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _datetime_from_json(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
