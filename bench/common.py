@@ -1,0 +1,83 @@
+"""Shared by the benchmarks: their own database and Redis db, figures, worker processes."""
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH_DB = os.environ.get("VECTORBEA_BENCH_DB", "vectorbea_bench")
+ENV = {
+    "DJANGO_SETTINGS_MODULE": "vectorbea.settings",
+    "DEBUG": "true",
+    "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
+    "REDIS_URL": os.environ.get("VECTORBEA_BENCH_REDIS", "redis://127.0.0.1:6379/3"),
+    "REDIS_PREFIX": "vbbench",
+    "LOG_LEVEL": "WARNING",
+    "VECTORBEA_LEASE_SECONDS": "30",
+}
+
+
+def setup_django() -> None:
+    os.environ.update(ENV)
+    sys.path.insert(0, str(ROOT))
+    import psycopg
+
+    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as c:
+        if not c.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone():
+            c.execute(f'CREATE DATABASE "{BENCH_DB}"')
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    import redis
+    from django.conf import settings
+
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def summary(values: list[float]) -> str:
+    return f"p50 {ms(statistics.median(values))}, p95 {ms(percentile(values, 95))}"
+
+
+def start_workers(processes: int, threads: int = 8) -> subprocess.Popen:
+    env = {**os.environ, **ENV, "dramatiq_worker_timeout": "100", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "dramatiq"),
+            "workers.actors",
+            "-p",
+            str(processes),
+            "-t",
+            str(threads),
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(2.5)  # boot
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, 15)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()

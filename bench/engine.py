@@ -1,0 +1,161 @@
+"""Engine benchmark: what durability costs per step, against the raw floor of a durable
+commit on this machine. Prints figures; asserts nothing.
+
+    .venv/bin/python bench/engine.py [--runs 300] [--throughput-runs 600]
+
+Uses its own database (vectorbea_bench) and Redis db 3.
+"""
+
+import argparse
+import statistics
+import time
+import uuid
+
+from common import setup_django, start_workers, stop, summary
+
+STEPS = 10
+
+
+def raw_floor(n: int) -> list[float]:
+    """One durable INSERT + COMMIT per event, nothing else: the price of durability."""
+    from django.db import connection
+
+    with connection.cursor() as c:
+        c.execute("CREATE TABLE IF NOT EXISTS bench_floor (id uuid, seq int, payload jsonb)")
+    times = []
+    raw = connection.connection
+    connection.ensure_connection()
+    raw = connection.connection
+    raw.autocommit = True
+    run = uuid.uuid4()
+    for seq in range(n):
+        t = time.perf_counter()
+        with raw.transaction():
+            raw.execute(
+                "INSERT INTO bench_floor VALUES (%s, %s, %s::jsonb)", [run, seq, '{"a": 1}']
+            )
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def ten_noops(workspace):
+    from tests.support.workflows import chain, publish
+
+    return publish(workspace, chain(STEPS), name=f"bench-{uuid.uuid4().hex[:6]}")
+
+
+def write_transactions() -> int:
+    """Transactions that wrote anything get a transaction id; read-only ones do not. The
+    next id to be assigned, instance-wide: run on a quiet machine."""
+    from django.db import connection
+
+    with connection.cursor() as c:
+        c.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
+        return c.fetchone()[0]
+
+
+def in_process_overhead(workflow, runs: int) -> tuple[list[float], float]:
+    """Run each 10-step run inline in this process (no broker): engine cost per step."""
+    from django.db import connection
+
+    from vectorbea.eventlog.models import StepLease
+    from vectorbea.runs import executor, scheduling
+    from vectorbea.runs.commands import start_run
+
+    scheduling_dispatch = scheduling.dispatch
+    scheduling.dispatch = lambda *a: None  # this process runs the steps itself
+    per_step = []
+    before = write_transactions()
+    try:
+        for _ in range(runs):
+            t = time.perf_counter()
+            run = start_run(workflow, {})
+            lease = StepLease.objects.get(run=run)
+            executor.execute_step(run.id, lease.step_id, lease.attempt)
+            per_step.append((time.perf_counter() - t) / STEPS)
+    finally:
+        scheduling.dispatch = scheduling_dispatch
+    after = write_transactions()
+    connection.close()
+    return per_step, (after - before) / (runs * STEPS)
+
+
+def end_to_end(workflow, runs: int) -> list[float]:
+    from django.db import connection
+
+    from vectorbea.runs.commands import start_run
+
+    latencies = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        run = start_run(workflow, {})
+        with connection.cursor() as c:
+            while True:
+                c.execute("SELECT status FROM eventlog_runsummary WHERE run_id = %s", [run.id])
+                if c.fetchone()[0] in ("completed", "failed"):
+                    break
+                time.sleep(0.0005)
+        latencies.append(time.perf_counter() - t)
+        time.sleep(0.02)
+    return latencies
+
+
+def throughput(workflow, runs: int) -> float:
+    from django.db import connection
+
+    from vectorbea.runs.commands import start_run
+
+    t = time.perf_counter()
+    ids = [start_run(workflow, {}).id for _ in range(runs)]
+    with connection.cursor() as c:
+        while True:
+            c.execute(
+                "SELECT count(*) FROM eventlog_runsummary WHERE run_id = ANY(%s) "
+                "AND status IN ('completed', 'failed')",
+                [ids],
+            )
+            if c.fetchone()[0] == runs:
+                break
+            time.sleep(0.01)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--throughput-runs", type=int, default=600)
+    args = parser.parse_args()
+    setup_django()
+    from vectorbea.accounts.models import Workspace
+
+    workspace, _ = Workspace.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
+    workflow = ten_noops(workspace)
+
+    floor = raw_floor(2000)
+    print(f"Raw floor, one durable INSERT+COMMIT:        {summary(floor)}")
+    per_step, commits_per_step = in_process_overhead(workflow, args.runs)
+    print(f"Engine per step (in process, {STEPS}-step run):   {summary(per_step)}")
+    ratio = statistics.median(per_step) / statistics.median(floor)
+    print(f"  = {ratio:.1f}x the floor (target: within 4x)")
+    print(
+        f"Durable commits per step:                    {commits_per_step:.2f} "
+        "(write transactions, incl. starting the run and claiming its first step; target <= 2)"
+    )
+
+    for processes in (1, 2):
+        workers = start_workers(processes)
+        try:
+            latency = end_to_end(workflow, 100)
+            elapsed = throughput(workflow, args.throughput_runs)
+        finally:
+            stop(workers)
+        steps = args.throughput_runs * STEPS
+        print(
+            f"{processes} worker process(es): one run end to end {summary(latency)}; "
+            f"{args.throughput_runs} runs in {elapsed:.2f} s = {steps / elapsed:,.0f} steps/s, "
+            f"{args.throughput_runs / elapsed:,.0f} runs/s"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Python tools the tests' worker processes load (VECTORBEA_TOOL_MODULES=tests.support.tools).
+
+`record` writes a row per phase of each attempt into test_side_effect, so tests can tell
+exactly which attempts of which steps ran, and how far."""
+
+import os
+import time
+
+from django.db import connection
+
+from vectorbea.engine import ErrorClass, StepError
+from vectorbea.steps.tools import tool
+
+CREATE_TABLE = """
+CREATE TABLE IF NOT EXISTS test_side_effect (
+    id bigserial PRIMARY KEY,
+    run_id uuid NOT NULL,
+    step_id text NOT NULL,
+    attempt int NOT NULL,
+    phase text NOT NULL,
+    idempotency_key text NOT NULL,
+    pid int NOT NULL,
+    at timestamptz NOT NULL DEFAULT clock_timestamp()
+)
+"""
+
+
+def _note(ctx, phase: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO test_side_effect (run_id, step_id, attempt, phase, idempotency_key, pid) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            [ctx.run_id, ctx.step_id, ctx.attempt, phase, ctx.idempotency_key, os.getpid()],
+        )
+
+
+@tool("record")
+def record(args, ctx):
+    """Record the start of the attempt, work for args.sleep seconds, record the end."""
+    _note(ctx, "start")
+    time.sleep(float(args.get("sleep", 0)))
+    _note(ctx, "end")
+    return {"step": ctx.step_id, "attempt": ctx.attempt}
+
+
+@tool("fail_until")
+def fail_until(args, ctx):
+    """Fail with args.error_class until attempt args.attempt, then succeed."""
+    _note(ctx, "start")
+    if ctx.attempt < int(args["attempt"]):
+        raise StepError(ErrorClass(args.get("error_class", "transient")), "scripted failure")
+    return {"attempt": ctx.attempt}

@@ -1,0 +1,123 @@
+"""The event store's tables. `Event` is the single source of truth for every run.
+
+Everything else here is derived from it, written in the same transaction as the events
+that justify it: the `RunSummary` projection, `Checkpoint`s of folded state, and the
+scheduling rows (`StepLease`, `RunSummary.wake_at`) the scheduler scans.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from vectorbea.accounts.models import Workspace
+from vectorbea.workflows.models import Workflow, WorkflowVersion
+
+
+class Run(models.Model):
+    """A run's immutable identity. Its state lives in its events."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="runs")
+    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="runs")
+    version = models.ForeignKey(WorkflowVersion, on_delete=models.PROTECT, related_name="runs")
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="one_run_per_idempotency_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+
+class Event(models.Model):
+    """Append-only: the database rejects UPDATE and DELETE (migration 0002)."""
+
+    pk = models.CompositePrimaryKey("run", "seq")
+    run = models.ForeignKey(Run, on_delete=models.DO_NOTHING, related_name="events", db_index=False)
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=64)
+    schema_version = models.PositiveSmallIntegerField()
+    payload = models.JSONField()
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.run_id}#{self.seq} {self.type}"
+
+
+class Checkpoint(models.Model):
+    """The folded state of a run as of `seq`. Resume = latest checkpoint + later events."""
+
+    pk = models.CompositePrimaryKey("run", "seq")
+    run = models.ForeignKey(
+        Run, on_delete=models.DO_NOTHING, related_name="checkpoints", db_index=False
+    )
+    seq = models.PositiveIntegerField()
+    state = models.JSONField()
+
+    def __str__(self) -> str:
+        return f"{self.run_id}@{self.seq}"
+
+
+class RunSummary(models.Model):
+    """Projection of the log for lists and pages. Only RunSummaryProjection writes it."""
+
+    run = models.OneToOneField(
+        Run, primary_key=True, on_delete=models.DO_NOTHING, related_name="summary"
+    )
+    workspace = models.ForeignKey(Workspace, on_delete=models.DO_NOTHING, related_name="+")
+    workflow = models.ForeignKey(Workflow, on_delete=models.DO_NOTHING, related_name="+")
+    status = models.CharField(max_length=24)
+    last_seq = models.PositiveIntegerField()
+    steps = models.JSONField(default=dict)
+    current_steps = models.JSONField(default=list)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField(null=True)
+    finished_at = models.DateTimeField(null=True)
+    updated_at = models.DateTimeField()
+    # When a worker must look at this run again (a due retry, a ready step). The
+    # scheduler claims due rows with FOR UPDATE SKIP LOCKED.
+    wake_at = models.DateTimeField(null=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["workspace", "-updated_at"]),
+            models.Index(fields=["workspace", "status", "-updated_at"]),
+            models.Index(
+                fields=["wake_at"],
+                name="summary_wake_due",
+                condition=models.Q(wake_at__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}: {self.status}"
+
+
+class StepLease(models.Model):
+    """Who may record the outcome of a step attempt, and until when.
+
+    Created with the StepStarted event that starts the attempt; deleted in the same
+    transaction as the event that ends it. `attempt` is the fencing token: a worker whose
+    lease was taken over finds no row to delete and cannot append its late result."""
+
+    pk = models.CompositePrimaryKey("run", "step_id", "attempt")
+    run = models.ForeignKey(Run, on_delete=models.DO_NOTHING, related_name="leases", db_index=False)
+    step_id = models.CharField(max_length=64)
+    attempt = models.PositiveIntegerField()
+    worker = models.CharField(max_length=120, blank=True, default="")
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.run_id}/{self.step_id}#{self.attempt} until {self.expires_at}"

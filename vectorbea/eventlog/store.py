@@ -1,0 +1,287 @@
+"""The one write path into a run's history.
+
+`append()` records events with optimistic concurrency on (run_id, seq) and, in the same
+transaction, everything derived from them: the RunSummary projection, step leases, and a
+checkpoint every VECTORBEA_CHECKPOINT_EVERY events. `load()` reads a run back as
+latest checkpoint + the events after it.
+
+Events are built *inside* the transaction by a callback that receives the state and the
+database's clock (`now()`), so decisions about time (retry backoff, timers) use one clock
+for every worker and the event timestamps that fold reads.
+"""
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+
+from vectorbea.engine import (
+    ConcurrencyConflict,
+    Definition,
+    Event,
+    LeaseLost,
+    Recorded,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+    RunState,
+    StepCompleted,
+    StepFailed,
+    StepStarted,
+    event_from_payload,
+    event_to_payload,
+    fold,
+    state_from_json,
+    state_to_json,
+)
+from vectorbea.eventlog.projections import RunSummaryProjection
+
+Build = Callable[[RunState, datetime], Sequence[Event]]
+
+
+@dataclass(frozen=True)
+class DbClock:
+    """The database's clock, as last read, carried forward by this process's monotonic
+    clock: decisions about time use one clock for every worker without a round trip."""
+
+    db: datetime
+    mono: float
+
+    @classmethod
+    def reading(cls, db: datetime) -> "DbClock":
+        return cls(db, time.monotonic())
+
+    def now(self) -> datetime:
+        return self.db + timedelta(seconds=time.monotonic() - self.mono)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A run as read from the log: its state, its pinned definition, the DB clock."""
+
+    run_id: UUID
+    version_id: UUID
+    state: RunState
+    definition: Definition
+    clock: DbClock
+
+
+@dataclass(frozen=True)
+class Appended:
+    state: RunState
+    events: tuple[Recorded, ...]
+    # Steps whose leases this append created, as (step_id, attempt); the first one is
+    # claimed by the caller when it passed claim_first_started.
+    started: tuple[tuple[str, int], ...]
+    # The database's clock when the append committed: a fresh reading for the caller.
+    clock: DbClock
+
+
+@lru_cache(maxsize=1024)
+def definition_for(version_id: UUID) -> Definition:
+    """Versions are immutable (the database refuses UPDATE), so caching them is safe."""
+    from vectorbea.workflows.models import WorkflowVersion
+
+    return Definition.from_json(WorkflowVersion.objects.get(pk=version_id).definition)
+
+
+def _recorded(seq: int, type_name: str, version: int, payload: Any, at: datetime) -> Recorded:
+    if isinstance(payload, str):
+        payload = json.loads(payload)
+    return Recorded(seq=seq, at=at, event=event_from_payload(type_name, version, payload))
+
+
+def read_events(run_id: UUID, after_seq: int = 0, upto_seq: int | None = None) -> list[Recorded]:
+    sql = (
+        "SELECT seq, type, schema_version, payload, created_at FROM eventlog_event "
+        "WHERE run_id = %s AND seq > %s"
+    )
+    params: list[Any] = [run_id, after_seq]
+    if upto_seq is not None:
+        sql += " AND seq <= %s"
+        params.append(upto_seq)
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " ORDER BY seq", params)
+        return [_recorded(*row) for row in cursor.fetchall()]
+
+
+def load(run_id: UUID) -> Loaded:
+    """Latest checkpoint + fold(events after it). Two round trips."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT r.version_id, now(), cp.seq, cp.state FROM eventlog_run r "
+            "LEFT JOIN LATERAL (SELECT seq, state FROM eventlog_checkpoint "
+            "  WHERE run_id = r.id ORDER BY seq DESC LIMIT 1) cp ON true "
+            "WHERE r.id = %s",
+            [run_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise LookupError(f"No run {run_id}")
+    version_id, now, cp_seq, cp_state = row
+    base = None
+    if cp_state is not None:
+        base = state_from_json(json.loads(cp_state) if isinstance(cp_state, str) else cp_state)
+    state = fold(read_events(run_id, after_seq=cp_seq or 0), base)
+    return Loaded(run_id, version_id, state, definition_for(version_id), DbClock.reading(now))
+
+
+def state_as_of(run_id: UUID, seq: int) -> RunState:
+    """The run's derived state as of event `seq`, by the same fold the engine uses."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT seq, state FROM eventlog_checkpoint WHERE run_id = %s AND seq <= %s "
+            "ORDER BY seq DESC LIMIT 1",
+            [run_id, seq],
+        )
+        row = cursor.fetchone()
+    base, after = None, 0
+    if row is not None:
+        after = row[0]
+        base = state_from_json(json.loads(row[1]) if isinstance(row[1], str) else row[1])
+    return fold(read_events(run_id, after_seq=after, upto_seq=seq), base)
+
+
+def db_now() -> datetime:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        return cursor.fetchone()[0]
+
+
+def append(
+    run_id: UUID,
+    state: RunState,
+    build: Build,
+    definition: Definition,
+    *,
+    now: datetime,
+    claim_first_started: str = "",
+) -> Appended:
+    """Append the events `build(state, now)` returns after `state.last_seq`, in ONE
+    statement (so one round trip and one commit per step boundary).
+
+    `now` is the database's clock as the caller last read it (a previous append's or
+    load's `now()`), advanced by the caller's monotonic clock since then.
+
+    Raises ConcurrencyConflict if another writer appended first (re-read and try again),
+    LeaseLost if the events end a step attempt whose lease is no longer held: then
+    nothing at all was written.
+    `claim_first_started`: a worker id that takes the lease of the first step this append
+    starts (to run it inline); other started steps get unclaimed leases for dispatch.
+    """
+    events = list(build(state, now))
+    if not events:
+        return Appended(state, (), (), DbClock.reading(now))
+    recorded = [
+        Recorded(seq=state.last_seq + i, at=now, event=event) for i, event in enumerate(events, 1)
+    ]
+    new_state = fold(recorded, state)
+    sql, params, started = _append_statement(
+        run_id, state, new_state, recorded, definition, claim_first_started
+    )
+    try:
+        with _statement_scope(), connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            held, committed_at = cursor.fetchone()
+            if not held:
+                raise LeaseLost(f"A step attempt of run {run_id} is no longer leased to us")
+    except IntegrityError as exc:
+        raise ConcurrencyConflict(run_id, state.last_seq) from exc
+    return Appended(new_state, tuple(recorded), tuple(started), DbClock.reading(committed_at))
+
+
+def _statement_scope() -> Any:
+    """Outside a transaction one statement is atomic by itself (autocommit); inside one, a
+    savepoint keeps a conflict from poisoning the caller's transaction."""
+    if connection.in_atomic_block:
+        return transaction.atomic()
+    return nullcontext()
+
+
+def _append_statement(
+    run_id: UUID,
+    old: RunState,
+    new: RunState,
+    recorded: list[Recorded],
+    definition: Definition,
+    claim_first: str,
+) -> tuple[str, list[Any], list[tuple[str, int]]]:
+    """One SQL statement: end the lease of the attempt whose outcome this records (or
+    write nothing), insert the events, start leases, upsert the summary, checkpoint."""
+    ctes: list[str] = []
+    params: list[Any] = []
+    ended = [
+        (r.event.step_id, r.event.attempt)
+        for r in recorded
+        if isinstance(r.event, StepCompleted | StepFailed)
+    ]
+    if len(ended) > 1:
+        raise ValueError("One append may record the outcome of one step attempt at most")
+    if ended:
+        ctes.append(
+            "ended AS (DELETE FROM eventlog_steplease WHERE run_id = %s AND step_id = %s "
+            "AND attempt = %s RETURNING 1), ok AS (SELECT count(*) = 1 AS ok FROM ended)"
+        )
+        params += [run_id, *ended[0]]
+    else:
+        ctes.append("ok AS (SELECT true AS ok)")
+    if any(isinstance(r.event, RunCancelled | RunFailed | RunCompleted) for r in recorded):
+        ctes.append(
+            "cleared AS (DELETE FROM eventlog_steplease WHERE run_id = %s "
+            "AND NOT (step_id = %s AND attempt = %s) AND (SELECT ok FROM ok))"
+        )
+        params += [run_id, *(ended[0] if ended else ("", 0))]
+    rows = ", ".join(
+        ["(%s::uuid, %s::integer, %s, %s::smallint, %s::jsonb, %s::timestamptz)"] * len(recorded)
+    )
+    ctes.append(
+        "events AS (INSERT INTO eventlog_event "
+        "(run_id, seq, type, schema_version, payload, created_at) "
+        f"SELECT * FROM (VALUES {rows}) v WHERE (SELECT ok FROM ok))"
+    )
+    for r in recorded:
+        params += [
+            run_id,
+            r.seq,
+            type(r.event).__name__,
+            r.event.schema_version,
+            json.dumps(event_to_payload(r.event)),
+            r.at,
+        ]
+    started = [(r.event.step_id, r.event.attempt) for r in recorded if type(r.event) is StepStarted]
+    if started:
+        lease_rows = ", ".join(
+            ["(%s::uuid, %s, %s::integer, %s, now() + %s::interval)"] * len(started)
+        )
+        ctes.append(
+            "leases AS (INSERT INTO eventlog_steplease "
+            "(run_id, step_id, attempt, worker, expires_at) "
+            f"SELECT * FROM (VALUES {lease_rows}) v WHERE (SELECT ok FROM ok))"
+        )
+        ttl = timedelta(seconds=settings.VECTORBEA_LEASE_SECONDS)
+        for index, (step_id, attempt) in enumerate(started):
+            params += [run_id, step_id, attempt, claim_first if index == 0 else "", ttl]
+    summary_sql, summary_params = RunSummaryProjection.upsert(
+        run_id, new, definition, recorded[-1].at
+    )
+    ctes.append(
+        f"summary AS ({summary_sql} AND (SELECT ok FROM ok) {RunSummaryProjection.ON_CONFLICT})"
+    )
+    params += summary_params
+    every = settings.VECTORBEA_CHECKPOINT_EVERY
+    if new.last_seq // every > old.last_seq // every or new.is_terminal:
+        ctes.append(
+            "checkpoint AS (INSERT INTO eventlog_checkpoint (run_id, seq, state) "
+            "SELECT %s, %s, %s::jsonb WHERE (SELECT ok FROM ok))"
+        )
+        params += [run_id, new.last_seq, json.dumps(state_to_json(new))]
+    sql = "WITH " + ", ".join(ctes) + " SELECT (SELECT ok FROM ok), now()"
+    return sql, params, started

@@ -1,0 +1,119 @@
+"""The only writers of run history outside the executor: named, imperative actions."""
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import jsonschema
+from django.db import IntegrityError, transaction
+
+from vectorbea.engine import RunCancelled, RunStarted, RunState, VectorbeaError
+from vectorbea.eventlog import store
+from vectorbea.eventlog.models import Run
+from vectorbea.runs import scheduling
+from vectorbea.runs.executor import MAX_CONFLICT_RETRIES, then_decide
+from vectorbea.workflows.models import Workflow, WorkflowVersion
+
+
+@dataclass(frozen=True)
+class InputProblem:
+    path: str
+    message: str
+
+
+class InvalidRunInput(VectorbeaError):
+    def __init__(self, problems: list[InputProblem]) -> None:
+        super().__init__("; ".join(f"{p.path}: {p.message}" for p in problems))
+        self.problems = problems
+
+
+class NotPublished(VectorbeaError):
+    pass
+
+
+def input_problems(schema: dict[str, Any], data: Any) -> list[InputProblem]:
+    validator = jsonschema.Draft202012Validator(schema)
+    return [
+        InputProblem(
+            path="input" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in e.path),
+            message=e.message,
+        )
+        for e in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.path)))
+    ]
+
+
+def start_run(
+    workflow: Workflow,
+    run_input: dict[str, Any],
+    *,
+    started_by: Any = None,
+    idempotency_key: str | None = None,
+    version: WorkflowVersion | None = None,
+) -> Run:
+    """Start a run on `version` (default: the newest published one).
+
+    With an idempotency key, the same key in the same workspace returns the same run."""
+    version = version or workflow.latest_version()
+    if version is None:
+        raise NotPublished(f"Workflow {workflow.name!r} has no published version yet.")
+    schema = version.definition.get("input_schema") or {"type": "object"}
+    problems = input_problems(schema, run_input)
+    if problems:
+        raise InvalidRunInput(problems)
+    if idempotency_key:
+        existing = Run.objects.filter(
+            workspace_id=workflow.workspace_id, idempotency_key=idempotency_key
+        ).first()
+        if existing:
+            return existing
+    try:
+        with transaction.atomic():
+            run = Run.objects.create(
+                workspace_id=workflow.workspace_id,
+                workflow=workflow,
+                version=version,
+                idempotency_key=idempotency_key or None,
+                started_by=started_by if getattr(started_by, "pk", None) else None,
+            )
+            definition = store.definition_for(version.id)
+            started = RunStarted(
+                workflow_id=str(workflow.id),
+                version_id=str(version.id),
+                input=run_input,
+                started_by=getattr(started_by, "username", None),
+            )
+            appended = store.append(
+                run.id,
+                RunState.initial(),
+                then_decide(definition, [started]),
+                definition,
+                now=store.db_now(),
+            )
+            for step_id, attempt in appended.started:
+                scheduling.dispatch(run.id, step_id, attempt)
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        return Run.objects.get(workspace_id=workflow.workspace_id, idempotency_key=idempotency_key)
+    return run
+
+
+def cancel_run(run_id: UUID, *, actor: str | None, reason: str = "Cancelled") -> bool:
+    """Cancel a run: in-flight attempts lose their leases and their results are refused.
+    Returns False if the run had already finished."""
+    for _ in range(MAX_CONFLICT_RETRIES):
+        loaded = store.load(run_id)
+        if loaded.state.is_terminal:
+            return False
+        try:
+            store.append(
+                run_id,
+                loaded.state,
+                lambda state, now: [RunCancelled(actor=actor, reason=reason)],
+                loaded.definition,
+                now=loaded.clock.now(),
+            )
+            return True
+        except store.ConcurrencyConflict:
+            continue
+    raise store.ConcurrencyConflict(run_id, loaded.state.last_seq)

@@ -1,0 +1,256 @@
+"""Moving runs forward: what a worker does with a message, and what the scheduler does with
+an expired lease. Holds no run state between calls: every entry point reads the log.
+
+Every outcome goes through `record()`: the facts (a step completed, failed, or was lost),
+plus what `decide()` says follows from them, in ONE append. A handler failure, a lost
+worker and a person's retry therefore take the same road to the next attempt.
+
+Hot path: when a step's completion starts the next step, this worker claims that step's
+lease in the same commit and runs it inline; other started steps (parallel branches) are
+dispatched through the broker for other workers.
+"""
+
+import json
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+
+from vectorbea.engine import (
+    ConcurrencyConflict,
+    Definition,
+    ErrorClass,
+    Event,
+    LeaseLost,
+    Recorded,
+    RunState,
+    StepCompleted,
+    StepError,
+    StepFailed,
+    decide,
+    fold,
+    next_wake_at,
+)
+from vectorbea.eventlog import store
+from vectorbea.runs import scheduling
+from vectorbea.runs.heartbeat import HEARTBEATS, worker_id
+from vectorbea.steps.registry import StepContext, StepResult, get_kind
+
+log = logging.getLogger(__name__)
+
+MAX_CONFLICT_RETRIES = 50
+MAX_OUTPUT_BYTES = 1_000_000
+
+
+def then_decide(definition: Definition, facts: Sequence[Event]) -> store.Build:
+    """A build callback for store.append: the facts, then decide()'s consequences."""
+
+    def build(state: RunState, now: datetime) -> list[Event]:
+        tentative = fold(
+            [Recorded(state.last_seq + i, now, e) for i, e in enumerate(facts, 1)], state
+        )
+        return [*facts, *decide(tentative, definition, now)]
+
+    return build
+
+
+def advance(run_id: UUID) -> None:
+    """Wake-up: decide what is due (a retry, a ready step, the run's end) and do it."""
+    try:
+        loaded = store.load(run_id)
+        appended = _append(run_id, loaded.state, loaded.definition, loaded.clock, [], claim=True)
+        if appended is None or not appended.events:
+            _settle_wake_at(run_id, loaded.state, loaded.definition, loaded.clock.now())
+            return
+        _continue(run_id, appended, loaded.definition)
+    except LookupError:
+        log.warning("Asked to advance run %s, which does not exist", run_id)
+    except DatabaseError:
+        log.warning("Database unavailable while advancing run %s; the scheduler will retry", run_id)
+        connection.close()
+
+
+def execute_step(run_id: UUID, step_id: str, attempt: int) -> None:
+    """A dispatched step: claim its lease (exactly one delivery wins), run it, continue."""
+    try:
+        if not _claim(run_id, step_id, attempt):
+            return
+        loaded = store.load(run_id)
+        _drive(run_id, loaded.state, loaded.definition, loaded.clock, (step_id, attempt))
+    except DatabaseError:
+        log.warning(
+            "Database unavailable while running %s/%s; its lease will expire and be recovered",
+            run_id,
+            step_id,
+        )
+        connection.close()
+
+
+def mark_lost(run_id: UUID, step_id: str, attempt: int) -> None:
+    """The holder of this attempt's lease stopped heartbeating: record it as worker_lost."""
+    loaded = store.load(run_id)
+    lost = StepFailed(
+        step_id=step_id,
+        attempt=attempt,
+        error_class=ErrorClass.WORKER_LOST,
+        message="The worker running this attempt stopped responding (its lease expired).",
+    )
+    appended = _append(run_id, loaded.state, loaded.definition, loaded.clock, [lost], claim=False)
+    if appended is None:  # the log no longer has this attempt running: an orphaned lease
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM eventlog_steplease WHERE run_id = %s AND step_id = %s "
+                "AND attempt = %s",
+                [run_id, step_id, attempt],
+            )
+        return
+    _continue(run_id, appended, loaded.definition, run_inline=False)
+
+
+def _drive(
+    run_id: UUID,
+    state: RunState,
+    definition: Definition,
+    clock: store.DbClock,
+    current: tuple[str, int] | None,
+) -> None:
+    while current is not None:
+        step_id, attempt = current
+        facts = [_run_attempt(run_id, state, definition, step_id, attempt)]
+        appended = _append(run_id, state, definition, clock, facts, claim=True)
+        if appended is None:
+            return
+        state, clock = appended.state, appended.clock
+        current = _dispatch_others(run_id, appended)
+
+
+def _continue(
+    run_id: UUID, appended: store.Appended, definition: Definition, run_inline: bool = True
+) -> None:
+    if not run_inline:
+        for step_id, attempt in appended.started:
+            scheduling.dispatch(run_id, step_id, attempt)
+        return
+    first = _dispatch_others(run_id, appended)
+    _drive(run_id, appended.state, definition, appended.clock, first)
+
+
+def _dispatch_others(run_id: UUID, appended: store.Appended) -> tuple[str, int] | None:
+    """The first started step is ours (claimed in the append); the rest go to the broker."""
+    if not appended.started:
+        return None
+    for step_id, attempt in appended.started[1:]:
+        scheduling.dispatch(run_id, step_id, attempt)
+    return appended.started[0]
+
+
+def _append(
+    run_id: UUID,
+    state: RunState,
+    definition: Definition,
+    clock: store.DbClock,
+    facts: Sequence[Event],
+    *,
+    claim: bool,
+) -> store.Appended | None:
+    """Record facts + consequences; on a conflict re-read and try again. None when the
+    facts are no longer ours to record (the attempt was taken over or the run ended)."""
+    build = then_decide(definition, facts)
+    for _ in range(MAX_CONFLICT_RETRIES):
+        try:
+            _check_still_current(state, facts)
+            return store.append(
+                run_id,
+                state,
+                build,
+                definition,
+                now=clock.now(),
+                claim_first_started=worker_id() if claim else "",
+            )
+        except ConcurrencyConflict:
+            loaded = store.load(run_id)
+            state, clock = loaded.state, loaded.clock
+        except LeaseLost as exc:
+            log.info("Discarding a late result: %s", exc)
+            return None
+    raise ConcurrencyConflict(run_id, state.last_seq)
+
+
+def _check_still_current(state: RunState, facts: Sequence[Event]) -> None:
+    for fact in facts:
+        if isinstance(fact, StepCompleted | StepFailed):
+            step = state.step(fact.step_id)
+            if step.status != "running" or step.attempt != fact.attempt:
+                raise LeaseLost(
+                    f"Step {fact.step_id!r} attempt {fact.attempt} is no longer running"
+                )
+
+
+def _claim(run_id: UUID, step_id: str, attempt: int) -> bool:
+    ttl = timedelta(seconds=settings.VECTORBEA_LEASE_SECONDS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE eventlog_steplease SET worker = %s, expires_at = now() + %s "
+            "WHERE run_id = %s AND step_id = %s AND attempt = %s AND worker = ''",
+            [worker_id(), ttl, run_id, step_id, attempt],
+        )
+        return cursor.rowcount == 1
+
+
+def _run_attempt(
+    run_id: UUID, state: RunState, definition: Definition, step_id: str, attempt: int
+) -> Event:
+    """Run one attempt's handler and say what happened, as an event."""
+    step = definition.steps[step_id]
+    ctx = StepContext(
+        run_id=run_id,
+        step_id=step_id,
+        attempt=attempt,
+        idempotency_key=f"vb-{run_id}-{step_id}",
+        run_input=state.input or {},
+        outputs={key: s.output for key, s in state.steps.items() if s.status == "completed"},
+    )
+    try:
+        with HEARTBEATS.holding(ctx):
+            result = get_kind(step.kind).handler(step.config, ctx)
+    except StepError as exc:
+        return StepFailed(
+            step_id, attempt, str(exc.error_class), exc.message, exc.retry_after_seconds
+        )
+    except Exception as exc:  # a bug in a handler or a tool: retried as transient
+        log.exception("Step %s of run %s raised", step_id, run_id)
+        return StepFailed(step_id, attempt, ErrorClass.TRANSIENT, _describe(exc))
+    if not isinstance(result, StepResult):
+        result = StepResult(result)
+    problem = _output_problem(result.output)
+    if problem:
+        return StepFailed(step_id, attempt, ErrorClass.PERMANENT, problem)
+    return StepCompleted(step_id, attempt, result.output, result.ports)
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
+
+
+def _output_problem(output: Any) -> str | None:
+    try:
+        size = len(json.dumps(output))
+    except (TypeError, ValueError, RecursionError) as exc:
+        return f"The step's output is not JSON: {exc}"[:500]
+    if size > MAX_OUTPUT_BYTES:
+        return f"The step's output is {size:,} bytes; the limit is {MAX_OUTPUT_BYTES:,}."
+    return None
+
+
+def _settle_wake_at(run_id: UUID, state: RunState, definition: Definition, now: datetime) -> None:
+    """Nothing was due: put the scheduler's next look back where the log says it belongs."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE eventlog_runsummary SET wake_at = %s WHERE run_id = %s AND last_seq = %s",
+            [next_wake_at(state, definition, now), run_id, state.last_seq],
+        )

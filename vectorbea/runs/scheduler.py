@@ -1,0 +1,69 @@
+"""The scheduler: finds in Postgres what is due and rings the doorbell.
+
+- runs whose `wake_at` has come (a retry's backoff ended, a ready step nobody started,
+  a wake-up message that was lost): claimed with FOR UPDATE SKIP LOCKED, pushed back by
+  a recheck interval (so a lost message is re-sent), and kicked;
+- expired step leases: an unclaimed one (its dispatch message was lost) is dispatched
+  again; a claimed one means its worker died or stalled, recorded as worker_lost.
+
+Several schedulers may run at once: SKIP LOCKED hands each row to one of them.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from vectorbea.runs import executor, scheduling
+
+log = logging.getLogger(__name__)
+
+RECHECK = timedelta(seconds=5)
+
+
+def wake_due_runs(limit: int = 500) -> int:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE eventlog_runsummary SET wake_at = now() + %s WHERE run_id IN ("
+            "  SELECT run_id FROM eventlog_runsummary WHERE wake_at <= now() "
+            "  ORDER BY wake_at LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING run_id",
+            [RECHECK, limit],
+        )
+        run_ids = [row[0] for row in cursor.fetchall()]
+        for run_id in run_ids:
+            scheduling.kick(run_id)
+    return len(run_ids)
+
+
+def recover_expired_leases(limit: int = 200) -> int:
+    recovered = 0
+    ttl = timedelta(seconds=settings.VECTORBEA_LEASE_SECONDS)
+    while recovered < limit:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT run_id, step_id, attempt, worker FROM eventlog_steplease "
+                "WHERE expires_at <= now() ORDER BY expires_at LIMIT 1 FOR UPDATE SKIP LOCKED"
+            )
+            row = cursor.fetchone()
+            if row is None:
+                break
+            run_id, step_id, attempt, worker = row
+            if worker:
+                log.warning(
+                    "Lease of %s/%s attempt %s (%s) expired", run_id, step_id, attempt, worker
+                )
+                executor.mark_lost(run_id, step_id, attempt)
+            else:
+                cursor.execute(
+                    "UPDATE eventlog_steplease SET expires_at = now() + %s "
+                    "WHERE run_id = %s AND step_id = %s",
+                    [ttl, run_id, step_id],
+                )
+                scheduling.dispatch(run_id, step_id, attempt)
+        recovered += 1
+    return recovered
+
+
+def tick() -> int:
+    return recover_expired_leases() + wake_due_runs()

@@ -1,0 +1,51 @@
+"""The built-in step kinds (more arrive with issue 03)."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from vectorbea.engine import ErrorClass, StepError
+from vectorbea.steps.registry import StepContext, StepKind, register
+from vectorbea.steps.tools import TOOLS
+
+
+def run_noop(config: Mapping[str, Any], ctx: StepContext) -> Any:
+    return config.get("output", {})
+
+
+def run_tool(config: Mapping[str, Any], ctx: StepContext) -> Any:
+    function = TOOLS.get(config["tool"])
+    if function is None:
+        raise StepError(
+            ErrorClass.PERMANENT, f"No Python tool named {config['tool']!r} is registered"
+        )
+    return function(config.get("args", {}), ctx)
+
+
+register(
+    StepKind(
+        name="noop",
+        label="No-op",
+        config_schema={
+            "type": "object",
+            "properties": {"output": {"description": "Returned as the step's output"}},
+            "additionalProperties": False,
+        },
+        handler=run_noop,
+    )
+)
+register(
+    StepKind(
+        name="tool",
+        label="Python tool",
+        config_schema={
+            "type": "object",
+            "properties": {
+                "tool": {"type": "string", "minLength": 1, "title": "Tool name"},
+                "args": {"type": "object", "title": "Arguments"},
+            },
+            "required": ["tool"],
+            "additionalProperties": False,
+        },
+        handler=run_tool,
+    )
+)

@@ -1,0 +1,91 @@
+"""Step kinds: one registered class per kind, with the config schema that drives both the
+server's validation and (later) the builder's config form, and the handler a worker runs.
+
+A handler gets the step's config, its resolved inputs and a StepContext, and returns a
+JSON-serialisable output or raises engine.StepError with an error class.
+"""
+
+import importlib
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from vectorbea.engine import KindSpec
+
+
+@dataclass
+class StepContext:
+    run_id: UUID
+    step_id: str
+    attempt: int
+    # Stable for the step across attempts and crashes: send it as Idempotency-Key.
+    idempotency_key: str
+    run_input: Mapping[str, Any]
+    outputs: Mapping[str, Any]
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def is_cancelled(self) -> bool:
+        """True once this attempt's lease is lost or the run is stopped: abandon the work."""
+        return self.cancelled.is_set()
+
+
+Handler = Callable[[Mapping[str, Any], StepContext], Any]
+
+
+@dataclass(frozen=True)
+class StepKind:
+    name: str
+    label: str
+    config_schema: dict[str, Any]
+    handler: Handler
+    ports: Callable[[dict[str, Any]], tuple[str, ...]] | None = None
+    queue: str = "steps"
+
+    def spec(self) -> KindSpec:
+        return KindSpec(name=self.name, config_schema=self.config_schema, ports=self.ports)
+
+
+KINDS: dict[str, StepKind] = {}
+
+
+def register(kind: StepKind) -> StepKind:
+    if kind.name in KINDS:
+        raise ValueError(f"Step kind {kind.name!r} is registered twice")
+    KINDS[kind.name] = kind
+    return kind
+
+
+def kind_specs() -> dict[str, KindSpec]:
+    load_kinds()
+    return {name: kind.spec() for name, kind in KINDS.items()}
+
+
+def get_kind(name: str) -> StepKind:
+    load_kinds()
+    return KINDS[name]
+
+
+_loaded = threading.Lock()
+
+
+def load_kinds() -> None:
+    """Import the built-in kinds and the tool modules named in VECTORBEA_TOOL_MODULES."""
+    from django.conf import settings
+
+    with _loaded:
+        if "noop" in KINDS:
+            return
+        importlib.import_module("vectorbea.steps.builtin")
+        for module in settings.VECTORBEA_TOOL_MODULES:
+            importlib.import_module(module)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a branching handler returns: its output and the ports it takes."""
+
+    output: Any
+    ports: tuple[str, ...] | None = None

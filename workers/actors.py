@@ -1,0 +1,26 @@
+"""Dramatiq actors: an id in, one call into vectorbea, nothing else.
+
+max_retries=0: the broker never retries; the engine's RetryPolicy does, from Postgres.
+"""
+
+from uuid import UUID
+
+import dramatiq
+
+from workers.broker import broker  # noqa: F401  (must come before any actor)
+
+SIX_HOURS_MS = 6 * 3600 * 1000
+
+
+@dramatiq.actor(queue_name="runs", max_retries=0, time_limit=SIX_HOURS_MS)
+def advance_run(run_id: str) -> None:
+    from vectorbea.runs import executor
+
+    executor.advance(UUID(run_id))
+
+
+@dramatiq.actor(queue_name="steps", max_retries=0, time_limit=SIX_HOURS_MS)
+def execute_step(run_id: str, step_id: str, attempt: int) -> None:
+    from vectorbea.runs import executor
+
+    executor.execute_step(UUID(run_id), step_id, attempt)
