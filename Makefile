@@ -1,0 +1,26 @@
+# Shortcuts for the scripts in scripts/ (they do the work; see README.md).
+VENV ?= .venv
+export VENV
+
+.PHONY: run test lint fmt bench setup
+
+run:  ## set up and run web + worker + scheduler (Ctrl-C stops all)
+	./scripts/run
+
+test:  ## set up, lint, check formatting, run the whole test suite (what CI runs)
+	./scripts/test
+
+setup:  ## venv, packages, services, database, .env
+	./scripts/setup
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: setup  ## benchmarks that print figures (bench/ lands with the engine work)
+	@test -d bench || { echo "No bench/ directory yet."; exit 1; }
+	$(VENV)/bin/python -m bench
