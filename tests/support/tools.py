@@ -50,3 +50,9 @@ def fail_until(args, ctx):
     if ctx.attempt < int(args["attempt"]):
         raise StepError(ErrorClass(args.get("error_class", "transient")), "scripted failure")
     return {"attempt": ctx.attempt}
+
+
+@tool("echo_outputs")
+def echo_outputs(args, ctx):
+    """Return what this step can see: the run input and earlier steps' outputs."""
+    return {"input": dict(ctx.run_input), "outputs": dict(ctx.outputs)}

@@ -117,3 +117,41 @@ def cancel_run(run_id: UUID, *, actor: str | None, reason: str = "Cancelled") ->
         except store.ConcurrencyConflict:
             continue
     raise store.ConcurrencyConflict(run_id, loaded.state.last_seq)
+
+
+def correct_output(run_id: UUID, step_id: str, output: Any, *, actor: str, reason: str) -> int:
+    """Fix a wrongly recorded step output without editing history: append OutputCorrected.
+    Returns the seq of the correcting event."""
+    from vectorbea.engine import OutputCorrected
+
+    for _ in range(MAX_CONFLICT_RETRIES):
+        loaded = store.load(run_id)
+        step = loaded.state.step(step_id)
+        if step.status != "completed":
+            raise VectorbeaError(f"Step {step_id!r} has no completed output to correct")
+        correction = OutputCorrected(
+            step_id, output, _completion_seq(run_id, step_id), actor, reason
+        )
+        try:
+            appended = store.append(
+                run_id,
+                loaded.state,
+                lambda state, now, correction=correction: [correction],
+                loaded.definition,
+                now=loaded.clock.now(),
+            )
+            return appended.events[0].seq
+        except store.ConcurrencyConflict:
+            continue
+    raise store.ConcurrencyConflict(run_id, loaded.state.last_seq)
+
+
+def _completion_seq(run_id: UUID, step_id: str) -> int:
+    from vectorbea.engine import OutputCorrected, StepCompleted
+
+    seqs = [
+        r.seq
+        for r in store.read_events(run_id)
+        if isinstance(r.event, StepCompleted | OutputCorrected) and r.event.step_id == step_id
+    ]
+    return seqs[-1]
