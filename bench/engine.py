@@ -54,8 +54,9 @@ def write_transactions() -> int:
         return c.fetchone()[0]
 
 
-def in_process_overhead(workflow, runs: int) -> tuple[list[float], float]:
-    """Run each 10-step run inline in this process (no broker): engine cost per step."""
+def in_process_overhead(workflow, runs: int) -> tuple[list[float], list[float], float]:
+    """Run each 10-step run inline in this process (no broker): engine cost per step
+    (claiming the first step, then each step boundary), and the cost of starting a run."""
     from django.db import connection
 
     from vectorbea.eventlog.models import StepLease
@@ -64,20 +65,22 @@ def in_process_overhead(workflow, runs: int) -> tuple[list[float], float]:
 
     scheduling_dispatch = scheduling.dispatch
     scheduling.dispatch = lambda *a: None  # this process runs the steps itself
-    per_step = []
+    per_step, starts = [], []
     before = write_transactions()
     try:
         for _ in range(runs):
             t = time.perf_counter()
             run = start_run(workflow, {})
+            starts.append(time.perf_counter() - t)
             lease = StepLease.objects.get(run=run)
+            t = time.perf_counter()
             executor.execute_step(run.id, lease.step_id, lease.attempt)
             per_step.append((time.perf_counter() - t) / STEPS)
     finally:
         scheduling.dispatch = scheduling_dispatch
     after = write_transactions()
     connection.close()
-    return per_step, (after - before) / (runs * STEPS)
+    return per_step, starts, (after - before) / (runs * STEPS)
 
 
 def end_to_end(workflow, runs: int) -> list[float]:
@@ -133,7 +136,8 @@ def main() -> None:
 
     floor = raw_floor(2000)
     print(f"Raw floor, one durable INSERT+COMMIT:        {summary(floor)}")
-    per_step, commits_per_step = in_process_overhead(workflow, args.runs)
+    per_step, starts, commits_per_step = in_process_overhead(workflow, args.runs)
+    print(f"Starting a run (validate, insert, first append): {summary(starts)}")
     print(f"Engine per step (in process, {STEPS}-step run):   {summary(per_step)}")
     ratio = statistics.median(per_step) / statistics.median(floor)
     print(f"  = {ratio:.1f}x the floor (target: within 4x)")
