@@ -13,7 +13,7 @@ ENV = {
     "DJANGO_SETTINGS_MODULE": "vectorbea.settings",
     "DEBUG": "true",
     "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
-    "REDIS_URL": os.environ.get("VECTORBEA_BENCH_REDIS", "redis://127.0.0.1:6379/3"),
+    "REDIS_URL": os.environ.get("VECTORBEA_BENCH_REDIS", "redis://127.0.0.1:6379/15"),
     "REDIS_PREFIX": "vbbench",
     "LOG_LEVEL": "WARNING",
     "VECTORBEA_LEASE_SECONDS": "30",

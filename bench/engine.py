@@ -3,7 +3,7 @@ commit on this machine. Prints figures; asserts nothing.
 
     .venv/bin/python bench/engine.py [--runs 300] [--throughput-runs 600]
 
-Uses its own database (vectorbea_bench) and Redis db 3.
+Uses its own database (vectorbea_bench) and Redis db 15.
 """
 
 import argparse

@@ -235,7 +235,7 @@ def test_a_run_keeps_its_version_while_new_runs_use_the_newest(acme):
 
 
 def test_cancelling_a_run_revokes_its_leases_and_refuses_late_results(acme):
-    from vectorbea.runs.executor import _append
+    from vectorbea.runs.executor import RunRef, _append
 
     run = start_run(publish(acme, chain(2)), {})
     loaded = store.load(run.id)
@@ -245,9 +245,8 @@ def test_cancelling_a_run_revokes_its_leases_and_refuses_late_results(acme):
     from vectorbea.engine import StepCompleted
 
     late = _append(
-        run.id,
+        RunRef.of(loaded),
         loaded.state,
-        loaded.definition,
         loaded.clock,
         [StepCompleted("s0", 1, {})],
         claim=True,

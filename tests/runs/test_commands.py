@@ -19,13 +19,12 @@ def run_command(*args) -> str:
 
 def complete_first_step(run_id, output):
     from vectorbea.engine import StepCompleted
-    from vectorbea.runs.executor import _append
+    from vectorbea.runs.executor import RunRef, _append
 
     loaded = store.load(run_id)
     _append(
-        run_id,
+        RunRef.of(loaded),
         loaded.state,
-        loaded.definition,
         loaded.clock,
         [StepCompleted("s0", 1, output)],
         claim=False,

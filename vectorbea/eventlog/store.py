@@ -68,6 +68,7 @@ class Loaded:
     """A run as read from the log: its state, its pinned definition, the DB clock."""
 
     run_id: UUID
+    workspace_id: UUID
     version_id: UUID
     state: RunState
     definition: Definition
@@ -117,7 +118,7 @@ def load(run_id: UUID) -> Loaded:
     """Latest checkpoint + fold(events after it). Two round trips."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT r.version_id, now(), cp.seq, cp.state FROM eventlog_run r "
+            "SELECT r.workspace_id, r.version_id, now(), cp.seq, cp.state FROM eventlog_run r "
             "LEFT JOIN LATERAL (SELECT seq, state FROM eventlog_checkpoint "
             "  WHERE run_id = r.id ORDER BY seq DESC LIMIT 1) cp ON true "
             "WHERE r.id = %s",
@@ -126,12 +127,14 @@ def load(run_id: UUID) -> Loaded:
         row = cursor.fetchone()
     if row is None:
         raise LookupError(f"No run {run_id}")
-    version_id, now, cp_seq, cp_state = row
+    workspace_id, version_id, now, cp_seq, cp_state = row
     base = None
     if cp_state is not None:
         base = state_from_json(json.loads(cp_state) if isinstance(cp_state, str) else cp_state)
     state = fold(read_events(run_id, after_seq=cp_seq or 0), base)
-    return Loaded(run_id, version_id, state, definition_for(version_id), DbClock.reading(now))
+    return Loaded(
+        run_id, workspace_id, version_id, state, definition_for(version_id), DbClock.reading(now)
+    )
 
 
 def state_as_of(run_id: UUID, seq: int) -> RunState:
@@ -218,10 +221,13 @@ def _append_statement(
     write nothing), insert the events, start leases, upsert the summary, checkpoint."""
     ctes: list[str] = []
     params: list[Any] = []
+    # Only an attempt a worker was running holds a lease; a step the engine completes
+    # itself (a delay whose time came, a decided approval) has none to end.
     ended = [
         (r.event.step_id, r.event.attempt)
         for r in recorded
         if isinstance(r.event, StepCompleted | StepFailed)
+        and old.step(r.event.step_id).status == "running"
     ]
     if len(ended) > 1:
         raise ValueError("One append may record the outcome of one step attempt at most")

@@ -13,6 +13,7 @@ dispatched through the broker for other workers.
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -58,15 +59,30 @@ def then_decide(definition: Definition, facts: Sequence[Event]) -> store.Build:
     return build
 
 
+@dataclass(frozen=True)
+class RunRef:
+    """What an entry point knows of a run for its whole call: who it is and its pinned
+    definition. Its state is carried separately, as it changes with every append."""
+
+    id: UUID
+    workspace_id: UUID
+    definition: Definition
+
+    @classmethod
+    def of(cls, loaded: store.Loaded) -> "RunRef":
+        return cls(loaded.run_id, loaded.workspace_id, loaded.definition)
+
+
 def advance(run_id: UUID) -> None:
     """Wake-up: decide what is due (a retry, a ready step, the run's end) and do it."""
     try:
         loaded = store.load(run_id)
-        appended = _append(run_id, loaded.state, loaded.definition, loaded.clock, [], claim=True)
+        run = RunRef.of(loaded)
+        appended = _append(run, loaded.state, loaded.clock, [], claim=True)
         if appended is None or not appended.events:
-            _settle_wake_at(run_id, loaded.state, loaded.definition, loaded.clock.now())
+            _settle_wake_at(run, loaded.state, loaded.clock.now())
             return
-        _continue(run_id, appended, loaded.definition)
+        _drive(run, appended.state, appended.clock, _dispatch_others(run, appended))
     except LookupError:
         log.warning("Asked to advance run %s, which does not exist", run_id)
     except DatabaseError:
@@ -80,7 +96,7 @@ def execute_step(run_id: UUID, step_id: str, attempt: int) -> None:
         if not _claim(run_id, step_id, attempt):
             return
         loaded = store.load(run_id)
-        _drive(run_id, loaded.state, loaded.definition, loaded.clock, (step_id, attempt))
+        _drive(RunRef.of(loaded), loaded.state, loaded.clock, (step_id, attempt))
     except DatabaseError:
         log.warning(
             "Database unavailable while running %s/%s; its lease will expire and be recovered",
@@ -93,13 +109,14 @@ def execute_step(run_id: UUID, step_id: str, attempt: int) -> None:
 def mark_lost(run_id: UUID, step_id: str, attempt: int) -> None:
     """The holder of this attempt's lease stopped heartbeating: record it as worker_lost."""
     loaded = store.load(run_id)
+    run = RunRef.of(loaded)
     lost = StepFailed(
         step_id=step_id,
         attempt=attempt,
         error_class=ErrorClass.WORKER_LOST,
         message="The worker running this attempt stopped responding (its lease expired).",
     )
-    appended = _append(run_id, loaded.state, loaded.definition, loaded.clock, [lost], claim=False)
+    appended = _append(run, loaded.state, loaded.clock, [lost], claim=False)
     if appended is None:  # the log no longer has this attempt running: an orphaned lease
         with connection.cursor() as cursor:
             cursor.execute(
@@ -108,50 +125,37 @@ def mark_lost(run_id: UUID, step_id: str, attempt: int) -> None:
                 [run_id, step_id, attempt],
             )
         return
-    _continue(run_id, appended, loaded.definition, run_inline=False)
+    for started_step, started_attempt in appended.started:
+        scheduling.dispatch(run_id, started_step, started_attempt)
 
 
 def _drive(
-    run_id: UUID,
-    state: RunState,
-    definition: Definition,
-    clock: store.DbClock,
-    current: tuple[str, int] | None,
+    run: RunRef, state: RunState, clock: store.DbClock, current: tuple[str, int] | None
 ) -> None:
+    """Run `current`, record its outcome with its consequences, and go on inline with the
+    next step it started, until the run waits, ends, or is no longer ours."""
     while current is not None:
         step_id, attempt = current
-        facts = [_run_attempt(run_id, state, definition, step_id, attempt)]
-        appended = _append(run_id, state, definition, clock, facts, claim=True)
+        facts = [_run_attempt(run, state, step_id, attempt)]
+        appended = _append(run, state, clock, facts, claim=True)
         if appended is None:
             return
         state, clock = appended.state, appended.clock
-        current = _dispatch_others(run_id, appended)
+        current = _dispatch_others(run, appended)
 
 
-def _continue(
-    run_id: UUID, appended: store.Appended, definition: Definition, run_inline: bool = True
-) -> None:
-    if not run_inline:
-        for step_id, attempt in appended.started:
-            scheduling.dispatch(run_id, step_id, attempt)
-        return
-    first = _dispatch_others(run_id, appended)
-    _drive(run_id, appended.state, definition, appended.clock, first)
-
-
-def _dispatch_others(run_id: UUID, appended: store.Appended) -> tuple[str, int] | None:
+def _dispatch_others(run: RunRef, appended: store.Appended) -> tuple[str, int] | None:
     """The first started step is ours (claimed in the append); the rest go to the broker."""
     if not appended.started:
         return None
     for step_id, attempt in appended.started[1:]:
-        scheduling.dispatch(run_id, step_id, attempt)
+        scheduling.dispatch(run.id, step_id, attempt)
     return appended.started[0]
 
 
 def _append(
-    run_id: UUID,
+    run: RunRef,
     state: RunState,
-    definition: Definition,
     clock: store.DbClock,
     facts: Sequence[Event],
     *,
@@ -159,25 +163,25 @@ def _append(
 ) -> store.Appended | None:
     """Record facts + consequences; on a conflict re-read and try again. None when the
     facts are no longer ours to record (the attempt was taken over or the run ended)."""
-    build = then_decide(definition, facts)
+    build = then_decide(run.definition, facts)
     for _ in range(MAX_CONFLICT_RETRIES):
         try:
             _check_still_current(state, facts)
             return store.append(
-                run_id,
+                run.id,
                 state,
                 build,
-                definition,
+                run.definition,
                 now=clock.now(),
                 claim_first_started=worker_id() if claim else "",
             )
         except ConcurrencyConflict:
-            loaded = store.load(run_id)
+            loaded = store.load(run.id)
             state, clock = loaded.state, loaded.clock
         except LeaseLost as exc:
             log.info("Discarding a late result: %s", exc)
             return None
-    raise ConcurrencyConflict(run_id, state.last_seq)
+    raise ConcurrencyConflict(run.id, state.last_seq)
 
 
 def _check_still_current(state: RunState, facts: Sequence[Event]) -> None:
@@ -201,13 +205,13 @@ def _claim(run_id: UUID, step_id: str, attempt: int) -> bool:
         return cursor.rowcount == 1
 
 
-def _run_attempt(
-    run_id: UUID, state: RunState, definition: Definition, step_id: str, attempt: int
-) -> Event:
+def _run_attempt(run: RunRef, state: RunState, step_id: str, attempt: int) -> Event:
     """Run one attempt's handler and say what happened, as an event."""
-    step = definition.steps[step_id]
+    run_id = run.id
+    step = run.definition.steps[step_id]
     ctx = StepContext(
         run_id=run_id,
+        workspace_id=run.workspace_id,
         step_id=step_id,
         attempt=attempt,
         idempotency_key=f"vb-{run_id}-{step_id}",
@@ -247,10 +251,10 @@ def _output_problem(output: Any) -> str | None:
     return None
 
 
-def _settle_wake_at(run_id: UUID, state: RunState, definition: Definition, now: datetime) -> None:
+def _settle_wake_at(run: RunRef, state: RunState, now: datetime) -> None:
     """Nothing was due: put the scheduler's next look back where the log says it belongs."""
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE eventlog_runsummary SET wake_at = %s WHERE run_id = %s AND last_seq = %s",
-            [next_wake_at(state, definition, now), run_id, state.last_seq],
+            [next_wake_at(state, run.definition, now), run.id, state.last_seq],
         )

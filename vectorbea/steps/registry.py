@@ -18,6 +18,7 @@ from vectorbea.engine import KindSpec
 @dataclass
 class StepContext:
     run_id: UUID
+    workspace_id: UUID
     step_id: str
     attempt: int
     # Stable for the step across attempts and crashes: send it as Idempotency-Key.
@@ -68,19 +69,22 @@ def get_kind(name: str) -> StepKind:
     return KINDS[name]
 
 
-_loaded = threading.Lock()
+# The modules that register the built-in kinds (each calls register() at import).
+BUILTIN_MODULES = ("vectorbea.steps.builtin",)
+_loading = threading.Lock()
+_loaded: list[bool] = []
 
 
 def load_kinds() -> None:
     """Import the built-in kinds and the tool modules named in VECTORBEA_TOOL_MODULES."""
     from django.conf import settings
 
-    with _loaded:
-        if "noop" in KINDS:
+    with _loading:
+        if _loaded:
             return
-        importlib.import_module("vectorbea.steps.builtin")
-        for module in settings.VECTORBEA_TOOL_MODULES:
+        for module in (*BUILTIN_MODULES, *settings.VECTORBEA_TOOL_MODULES):
             importlib.import_module(module)
+        _loaded.append(True)
 
 
 @dataclass(frozen=True)
@@ -89,3 +93,6 @@ class StepResult:
 
     output: Any
     ports: tuple[str, ...] | None = None
+    # What the attempt consumed, e.g. {"model", "input_tokens", "output_tokens",
+    # "cost_usd", "cost_estimated"} for an LLM call; recorded in the StepCompleted event.
+    usage: dict[str, Any] | None = None
