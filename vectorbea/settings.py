@@ -199,10 +199,26 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 
+EMAIL_BACKEND_PATH = env(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
 MAILERS = {
     "default": {
-        "BACKEND": env("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"),
-        "OPTIONS": {},
+        "BACKEND": EMAIL_BACKEND_PATH,
+        "OPTIONS": (
+            {
+                "host": env("EMAIL_HOST", "localhost"),
+                "port": envint("EMAIL_PORT", "587"),
+                "username": env("EMAIL_HOST_USER", ""),
+                "password": env("EMAIL_HOST_PASSWORD", ""),
+                "use_tls": envbool("EMAIL_USE_TLS", "true"),
+            }
+            if EMAIL_BACKEND_PATH.endswith("smtp.EmailBackend")
+            else {}
+        ),
     }
 }
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "vectorbea@localhost")
@@ -249,3 +265,26 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- LLM and HTTP steps (issue 03) ---
+# Provider endpoints and installation-wide keys. Keys are read only by
+# vectorbea.llm.keys.provider_key (the BYOK store replaces that later).
+VECTORBEA_OPENAI_BASE_URL = env("VECTORBEA_OPENAI_BASE_URL", "https://api.openai.com/v1")
+VECTORBEA_ANTHROPIC_BASE_URL = env("VECTORBEA_ANTHROPIC_BASE_URL", "https://api.anthropic.com")
+VECTORBEA_OPENAI_API_KEY = env("VECTORBEA_OPENAI_API_KEY", "")
+VECTORBEA_ANTHROPIC_API_KEY = env("VECTORBEA_ANTHROPIC_API_KEY", "")
+# Private addresses HTTP steps (and LLM steps with their own base_url) may call anyway:
+# comma-separated CIDRs or host:port pairs. Checked here so a typo fails at startup.
+VECTORBEA_HTTP_ALLOWLIST = envlist("VECTORBEA_HTTP_ALLOWLIST", "")
+
+
+def _check_allowlist(entries: list[str]) -> None:
+    from vectorbea.steps.ssrf import parse_allowlist
+
+    try:
+        parse_allowlist(entries)
+    except ValueError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
+
+
+_check_allowlist(VECTORBEA_HTTP_ALLOWLIST)

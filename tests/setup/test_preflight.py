@@ -153,8 +153,9 @@ def test_it_refuses_to_start_with_debug_off_and_unsafe_secrets(overrides, messag
     result = run([sys.executable, "manage.py", "check"], **production(**overrides))
 
     assert result.returncode != 0
-    assert "ImproperlyConfigured" in result.stderr
+    assert "Vectorbea is not configured correctly" in result.stderr
     assert message in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_preflight_reports_a_bad_configuration_without_a_traceback():
