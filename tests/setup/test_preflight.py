@@ -54,8 +54,6 @@ def production(**overrides: str) -> dict[str, str]:
         "SECRET_KEY": secrets.token_urlsafe(50)[:50],
         "VECTORBEA_MASTER_KEY": master_key(),
         "ALLOWED_HOSTS": "example.com",
-        # check --deploy rightly rejects the console mail backend (mail.E001).
-        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
         **overrides,
     }
 
