@@ -61,3 +61,16 @@ def alice(acme):
 def bob(globex):
     """Owner of Globex: a stranger to everything in Acme."""
     return make_member("bob", globex, Role.OWNER)
+
+
+
+def terminate_stray_connections() -> None:
+    """Threads (Channels consumers, sync_to_async) can leave idle connections on the test
+    database; close them so pytest-django can drop it and leaves nothing behind."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )

@@ -1,3 +1,9 @@
 """Websocket routes. Every consumer checks workspace membership through accounts.access."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from vectorbea.runs.consumers import RunTimelineConsumer
+
+websocket_urlpatterns = [
+    path("ws/w/<slug:ws>/runs/<uuid:run_id>/", RunTimelineConsumer.as_asgi()),
+]

@@ -36,3 +36,6 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 # Several checkouts on one machine can keep their test databases apart.
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("VECTORBEA_TEST_DB", "test_vectorbea")}  # noqa: F405
+# Test processes close connections after each request and consumer call, so none is left
+# open on the test database when pytest-django drops it. Worker subprocesses keep theirs.
+DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("DB_CONN_MAX_AGE", "0"))  # noqa: F405

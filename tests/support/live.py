@@ -77,6 +77,7 @@ class Live:
             "VECTORBEA_LEASE_SECONDS": str(settings.VECTORBEA_LEASE_SECONDS),
             "VECTORBEA_SCHEDULER_INTERVAL_SECONDS": "0.1",
             "dramatiq_worker_timeout": "100",
+            "DB_CONN_MAX_AGE": "60",
             "PYTHONPATH": str(ROOT),
             **extra_env,
         }

@@ -100,7 +100,9 @@ def _recorded(seq: int, type_name: str, version: int, payload: Any, at: datetime
     return Recorded(seq=seq, at=at, event=event_from_payload(type_name, version, payload))
 
 
-def read_events(run_id: UUID, after_seq: int = 0, upto_seq: int | None = None) -> list[Recorded]:
+def read_events(
+    run_id: UUID, after_seq: int = 0, upto_seq: int | None = None, limit: int | None = None
+) -> list[Recorded]:
     sql = (
         "SELECT seq, type, schema_version, payload, created_at FROM eventlog_event "
         "WHERE run_id = %s AND seq > %s"
@@ -109,8 +111,12 @@ def read_events(run_id: UUID, after_seq: int = 0, upto_seq: int | None = None) -
     if upto_seq is not None:
         sql += " AND seq <= %s"
         params.append(upto_seq)
+    sql += " ORDER BY seq"
+    if limit is not None:
+        sql += " LIMIT %s"
+        params.append(limit)
     with connection.cursor() as cursor:
-        cursor.execute(sql + " ORDER BY seq", params)
+        cursor.execute(sql, params)
         return [_recorded(*row) for row in cursor.fetchall()]
 
 
@@ -193,12 +199,19 @@ def append(
     try:
         with _statement_scope(), connection.cursor() as cursor:
             cursor.execute(sql, params)
-            held, committed_at = cursor.fetchone()
+            held, committed_at, workspace_id = cursor.fetchone()
             if not held:
                 raise LeaseLost(f"A step attempt of run {run_id} is no longer leased to us")
     except IntegrityError as exc:
         raise ConcurrencyConflict(run_id, state.last_seq) from exc
+    _push_after_commit(run_id, workspace_id, new_state.last_seq)
     return Appended(new_state, tuple(recorded), tuple(started), DbClock.reading(committed_at))
+
+
+def _push_after_commit(run_id: UUID, workspace_id: UUID, seq: int) -> None:
+    from vectorbea.runs.live import OUTBOX
+
+    transaction.on_commit(lambda: OUTBOX.notify(run_id, workspace_id, seq), robust=True)
 
 
 def _statement_scope() -> Any:
@@ -289,5 +302,8 @@ def _append_statement(
             "SELECT %s, %s, %s::jsonb WHERE (SELECT ok FROM ok))"
         )
         params += [run_id, new.last_seq, json.dumps(state_to_json(new))]
-    sql = "WITH " + ", ".join(ctes) + " SELECT (SELECT ok FROM ok), now()"
-    return sql, params, started
+    sql = (
+        "WITH " + ", ".join(ctes) + " SELECT (SELECT ok FROM ok), now(), "
+        "(SELECT workspace_id FROM eventlog_run WHERE id = %s)"
+    )
+    return sql, [*params, run_id], started

@@ -7,7 +7,16 @@ from uuid import UUID
 import jsonschema
 from django.db import IntegrityError, transaction
 
-from vectorbea.engine import RunCancelled, RunStarted, RunState, VectorbeaError
+from vectorbea.engine import (
+    APPROVAL_KIND,
+    ApprovalDenied,
+    ApprovalGranted,
+    RunCancelled,
+    RunStarted,
+    RunState,
+    VectorbeaError,
+)
+from vectorbea.engine.state import STEP_WAITING
 from vectorbea.eventlog import store
 from vectorbea.eventlog.models import Run
 from vectorbea.runs import scheduling
@@ -155,3 +164,76 @@ def _completion_seq(run_id: UUID, step_id: str) -> int:
         if isinstance(r.event, StepCompleted | OutputCorrected) and r.event.step_id == step_id
     ]
     return seqs[-1]
+
+
+class GateNotWaiting(VectorbeaError):
+    """An approval decision for a gate that is not (or no longer) waiting for one."""
+
+
+def decide_gate(
+    run_id: UUID,
+    step_id: str,
+    *,
+    approve: bool,
+    actor: str,
+    reason: str = "",
+    fields: dict[str, Any] | None = None,
+) -> int:
+    """Approve or deny a waiting approval gate, and move the run on in the same append.
+
+    Two people deciding at once: exactly one wins; the other re-reads and is told who
+    decided and when (GateNotWaiting). Returns the seq of the decision event."""
+    if not actor:
+        raise ValueError("A decision needs the name of the person who made it")
+    loaded = None
+    for _ in range(MAX_CONFLICT_RETRIES):
+        loaded = store.load(run_id)
+        _check_gate_waiting(loaded, step_id)
+        decision: ApprovalGranted | ApprovalDenied = (
+            ApprovalGranted(step_id, actor, reason, dict(fields or {}))
+            if approve
+            else ApprovalDenied(step_id, actor, reason)
+        )
+        try:
+            appended = store.append(
+                run_id,
+                loaded.state,
+                then_decide(loaded.definition, [decision]),
+                loaded.definition,
+                now=loaded.clock.now(),
+            )
+        except store.ConcurrencyConflict:
+            continue
+        for started_step, attempt in appended.started:
+            scheduling.dispatch(run_id, started_step, attempt)
+        return appended.events[0].seq
+    raise store.ConcurrencyConflict(run_id, loaded.state.last_seq if loaded else 0)
+
+
+def _check_gate_waiting(loaded: store.Loaded, step_id: str) -> None:
+    step_def = loaded.definition.steps.get(step_id)
+    if step_def is None:
+        raise GateNotWaiting(f"Run {loaded.run_id} has no step {step_id!r}.")
+    if step_def.kind != APPROVAL_KIND:
+        raise GateNotWaiting(f"Step '{step_def.name}' is not an approval step.")
+    step = loaded.state.step(step_id)
+    if step.decision is not None:
+        decision = step.decision
+        verdict = "approved" if decision.get("approved") else "denied"
+        who = (
+            "automatically at its timeout"
+            if decision.get("timed_out")
+            else (f"by {decision.get('by')}")
+        )
+        raise GateNotWaiting(
+            f"Approval '{step_def.name}' was already {verdict} {who} at {decision.get('at')}."
+        )
+    if loaded.state.is_terminal:
+        raise GateNotWaiting(
+            f"The run is {loaded.state.status}; approval '{step_def.name}' can no longer be "
+            "decided."
+        )
+    if step.status != STEP_WAITING:
+        raise GateNotWaiting(
+            f"Approval '{step_def.name}' is not waiting for a decision (it is {step.status})."
+        )

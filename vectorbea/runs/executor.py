@@ -10,7 +10,6 @@ lease in the same commit and runs it inline; other started steps (parallel branc
 dispatched through the broker for other workers.
 """
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,12 +33,14 @@ from vectorbea.engine import (
     StepFailed,
     decide,
     fold,
+    json_problem,
     next_wake_at,
 )
 from vectorbea.eventlog import store
 from vectorbea.runs import scheduling
 from vectorbea.runs.heartbeat import HEARTBEATS, worker_id
 from vectorbea.steps.registry import StepContext, StepResult, get_kind
+from vectorbea.steps.templating import render_config, render_step_config, template_context
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def then_decide(definition: Definition, facts: Sequence[Event]) -> store.Build:
         tentative = fold(
             [Recorded(state.last_seq + i, now, e) for i, e in enumerate(facts, 1)], state
         )
-        return [*facts, *decide(tentative, definition, now)]
+        return [*facts, *decide(tentative, definition, now, render=render_step_config)]
 
     return build
 
@@ -206,9 +207,11 @@ def _claim(run_id: UUID, step_id: str, attempt: int) -> bool:
 
 
 def _run_attempt(run: RunRef, state: RunState, step_id: str, attempt: int) -> Event:
-    """Run one attempt's handler and say what happened, as an event."""
+    """Render the step's config, run one attempt's handler, and say what happened, as an
+    event."""
     run_id = run.id
     step = run.definition.steps[step_id]
+    outputs = {key: s.output for key, s in state.steps.items() if s.status == "completed"}
     ctx = StepContext(
         run_id=run_id,
         workspace_id=run.workspace_id,
@@ -216,24 +219,35 @@ def _run_attempt(run: RunRef, state: RunState, step_id: str, attempt: int) -> Ev
         attempt=attempt,
         idempotency_key=f"vb-{run_id}-{step_id}",
         run_input=state.input or {},
-        outputs={key: s.output for key, s in state.steps.items() if s.status == "completed"},
+        outputs=outputs,
     )
     try:
+        kind = get_kind(step.kind)
+        config = step.config
+        if kind.render_config:
+            config = render_config(step.config, template_context(state.input, outputs))
         with HEARTBEATS.holding(ctx):
-            result = get_kind(step.kind).handler(step.config, ctx)
+            result = kind.handler(config, ctx)
     except StepError as exc:
         return StepFailed(
-            step_id, attempt, str(exc.error_class), exc.message, exc.retry_after_seconds
+            step_id,
+            attempt,
+            str(exc.error_class),
+            exc.message,
+            exc.retry_after_seconds,
+            usage=None if _usage_problem(exc.usage) else exc.usage,
         )
     except Exception as exc:  # a bug in a handler or a tool: retried as transient
         log.exception("Step %s of run %s raised", step_id, run_id)
         return StepFailed(step_id, attempt, ErrorClass.TRANSIENT, _describe(exc))
     if not isinstance(result, StepResult):
         result = StepResult(result)
-    problem = _output_problem(result.output)
+    usage_problem = _usage_problem(result.usage)
+    usage = None if usage_problem else result.usage
+    problem = _output_problem(result.output) or usage_problem
     if problem:
-        return StepFailed(step_id, attempt, ErrorClass.PERMANENT, problem)
-    return StepCompleted(step_id, attempt, result.output, result.ports)
+        return StepFailed(step_id, attempt, ErrorClass.PERMANENT, problem, usage=usage)
+    return StepCompleted(step_id, attempt, result.output, result.ports, usage=usage)
 
 
 def _describe(exc: Exception) -> str:
@@ -242,13 +256,16 @@ def _describe(exc: Exception) -> str:
 
 
 def _output_problem(output: Any) -> str | None:
-    try:
-        size = len(json.dumps(output))
-    except (TypeError, ValueError, RecursionError) as exc:
-        return f"The step's output is not JSON: {exc}"[:500]
-    if size > MAX_OUTPUT_BYTES:
-        return f"The step's output is {size:,} bytes; the limit is {MAX_OUTPUT_BYTES:,}."
-    return None
+    """Why an output may not be recorded (too big, too deeply nested, not JSON), or None."""
+    return json_problem(output, "The step's output", max_bytes=MAX_OUTPUT_BYTES)
+
+
+def _usage_problem(usage: Any) -> str | None:
+    if usage is None:
+        return None
+    if not isinstance(usage, dict):
+        return "The step reported its usage as something other than an object."
+    return json_problem(usage, "The step's usage report", max_bytes=10_000, max_depth=4)
 
 
 def _settle_wake_at(run: RunRef, state: RunState, now: datetime) -> None:

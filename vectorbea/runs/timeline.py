@@ -1,6 +1,9 @@
 """Events in plain language: one sentence per event, for the terminal and (later) the page."""
 
+import json
+from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
 
 from vectorbea.engine import (
     ERROR_CLASS_POLICY,
@@ -16,7 +19,9 @@ from vectorbea.engine import (
     StepFailed,
     StepSkipped,
     StepStarted,
+    event_to_payload,
 )
+from vectorbea.engine.graph import Definition
 
 
 def _error_label(error_class: str) -> str:
@@ -65,3 +70,94 @@ def describe(recorded: Recorded, names: dict[str, str] | None = None) -> str:
 def format_line(recorded: Recorded, names: dict[str, str] | None = None) -> str:
     at: datetime = recorded.at
     return f"{recorded.seq:>5}  {at:%Y-%m-%d %H:%M:%S}  {describe(recorded, names)}"
+
+
+KIND_OF = {
+    "RunStarted": "run",
+    "StepStarted": "started",
+    "StepCompleted": "completed",
+    "StepFailed": "failed",
+    "RetryScheduled": "retry",
+    "StepSkipped": "skipped",
+    "RunCompleted": "run-completed",
+    "RunFailed": "run-failed",
+    "RunCancelled": "cancelled",
+    "OutputCorrected": "corrected",
+}
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    """One event as the timeline shows it: the same for the page and the websocket."""
+
+    seq: int
+    at: datetime
+    type: str
+    kind: str
+    text: str
+    step_id: str | None
+    raw: str
+    retry_at: str | None
+
+    @classmethod
+    def of(cls, recorded: Recorded, names: dict[str, str]) -> "TimelineRow":
+        event = recorded.event
+        type_name = type(event).__name__
+        return cls(
+            seq=recorded.seq,
+            at=recorded.at,
+            type=type_name,
+            kind=KIND_OF.get(type_name, "other"),
+            text=describe(recorded, names),
+            step_id=getattr(event, "step_id", None),
+            raw=json.dumps(event_to_payload(event), indent=2, sort_keys=True, default=str),
+            retry_at=getattr(event, "retry_at", None),
+        )
+
+
+def step_names(definition: Definition) -> dict[str, str]:
+    return {step_id: step.name or step_id for step_id, step in definition.steps.items()}
+
+
+def step_rows(definition: Definition, summary) -> list[dict]:
+    """The run's steps in graph order with their status from the summary projection."""
+    names = step_names(definition)
+    return [
+        {
+            "id": step_id,
+            "name": names[step_id],
+            "kind": definition.steps[step_id].kind,
+            **summary.steps.get(step_id, {"status": "pending", "attempt": 0}),
+        }
+        for step_id in definition.topo_order
+    ]
+
+
+def timeline_rows(run_id: UUID, after: int = 0, limit: int | None = None) -> list[TimelineRow]:
+    from vectorbea.eventlog import store
+
+    names = step_names(store.definition_for(_version_of(run_id)))
+    return [TimelineRow.of(r, names) for r in store.read_events(run_id, after, limit=limit)]
+
+
+def _version_of(run_id: UUID) -> UUID:
+    from vectorbea.eventlog.models import Run
+
+    return Run.objects.values_list("version_id", flat=True).get(pk=run_id)
+
+
+def render_live_update(run_id: UUID, after: int, limit: int) -> tuple[str, int | None]:
+    """The websocket fragment with the events after `after` (and the run's status), or
+    ("", None) when there are none. Rendered by the run page's own partial."""
+    from django.template.loader import render_to_string
+
+    from vectorbea.eventlog import store
+    from vectorbea.eventlog.models import RunSummary
+
+    rows = timeline_rows(run_id, after, limit)
+    if not rows:
+        return "", None
+    summary = RunSummary.objects.get(run_id=run_id)
+    steps = step_rows(store.definition_for(_version_of(run_id)), summary)
+    context = {"rows": rows, "summary": summary, "steps": steps}
+    return render_to_string("runs/detail.html#live_update", context), rows[-1].seq

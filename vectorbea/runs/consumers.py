@@ -1,0 +1,69 @@
+"""The run timeline over a websocket.
+
+On connect the browser says the last seq it shows ({"after": N}); the consumer sends every
+event after it from Postgres, then again whenever a push says the run has moved on. It
+keeps the last seq it sent, so the timeline has no gaps and no duplicates whatever pushes
+were lost or repeated, and however often the socket reconnects.
+"""
+
+import json
+import logging
+from typing import Any
+from uuid import UUID
+
+from asgiref.sync import async_to_sync
+from channels.generic.websocket import WebsocketConsumer
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+
+from vectorbea.accounts.access import workspace_access
+from vectorbea.eventlog.models import Run
+from vectorbea.runs import live
+from vectorbea.runs.timeline import render_live_update
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+
+
+class RunTimelineConsumer(WebsocketConsumer):
+    run_id: UUID
+    sent: int | None = None
+
+    def connect(self) -> None:
+        kwargs = self.scope["url_route"]["kwargs"]
+        try:
+            access = workspace_access(self.scope.get("user"), kwargs["ws"])
+            run = Run.objects.get(pk=kwargs["run_id"], workspace=access.workspace)
+        except (Http404, PermissionDenied, Run.DoesNotExist, ValidationError):
+            self.close()  # before accept: the handshake is refused (HTTP 403)
+            return
+        self.run_id = run.id
+        async_to_sync(self.channel_layer.group_add)(live.run_group(run.id), self.channel_name)
+        self.accept()
+
+    def disconnect(self, code: int) -> None:
+        if getattr(self, "run_id", None):
+            async_to_sync(self.channel_layer.group_discard)(
+                live.run_group(self.run_id), self.channel_name
+            )
+
+    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            after = int(json.loads(text_data or "{}").get("after", 0))
+        except (ValueError, TypeError, AttributeError):
+            return  # not ours to understand; ignore rather than crash the socket
+        self.sent = max(0, after)
+        self.catch_up()
+
+    def run_changed(self, message: dict[str, Any]) -> None:
+        if self.sent is not None and message.get("seq", 0) > self.sent:
+            self.catch_up()
+
+    def catch_up(self) -> None:
+        while True:
+            html, last = render_live_update(self.run_id, after=self.sent or 0, limit=BATCH)
+            if last is None:
+                return
+            self.send(text_data=html)
+            self.sent = last

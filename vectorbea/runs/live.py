@@ -1,0 +1,77 @@
+"""Live pushes: "run X has events up to seq N", sent to Channels groups after commit.
+
+A push carries no event data, only the doorbell: the websocket consumer reads the events
+after the last seq its browser has from Postgres, so a lost or duplicated push can delay
+the timeline but never leave a gap or a duplicate in it.
+
+Appends happen on the hot path of workers, so they only drop a note in this process's
+outbox; one background thread coalesces notes per run and does the (async) group sends.
+"""
+
+import asyncio
+import logging
+import os
+import queue
+import threading
+from uuid import UUID
+
+log = logging.getLogger(__name__)
+
+
+def run_group(run_id: UUID | str) -> str:
+    return f"run.{run_id}"
+
+
+def workspace_group(workspace_id: UUID | str) -> str:
+    return f"workspace.{workspace_id}"
+
+
+class Outbox:
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[str, str, int]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def notify(self, run_id: UUID, workspace_id: UUID, seq: int) -> None:
+        self._ensure_thread()
+        self._queue.put((str(run_id), str(workspace_id), seq))
+
+    def _ensure_thread(self) -> None:
+        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+            return
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="live-push", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        while True:
+            batch = {}
+            run_id, workspace_id, seq = self._queue.get()
+            batch[run_id] = (workspace_id, seq)
+            while True:  # coalesce whatever else is already waiting
+                try:
+                    run_id, workspace_id, seq = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                batch[run_id] = (workspace_id, max(seq, batch.get(run_id, ("", 0))[1]))
+            try:
+                loop.run_until_complete(_send(batch))
+            except Exception:  # Redis down: the next push (or a reconnect) catches up
+                log.warning("Live push failed for %d run(s)", len(batch), exc_info=True)
+
+
+async def _send(batch: dict[str, tuple[str, int]]) -> None:
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    for run_id, (workspace_id, seq) in batch.items():
+        message = {"type": "run.changed", "run_id": run_id, "seq": seq}
+        await layer.group_send(run_group(run_id), message)
+        await layer.group_send(workspace_group(workspace_id), message)
+
+
+OUTBOX = Outbox()

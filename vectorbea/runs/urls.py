@@ -1,0 +1,7 @@
+from django.urls import path
+
+from vectorbea.runs import views
+
+urlpatterns = [
+    path("w/<slug:ws>/runs/<uuid:run_id>/", views.run_detail, name="run-detail"),
+]
