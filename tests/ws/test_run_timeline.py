@@ -1,7 +1,6 @@
 """The run timeline websocket over the real channels_redis layer: backfill by seq, live
 pushes after commit, no gaps or duplicates across reconnects, access checks, escaping."""
 
-import asyncio
 import json
 import re
 
@@ -138,4 +137,3 @@ def test_event_content_is_escaped_in_pushed_fragments(alice, acme):
     html = async_to_sync(scenario)()
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
     assert "<img src=x" not in html and "<b>bold</b>" not in html
-    asyncio.get_event_loop_policy()  # keep the import used across Python versions
