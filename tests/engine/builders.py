@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from vectorbea.engine import (
+    APPROVAL_PORTS,
     Definition,
     Event,
     KindSpec,
@@ -46,6 +47,8 @@ KINDS: dict[str, KindSpec] = {
         },
         ports=branch_ports,
     ),
+    "delay": KindSpec("delay", {"type": "object"}),
+    "approval": KindSpec("approval", {"type": "object"}, ports=lambda config: APPROVAL_PORTS),
 }
 
 

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 
 from tests.engine.builders import KINDS, T0
 from vectorbea.engine import (
+    ApprovalDenied,
+    ApprovalGranted,
     Definition,
     Event,
     OutputCorrected,
@@ -61,7 +63,7 @@ def retry_policies(draw: st.DrawFn) -> dict[str, Any]:
 
 @st.composite
 def workflows(draw: st.DrawFn, max_steps: int = 8) -> dict[str, Any]:
-    """A valid definition (JSON) of a random DAG of noop and branch steps."""
+    """A valid definition (JSON) of a random DAG of noop, branch, delay and approval steps."""
     count = draw(st.integers(1, max_steps))
     steps = [_random_step(draw, index) for index in range(count)]
     entries = 1 if count <= 2 else draw(st.integers(1, 2))
@@ -76,11 +78,20 @@ def workflows(draw: st.DrawFn, max_steps: int = 8) -> dict[str, Any]:
 
 
 def _random_step(draw: st.DrawFn, index: int) -> dict[str, Any]:
-    kind = draw(st.sampled_from(["noop", "branch"]))
+    kind = draw(st.sampled_from(["noop", "noop", "branch", "delay", "approval"]))
     config: dict[str, Any] = {}
     if kind == "branch":
         ports = draw(st.lists(st.sampled_from(BRANCH_PORT_NAMES), min_size=1, unique=True))
         config = {"ports": ports}
+    if kind == "delay":
+        config = {"seconds": draw(st.integers(1, 3600))}
+    if kind == "approval":
+        config = {
+            "title": f"Gate {index}",
+            "on_timeout": draw(st.sampled_from(["deny", "approve"])),
+        }
+        if draw(st.booleans()):
+            config["timeout_seconds"] = draw(st.integers(1, 86400))
     return {
         "id": f"s{index}",
         "kind": kind,
@@ -95,6 +106,8 @@ def _random_edge(draw: st.DrawFn, source: dict[str, Any], target: int) -> dict[s
     port = None
     if source["kind"] == "branch":
         port = draw(st.sampled_from(source["config"]["ports"]))
+    if source["kind"] == "approval":
+        port = draw(st.sampled_from([None, "approved", "denied"]))
     return {"source": source["id"], "target": f"s{target}", "port": port}
 
 
@@ -134,7 +147,8 @@ def simulate(
 ) -> list[Recorded]:
     """Drive a run to a terminal status the way workers would, choosing outcomes from
     ``choices``: call decide, append its events, finish one running step (complete, fail
-    with some error class, correct an output, or cancel the run), advance the clock."""
+    with some error class, correct an output, or cancel the run), or decide an open
+    approval gate as a person would, advance the clock."""
     sim = _Simulation(definition, _Choices(choices), start)
     sim.append([RunStarted("wf", "v1", run_input or {}, started_by="simulator")])
     for _ in range(MAX_ROUNDS):
@@ -153,9 +167,28 @@ def _advance(sim: _Simulation) -> None:
         sim.now += timedelta(seconds=1 + sim.choices.pick(5))
         return
     wake = next_wake_at(sim.state, sim.definition, sim.now)
+    gates = _open_gates(sim.state)
+    if gates and (wake is None or sim.choices.pick(3) != 0):  # a person decides
+        step_id = gates[sim.choices.pick(len(gates))]
+        decision: Event = (
+            ApprovalGranted(step_id, "alice", "fine", {"n": 1})
+            if sim.choices.pick(2) == 0
+            else ApprovalDenied(step_id, "bob", "no")
+        )
+        sim.append([decision])
+        sim.now += timedelta(seconds=1 + sim.choices.pick(5))
+        return
     if wake is None:
         raise SimulationStuck(f"nothing running and nothing scheduled: {sim.state}")
     sim.now = max(wake, sim.now + timedelta(milliseconds=1))
+
+
+def _open_gates(state: RunState) -> list[str]:
+    return [
+        step_id
+        for step_id in state.steps_with_status("waiting")
+        if state.step(step_id).wait_reason == "approval" and state.step(step_id).decision is None
+    ]
 
 
 def _outcome(sim: _Simulation, step_id: str) -> list[Event]:

@@ -7,6 +7,10 @@ import pytest
 
 from vectorbea.engine import (
     EVENT_TYPES,
+    ApprovalDenied,
+    ApprovalGranted,
+    ApprovalRequested,
+    ApprovalTimedOut,
     Event,
     InvalidEventPayload,
     OutputCorrected,
@@ -20,6 +24,7 @@ from vectorbea.engine import (
     StepFailed,
     StepSkipped,
     StepStarted,
+    StepWaiting,
     UnknownEvent,
     event_from_payload,
     event_to_payload,
@@ -40,6 +45,13 @@ ONE_OF_EACH: list[Event] = [
     RunFailed("Step 'Fetch' gave up", step_id="fetch"),
     RunCancelled(None, "kill switch"),
     OutputCorrected("summarise", {"summary": "fixed"}, 8, "alice", "typo"),
+    StepCompleted("draft", 1, {"text": "hi"}, usage={"model": "m", "input_tokens": 12}),
+    StepFailed("draft", 1, "transient", "timeout", usage={"cost_usd": 0.01}),
+    StepWaiting("pause", 1, "2025-01-01T10:00:00+00:00", "delay"),
+    ApprovalRequested("gate", 1, "Send refund?", "Check it", {"amount": 10}, None),
+    ApprovalGranted("gate", "alice", "looks fine", {"note": "ok"}),
+    ApprovalDenied("gate", "bob", "too much"),
+    ApprovalTimedOut("gate", "denied"),
 ]
 
 
@@ -92,9 +104,39 @@ def test_it_upcasts_a_v1_step_failed_string_error_to_a_transient_failure() -> No
     assert event == StepFailed("fetch", 2, error_class="transient", message="boom")
 
 
+def test_it_upcasts_a_v2_step_completed_and_step_failed_to_no_usage() -> None:
+    completed = {"step_id": "draft", "attempt": 2, "output": "x", "ports": ["ok"]}
+    failed = {
+        "step_id": "draft",
+        "attempt": 1,
+        "error_class": "rate_limited",
+        "message": "429",
+        "retry_after_seconds": 5.0,
+    }
+
+    assert event_from_payload("StepCompleted", 2, completed) == StepCompleted(
+        "draft", 2, "x", ports=("ok",), usage=None
+    )
+    assert event_from_payload("StepFailed", 2, failed) == StepFailed(
+        "draft", 1, "rate_limited", "429", 5.0, usage=None
+    )
+
+
+def test_a_v1_step_completed_upcasts_through_every_version() -> None:
+    event = event_from_payload("StepCompleted", 1, {"step_id": "fetch", "output": 1})
+
+    assert event == StepCompleted("fetch", 1, 1, ports=None, usage=None)
+
+
+def test_approval_granted_fields_default_to_empty() -> None:
+    event = event_from_payload("ApprovalGranted", 1, {"step_id": "g", "actor": "a", "reason": ""})
+
+    assert event == ApprovalGranted("g", "a", "", {})
+
+
 def test_an_unknown_event_type_is_refused() -> None:
-    with pytest.raises(UnknownEvent, match="ApprovalGranted"):
-        event_from_payload("ApprovalGranted", 1, {})
+    with pytest.raises(UnknownEvent, match="ApprovalEscalated"):
+        event_from_payload("ApprovalEscalated", 1, {})
 
 
 def test_a_schema_version_newer_than_the_code_is_refused() -> None:
@@ -131,8 +173,22 @@ def test_a_stored_v1_log_folds_to_the_same_state_as_its_current_form() -> None:
     assert old.output == {"summarise": {"summary": "Otters hold hands."}}
 
 
-def test_the_current_form_of_the_fixture_matches_what_the_code_writes_today() -> None:
-    fixture = json.loads((FIXTURES / "v1_events.json").read_text())
+def test_a_stored_v2_log_folds_to_the_same_state_as_its_current_form() -> None:
+    fixture = json.loads((FIXTURES / "v2_events.json").read_text())
+
+    old = fold(stored_log(fixture["v2_log"]))
+    current = fold(stored_log(fixture["current_log"]))
+
+    assert old == current
+    assert old.status == "completed"
+    assert old.steps["draft"].attempt == 2
+    assert old.steps["review"].ports == ("ok",)
+    assert old.output == {"review": {"verdict": "ok"}}
+
+
+@pytest.mark.parametrize("name", ["v1_events.json", "v2_events.json"])
+def test_the_current_form_of_the_fixture_matches_what_the_code_writes_today(name: str) -> None:
+    fixture = json.loads((FIXTURES / name).read_text())
 
     for row in fixture["current_log"]:
         event = event_from_payload(row["type"], row["schema_version"], row["payload"])

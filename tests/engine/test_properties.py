@@ -7,6 +7,7 @@ from hypothesis import given, settings
 
 from tests.engine.strategies import KINDS, simulated_runs, workflows
 from vectorbea.engine import (
+    ENGINE_KINDS,
     Definition,
     Recorded,
     RunState,
@@ -51,6 +52,7 @@ def test_every_simulated_run_ends_terminal_without_rerunning_or_overrunning(
 
 
 def assert_may_start(state: RunState, definition: Definition, event: StepStarted) -> None:
+    assert definition.steps[event.step_id].kind not in ENGINE_KINDS  # never given to a worker
     before = state.step(event.step_id)
     assert before.status not in ("completed", "skipped", "running")
     assert event.attempt == before.attempt + 1

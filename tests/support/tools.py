@@ -56,3 +56,39 @@ def fail_until(args, ctx):
 def echo_outputs(args, ctx):
     """Return what this step can see: the run input and earlier steps' outputs."""
     return {"input": dict(ctx.run_input), "outputs": dict(ctx.outputs)}
+
+
+@tool("echo_args")
+def echo_args(args, ctx):
+    """Return the (rendered) args this step was given, after recording that it ran."""
+    _note(ctx, "start")
+    return {"args": dict(args)}
+
+
+@tool("big_output")
+def big_output(args, ctx):
+    """Return args.megabytes MB of text (default 10)."""
+    _note(ctx, "start")
+    return {"text": "x" * int(float(args.get("megabytes", 10)) * 1_000_000)}
+
+
+@tool("deep_output")
+def deep_output(args, ctx):
+    """Return JSON nested args.depth levels deep (default 10,000)."""
+    _note(ctx, "start")
+    value: dict = {}
+    for _ in range(int(args.get("depth", 10_000))):
+        value = {"d": value}
+    return value
+
+
+@tool("with_usage")
+def with_usage(args, ctx):
+    """Succeed or fail (args.fail) reporting what the attempt consumed, as an LLM step does."""
+    from vectorbea.steps.registry import StepResult
+
+    usage = {"model": "fake-1", "input_tokens": 12, "output_tokens": 3, "cost_usd": 0.0004}
+    _note(ctx, "start")
+    if args.get("fail"):
+        raise StepError(ErrorClass.PERMANENT, "scripted failure after a paid call", usage=usage)
+    return StepResult({"ok": True}, usage=usage)

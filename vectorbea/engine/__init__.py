@@ -3,7 +3,7 @@
 Nothing here imports Django, does I/O or reads the clock.
 """
 
-from vectorbea.engine.decide import decide, edge_status, next_wake_at
+from vectorbea.engine.decide import ConfigRenderer, decide, edge_status, next_wake_at
 from vectorbea.engine.errors import (
     ERROR_CLASS_POLICY,
     ClassPolicy,
@@ -22,6 +22,10 @@ from vectorbea.engine.errors import (
 )
 from vectorbea.engine.events import (
     EVENT_TYPES,
+    ApprovalDenied,
+    ApprovalGranted,
+    ApprovalRequested,
+    ApprovalTimedOut,
     Event,
     OutputCorrected,
     Recorded,
@@ -34,29 +38,54 @@ from vectorbea.engine.events import (
     StepFailed,
     StepSkipped,
     StepStarted,
+    StepWaiting,
     event_from_payload,
     event_to_payload,
 )
 from vectorbea.engine.graph import (
     MAX_STEPS,
     Definition,
+    DefinitionCheck,
     Edge,
     Issue,
     KindSpec,
     StepDef,
     validate_definition,
 )
+from vectorbea.engine.limits import MAX_JSON_BYTES, MAX_JSON_DEPTH, json_depth, json_problem
 from vectorbea.engine.replay import apply, fold
 from vectorbea.engine.retry import RetryPolicy, backoff_seconds, retry_delay_seconds
 from vectorbea.engine.state import RunState, StepState, state_from_json, state_to_json
+from vectorbea.engine.waits import (
+    APPROVAL_KIND,
+    APPROVAL_PORTS,
+    APPROVED_PORT,
+    DELAY_KIND,
+    DENIED_PORT,
+    ENGINE_KINDS,
+)
 
 __all__ = [
+    "APPROVAL_KIND",
+    "APPROVAL_PORTS",
+    "APPROVED_PORT",
+    "DELAY_KIND",
+    "DENIED_PORT",
+    "ENGINE_KINDS",
     "ERROR_CLASS_POLICY",
     "EVENT_TYPES",
+    "MAX_JSON_BYTES",
+    "MAX_JSON_DEPTH",
     "MAX_STEPS",
+    "ApprovalDenied",
+    "ApprovalGranted",
+    "ApprovalRequested",
+    "ApprovalTimedOut",
     "ClassPolicy",
     "ConcurrencyConflict",
+    "ConfigRenderer",
     "Definition",
+    "DefinitionCheck",
     "Edge",
     "ErrorClass",
     "Event",
@@ -84,6 +113,7 @@ __all__ = [
     "StepSkipped",
     "StepStarted",
     "StepState",
+    "StepWaiting",
     "UnknownEvent",
     "VectorbeaError",
     "apply",
@@ -94,6 +124,8 @@ __all__ = [
     "event_from_payload",
     "event_to_payload",
     "fold",
+    "json_depth",
+    "json_problem",
     "next_wake_at",
     "retry_delay_seconds",
     "state_from_json",

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from vectorbea.engine.errors import class_policy
+from vectorbea.engine.errors import StepError, class_policy
 from vectorbea.engine.events import (
+    ApprovalRequested,
+    ApprovalTimedOut,
     Event,
     Recorded,
     RetryScheduled,
     RunCompleted,
     RunFailed,
+    StepCompleted,
+    StepFailed,
     StepSkipped,
     StepStarted,
+    StepWaiting,
 )
-from vectorbea.engine.graph import Definition, Edge
+from vectorbea.engine.graph import Definition, Edge, StepDef
 from vectorbea.engine.replay import apply
 from vectorbea.engine.retry import retry_delay_seconds
 from vectorbea.engine.state import (
@@ -25,14 +31,34 @@ from vectorbea.engine.state import (
     STEP_PENDING,
     STEP_RETRY_SCHEDULED,
     STEP_SKIPPED,
+    STEP_WAITING,
     RunState,
+)
+from vectorbea.engine.waits import (
+    APPROVED_PORT,
+    DELAY_KIND,
+    DENIED_PORT,
+    ENGINE_KINDS,
+    WAIT_REASON_APPROVAL,
+    WAIT_REASON_DELAY,
+    approval_on_timeout,
+    approval_text,
+    approval_timeout_at,
+    delay_until,
 )
 
 EdgeStatus = Literal["taken", "dead", "unresolved"]
 SKIP_REASON_BRANCH_NOT_TAKEN = "branch not taken"
 
+# Renders a step's config against the run so far (its input, earlier outputs); raises
+# StepError when it cannot. decide uses it for the steps it moves itself (delays,
+# approvals); without one, their configs are used as written.
+ConfigRenderer = Callable[[StepDef, RunState], Mapping[str, Any]]
 
-def decide(state: RunState, definition: Definition, now: datetime) -> list[Event]:
+
+def decide(
+    state: RunState, definition: Definition, now: datetime, render: ConfigRenderer | None = None
+) -> list[Event]:
     """The events that should be appended next, in topological order of the steps."""
     if state.status != RUN_RUNNING:
         return []
@@ -45,7 +71,10 @@ def decide(state: RunState, definition: Definition, now: datetime) -> list[Event
                 return [event]
             decided.add(event, now)
     for step_id in definition.topo_order:
-        decided.add_all(_next_for_step(decided.state, definition, step_id, now), now)
+        events = _next_for_step(decided.state, definition, step_id, now, render)
+        if events and isinstance(events[-1], RunFailed):
+            return events  # as above: a run failure is the only consequence decided
+        decided.add_all(events, now)
     if _all_steps_done(decided.state, definition):
         decided.add(RunCompleted(output=_run_output(decided.state, definition)), now)
     return decided.events
@@ -57,12 +86,17 @@ def next_wake_at(state: RunState, definition: Definition, now: datetime) -> date
         return now
     if state.status != RUN_RUNNING:
         return None
-    retry_times = [
+    times = [
         datetime.fromisoformat(step.retry_at)
         for step in state.steps.values()
         if step.status == STEP_RETRY_SCHEDULED and step.retry_at is not None
     ]
-    return min(retry_times, default=None)
+    times += [
+        datetime.fromisoformat(step.wait_until)
+        for step in state.steps.values()
+        if step.status == STEP_WAITING and step.wait_until is not None and step.decision is None
+    ]
+    return min(times, default=None)
 
 
 def edge_status(edge: Edge, state: RunState) -> EdgeStatus:
@@ -134,20 +168,129 @@ def _jitter_seed(state: RunState, step_id: str) -> str:
 
 
 def _next_for_step(
-    state: RunState, definition: Definition, step_id: str, now: datetime
+    state: RunState,
+    definition: Definition,
+    step_id: str,
+    now: datetime,
+    render: ConfigRenderer | None,
 ) -> list[Event]:
     step = state.step(step_id)
     if step.status == STEP_RETRY_SCHEDULED:
         due = step.retry_at is None or datetime.fromisoformat(step.retry_at) <= now
-        return [StepStarted(step_id, step.attempt + 1)] if due else []
+        if not due:
+            return []
+        return _start(state, definition, step_id, step.attempt + 1, now, render)
+    if step.status == STEP_WAITING:
+        return _after_wait(state, definition, step_id, now)
     if step.status != STEP_PENDING:
         return []
     statuses = [edge_status(edge, state) for edge in definition.incoming[step_id]]
     if "unresolved" in statuses:
         return []
     if not statuses or "taken" in statuses:
-        return [StepStarted(step_id, 1)]
+        return _start(state, definition, step_id, 1, now, render)
     return [StepSkipped(step_id, reason=SKIP_REASON_BRANCH_NOT_TAKEN)]
+
+
+def _start(
+    state: RunState,
+    definition: Definition,
+    step_id: str,
+    attempt: int,
+    now: datetime,
+    render: ConfigRenderer | None,
+) -> list[Event]:
+    """Start an attempt: a worker's step gets a StepStarted (and a lease); a step the engine
+    moves itself is parked, and may be over at once (a delay until a time already past)."""
+    step_def = definition.steps[step_id]
+    if step_def.kind not in ENGINE_KINDS:
+        return [StepStarted(step_id, attempt)]
+    try:
+        config = step_def.config if render is None else render(step_def, state)
+        if step_def.kind == DELAY_KIND:
+            until = delay_until(config, now)
+            waiting: Event = StepWaiting(step_id, attempt, until.isoformat(), WAIT_REASON_DELAY)
+        else:
+            timeout_at = approval_timeout_at(config, now)
+            approval_on_timeout(config)  # refuse a bad choice now, not when the timeout passes
+            waiting = ApprovalRequested(
+                step_id,
+                attempt,
+                title=approval_text(config, "title", step_def.name),
+                instructions=approval_text(config, "instructions"),
+                payload=config.get("payload"),
+                timeout_at=None if timeout_at is None else timeout_at.isoformat(),
+            )
+    except StepError as exc:
+        failed = StepFailed(step_id, attempt, str(exc.error_class), exc.message)
+        tentative = apply(state, Recorded(state.last_seq + 1, now, failed))
+        return [failed, _after_failure(tentative, definition, step_id, now)]
+    return [
+        waiting,
+        *_after_wait(
+            apply(state, Recorded(state.last_seq + 1, now, waiting)), definition, step_id, now
+        ),
+    ]
+
+
+def _after_wait(
+    state: RunState, definition: Definition, step_id: str, now: datetime
+) -> list[Event]:
+    """A waiting step whose time has come, or whose gate was decided: complete it."""
+    step = state.step(step_id)
+    due = step.wait_until is not None and datetime.fromisoformat(step.wait_until) <= now
+    if step.wait_reason == WAIT_REASON_DELAY:
+        if not due:
+            return []
+        return [StepCompleted(step_id, step.attempt, {"waited_until": step.wait_until})]
+    if step.wait_reason != WAIT_REASON_APPROVAL:
+        return []
+    events: list[Event] = []
+    if step.decision is None:
+        if not due:
+            return []
+        on_timeout = _on_timeout(definition.steps[step_id])
+        timed_out = ApprovalTimedOut(step_id, "approved" if on_timeout == "approve" else "denied")
+        events.append(timed_out)
+        state = apply(state, Recorded(state.last_seq + 1, now, timed_out))
+    return events + _gate_outcome(state, definition, step_id)
+
+
+def _on_timeout(step_def: StepDef) -> str:
+    try:
+        return approval_on_timeout(step_def.config)
+    except StepError:  # cannot happen: a bad choice is refused when the gate opens
+        return "deny"
+
+
+def _gate_outcome(state: RunState, definition: Definition, step_id: str) -> list[Event]:
+    step = state.step(step_id)
+    decision = step.decision or {}
+    approved = bool(decision.get("approved"))
+    output = {
+        "approved": approved,
+        "by": decision.get("by"),
+        "reason": decision.get("reason", ""),
+        "fields": decision.get("fields") or {},
+        "timed_out": bool(decision.get("timed_out")),
+    }
+    port = APPROVED_PORT if approved else DENIED_PORT
+    completed = StepCompleted(step_id, step.attempt, output, ports=(port,))
+    if approved or any(edge.port == DENIED_PORT for edge in definition.outgoing[step_id]):
+        return [completed]
+    return [completed, RunFailed(_denial_reason(definition, step_id, output), step_id=step_id)]
+
+
+def _denial_reason(definition: Definition, step_id: str, output: Mapping[str, Any]) -> str:
+    name = definition.steps[step_id].name
+    if output["timed_out"]:
+        return (
+            f"Approval '{name}' was denied: nobody decided before its timeout, "
+            "and the step denies when it times out."
+        )
+    reason = str(output["reason"] or "").strip()
+    who = f"Approval '{name}' was denied by {output['by'] or 'someone'}"
+    return f"{who}: {reason}" if reason else f"{who} (no reason given)."
 
 
 def _all_steps_done(state: RunState, definition: Definition) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 if TYPE_CHECKING:
@@ -104,8 +104,11 @@ class StepError(VectorbeaError):
         error_class: ErrorClass,
         message: str,
         retry_after_seconds: float | None = None,
+        usage: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.error_class = ErrorClass(error_class)
         self.message = message
         self.retry_after_seconds = retry_after_seconds
+        # What the attempt consumed before it failed; recorded in the StepFailed event.
+        self.usage = usage

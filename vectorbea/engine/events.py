@@ -9,7 +9,7 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -45,12 +45,19 @@ class StepCompleted(Event):
     attempt: int
     output: Any
     ports: tuple[str, ...] | None = None  # ports a branch took; None: every outgoing edge
-    schema_version: ClassVar[int] = 2
+    # What the attempt consumed (model, tokens, cost_usd…), as the step kind reported it.
+    usage: dict[str, Any] | None = None
+    schema_version: ClassVar[int] = 3
 
     @staticmethod
     def upcast_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
         # v1 had no attempt number and no ports.
         return {"attempt": 1, "ports": None, **data}
+
+    @staticmethod
+    def upcast_v2_v3(data: dict[str, Any]) -> dict[str, Any]:
+        # v2 recorded no usage.
+        return {**data, "usage": None}
 
 
 @dataclass(frozen=True)
@@ -60,13 +67,65 @@ class StepFailed(Event):
     error_class: str
     message: str
     retry_after_seconds: float | None = None
-    schema_version: ClassVar[int] = 2
+    # What the failed attempt consumed before it failed (a paid LLM call that timed out…).
+    usage: dict[str, Any] | None = None
+    schema_version: ClassVar[int] = 3
 
     @staticmethod
     def upcast_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
         # v1 stored one plain-string error; every v1 failure was retried as transient.
         rest = {key: value for key, value in data.items() if key != "error"}
         return {**rest, "error_class": "transient", "message": data["error"]}
+
+    @staticmethod
+    def upcast_v2_v3(data: dict[str, Any]) -> dict[str, Any]:
+        # v2 recorded no usage.
+        return {**data, "usage": None}
+
+
+@dataclass(frozen=True)
+class StepWaiting(Event):
+    """A step the engine parked itself: no worker holds it and it has no lease."""
+
+    step_id: str
+    attempt: int
+    until: str | None  # ISO 8601, UTC; None: until something else (a person) moves it
+    reason: str  # "delay"
+
+
+@dataclass(frozen=True)
+class ApprovalRequested(Event):
+    """An approval gate opened: the step waits for a person's decision (or its timeout)."""
+
+    step_id: str
+    attempt: int
+    title: str
+    instructions: str
+    payload: Any  # what the approver is asked about, rendered from the step's config
+    timeout_at: str | None  # ISO 8601, UTC; None: waits for as long as it takes
+
+
+@dataclass(frozen=True)
+class ApprovalGranted(Event):
+    step_id: str
+    actor: str
+    reason: str
+    fields: dict[str, Any] = field(default_factory=dict)  # what the approver filled in
+
+
+@dataclass(frozen=True)
+class ApprovalDenied(Event):
+    step_id: str
+    actor: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ApprovalTimedOut(Event):
+    """Nobody decided before the gate's timeout: ``outcome`` is "approved" or "denied"."""
+
+    step_id: str
+    outcome: str
 
 
 @dataclass(frozen=True)
@@ -126,6 +185,11 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunFailed,
         RunCancelled,
         OutputCorrected,
+        StepWaiting,
+        ApprovalRequested,
+        ApprovalGranted,
+        ApprovalDenied,
+        ApprovalTimedOut,
     )
 }
 

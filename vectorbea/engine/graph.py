@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
 
 from vectorbea.engine.retry import RetryPolicy
+from vectorbea.engine.waits import DEFAULT_PORTS
 
 MAX_STEPS = 250
 MAX_EDGES = 2000
@@ -61,9 +62,7 @@ class Definition:
     def from_json(cls, data: Mapping[str, Any]) -> Definition:
         """Build from a definition that ``validate_definition`` accepted."""
         steps = {raw["id"]: _step_from_json(raw) for raw in data["steps"]}
-        edges = tuple(
-            Edge(raw["source"], raw["target"], raw.get("port")) for raw in data.get("edges") or ()
-        )
+        edges = tuple(_edge_from_json(raw, steps) for raw in data.get("edges") or ())
         incoming = {key: tuple(e for e in edges if e.target == key) for key in steps}
         outgoing = {key: tuple(e for e in edges if e.source == key) for key in steps}
         return cls(
@@ -76,6 +75,13 @@ class Definition:
             sinks=tuple(key for key in steps if not outgoing[key]),
             topo_order=_topological_order(tuple(steps), outgoing),
         )
+
+
+def _edge_from_json(raw: Mapping[str, Any], steps: Mapping[str, StepDef]) -> Edge:
+    port = raw.get("port")
+    if port is None:  # an approval's edge without a port is its "approved" edge
+        port = DEFAULT_PORTS.get(steps[raw["source"]].kind)
+    return Edge(raw["source"], raw["target"], port)
 
 
 def _step_from_json(raw: Mapping[str, Any]) -> StepDef:
@@ -129,8 +135,18 @@ class KindSpec:
     ports: Callable[[dict[str, Any]], tuple[str, ...]] | None = None  # None: one default output
 
 
-def validate_definition(data: Any, kinds: Mapping[str, KindSpec]) -> list[Issue]:
-    """Every problem with a definition, in a stable order. Never raises on bad input."""
+# A further check of a whole definition (JSON), e.g. of the templates in step configs;
+# it must not raise on junk.
+DefinitionCheck = Callable[[Mapping[str, Any]], list["Issue"]]
+
+
+def validate_definition(
+    data: Any, kinds: Mapping[str, KindSpec], checks: Sequence[DefinitionCheck] = ()
+) -> list[Issue]:
+    """Every problem with a definition, in a stable order. Never raises on bad input.
+
+    ``checks`` run after the built-in ones on any definition with a list of steps, and
+    their issues come last."""
     if not isinstance(data, Mapping):
         return [Issue("", "The workflow definition must be a JSON object.")]
     input_schema = data.get("input_schema")
@@ -143,7 +159,13 @@ def validate_definition(data: Any, kinds: Mapping[str, KindSpec]) -> list[Issue]
     issues += per_step_issues
     raw_edges = data.get("edges")
     edges, edge_issues = _checked_edges([] if raw_edges is None else raw_edges, steps)
-    return issues + edge_issues + _graph_issues(steps, edges)
+    issues += edge_issues + _graph_issues(steps, edges)
+    for check in checks:
+        try:
+            issues += check(data)
+        except Exception:  # a broken check must not break saving; say so instead
+            issues.append(Issue("", "Part of the workflow could not be checked."))
+    return issues
 
 
 @dataclass(frozen=True)
@@ -407,7 +429,7 @@ def _port_issues(index: int, port: Any, source: _Step) -> list[Issue]:
         ports = tuple(source.kind.ports(source.config))
     except Exception:  # invalid config is reported on the step already
         return []
-    if port in ports:
+    if port in ports or (port is None and DEFAULT_PORTS.get(source.kind.name) in ports):
         return []
     names = ", ".join(f"'{name}'" for name in ports) or "(none)"
     message = f"Edge {index} from step '{source.id}' must name one of its outputs: {names}."

@@ -9,6 +9,10 @@ from functools import singledispatch
 
 from vectorbea.engine.errors import OutOfOrderEvent, UnknownEvent
 from vectorbea.engine.events import (
+    ApprovalDenied,
+    ApprovalGranted,
+    ApprovalRequested,
+    ApprovalTimedOut,
     Event,
     OutputCorrected,
     Recorded,
@@ -21,6 +25,7 @@ from vectorbea.engine.events import (
     StepFailed,
     StepSkipped,
     StepStarted,
+    StepWaiting,
 )
 from vectorbea.engine.state import (
     RUN_CANCELLED,
@@ -33,6 +38,7 @@ from vectorbea.engine.state import (
     STEP_RETRY_SCHEDULED,
     STEP_RUNNING,
     STEP_SKIPPED,
+    STEP_WAITING,
     RunState,
     StepState,
 )
@@ -102,6 +108,7 @@ def _(event: StepCompleted, state: RunState, at: datetime) -> RunState:
         error_message=None,
         retry_after_seconds=None,
         finished_at=at,
+        wait_until=None,
     )
     return _with_step(state, event.step_id, step)
 
@@ -176,3 +183,70 @@ def _(event: OutputCorrected, state: RunState, at: datetime) -> RunState:
         # A completed run's output holds its sinks' outputs; keep it in step with the fix.
         state = replace(state, output={**state.output, event.step_id: event.output})
     return state
+
+
+@_apply.register
+def _(event: StepWaiting, state: RunState, at: datetime) -> RunState:
+    return _waiting(state, event.step_id, event.attempt, event.until, event.reason, at)
+
+
+@_apply.register
+def _(event: ApprovalRequested, state: RunState, at: datetime) -> RunState:
+    return _waiting(state, event.step_id, event.attempt, event.timeout_at, "approval", at)
+
+
+def _waiting(
+    state: RunState, step_id: str, attempt: int, until: str | None, reason: str, at: datetime
+) -> RunState:
+    step = replace(
+        state.step(step_id),
+        status=STEP_WAITING,
+        attempt=attempt,
+        retry_at=None,
+        started_at=at,
+        finished_at=None,
+        wait_until=until,
+        wait_reason=reason,
+        decision=None,
+    )
+    return _with_step(state, step_id, step)
+
+
+@_apply.register
+def _(event: ApprovalGranted, state: RunState, at: datetime) -> RunState:
+    return _decided(state, event.step_id, True, event.actor, event.reason, event.fields, False, at)
+
+
+@_apply.register
+def _(event: ApprovalDenied, state: RunState, at: datetime) -> RunState:
+    return _decided(state, event.step_id, False, event.actor, event.reason, {}, False, at)
+
+
+@_apply.register
+def _(event: ApprovalTimedOut, state: RunState, at: datetime) -> RunState:
+    approved = event.outcome == "approved"
+    verdict = "approved" if approved else "denied"
+    reason = f"Nobody decided before the timeout, so the gate was {verdict} automatically."
+    return _decided(state, event.step_id, approved, None, reason, {}, True, at)
+
+
+def _decided(
+    state: RunState,
+    step_id: str,
+    approved: bool,
+    actor: str | None,
+    reason: str,
+    fields: dict[str, object],
+    timed_out: bool,
+    at: datetime,
+) -> RunState:
+    decision = {
+        "approved": approved,
+        "by": actor,
+        "reason": reason,
+        "fields": dict(fields),
+        "timed_out": timed_out,
+        "at": at.isoformat(),
+    }
+    step = replace(state.step(step_id), decision=decision, wait_until=None)
+    return _with_step(state, step_id, step)

@@ -14,6 +14,7 @@ CHECKPOINT_FORMAT = 1
 STEP_PENDING = "pending"
 STEP_RUNNING = "running"
 STEP_RETRY_SCHEDULED = "retry_scheduled"
+STEP_WAITING = "waiting"  # parked by the engine (a delay, an approval gate): no worker, no lease
 STEP_COMPLETED = "completed"
 STEP_FAILED = "failed"  # StepFailed recorded, consequence not yet decided
 STEP_SKIPPED = "skipped"
@@ -22,6 +23,7 @@ STEP_STATUSES = (
     STEP_PENDING,
     STEP_RUNNING,
     STEP_RETRY_SCHEDULED,
+    STEP_WAITING,
     STEP_COMPLETED,
     STEP_FAILED,
     STEP_SKIPPED,
@@ -48,6 +50,11 @@ class StepState:
     retry_at: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # A waiting step: until when (ISO, UTC; a delay's end or an approval's timeout) and why.
+    wait_until: str | None = None
+    wait_reason: str | None = None
+    # An approval gate's decision: {"approved", "by", "reason", "fields", "timed_out", "at"}.
+    decision: Mapping[str, Any] | None = None
 
 
 PENDING_STEP = StepState(status=STEP_PENDING)
@@ -148,6 +155,9 @@ def _step_to_json(step: StepState) -> dict[str, Any]:
         "retry_at": step.retry_at,
         "started_at": _datetime_to_json(step.started_at),
         "finished_at": _datetime_to_json(step.finished_at),
+        "wait_until": step.wait_until,
+        "wait_reason": step.wait_reason,
+        "decision": None if step.decision is None else dict(step.decision),
     }
 
 
@@ -163,6 +173,10 @@ def _step_from_json(data: Mapping[str, Any]) -> StepState:
         retry_at=data["retry_at"],
         started_at=_datetime_from_json(data["started_at"]),
         finished_at=_datetime_from_json(data["finished_at"]),
+        # Absent from checkpoints written before steps could wait.
+        wait_until=data.get("wait_until"),
+        wait_reason=data.get("wait_reason"),
+        decision=data.get("decision"),
     )
 
 

@@ -44,6 +44,9 @@ class StepKind:
     handler: Handler
     ports: Callable[[dict[str, Any]], tuple[str, ...]] | None = None
     queue: str = "steps"
+    # Render the config's templates ({{ input.x }}, {{ steps.a.output.y }}) before the
+    # handler sees it; a kind that evaluates its own templates (branch) opts out.
+    render_config: bool = True
 
     def spec(self) -> KindSpec:
         return KindSpec(name=self.name, config_schema=self.config_schema, ports=self.ports)
@@ -70,7 +73,10 @@ def get_kind(name: str) -> StepKind:
 
 
 # The modules that register the built-in kinds (each calls register() at import).
-BUILTIN_MODULES = ("vectorbea.steps.builtin",)
+BUILTIN_MODULES = (
+    "vectorbea.steps.builtin",
+    "vectorbea.steps.flow",
+)
 _loading = threading.Lock()
 _loaded: list[bool] = []
 
