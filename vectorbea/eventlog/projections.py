@@ -11,8 +11,6 @@ from uuid import UUID
 
 from vectorbea.engine import Definition, RunState, next_wake_at
 
-RUNNING_LIKE = ("running",)
-
 
 def display_status(state: RunState) -> str:
     """One word for lists and badges: the engine's run status, refined while running."""
@@ -23,6 +21,8 @@ def display_status(state: RunState) -> str:
         return "running"
     if "retry_scheduled" in statuses:
         return "retrying"
+    if "waiting" in statuses:
+        return "waiting"
     return "running"
 
 
@@ -38,7 +38,7 @@ def summary_fields(state: RunState, definition: Definition, at: datetime) -> dic
         "current_steps": [
             step_id
             for step_id, step in state.steps.items()
-            if step.status in ("running", "retry_scheduled")
+            if step.status in ("running", "retry_scheduled", "waiting")
         ],
         "attempts": state.attempts_total,
         "error": state.error or "",

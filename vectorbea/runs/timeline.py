@@ -7,6 +7,10 @@ from uuid import UUID
 
 from vectorbea.engine import (
     ERROR_CLASS_POLICY,
+    ApprovalDenied,
+    ApprovalGranted,
+    ApprovalRequested,
+    ApprovalTimedOut,
     ErrorClass,
     OutputCorrected,
     Recorded,
@@ -19,6 +23,7 @@ from vectorbea.engine import (
     StepFailed,
     StepSkipped,
     StepStarted,
+    StepWaiting,
     event_to_payload,
 )
 from vectorbea.engine.graph import Definition
@@ -64,7 +69,31 @@ def describe(recorded: Recorded, names: dict[str, str] | None = None) -> str:
             return f"Run cancelled by {event.actor or 'the system'}: {event.reason}"
         case OutputCorrected():
             return f"{label} output corrected by {event.actor}: {event.reason}"
+        case StepWaiting(until=None):
+            return f"{label} is waiting ({event.reason})"
+        case StepWaiting():
+            return f"{label} is waiting until {_when(event.until)} ({event.reason})"
+        case ApprovalRequested():
+            deadline = f"; decide by {_when(event.timeout_at)}" if event.timeout_at else ""
+            return f"{label} waits for approval: “{event.title}”{deadline}"
+        case ApprovalGranted():
+            why = f": {event.reason}" if event.reason else ""
+            return f"{label} approved by {event.actor}{why}"
+        case ApprovalDenied():
+            why = f": {event.reason}" if event.reason else ""
+            return f"{label} denied by {event.actor}{why}"
+        case ApprovalTimedOut():
+            return f"{label}: nobody decided in time, so it was {event.outcome}"
     return type(event).__name__
+
+
+def _when(iso: str | None) -> str:
+    if not iso:
+        return ""
+    try:
+        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except ValueError:
+        return iso
 
 
 def format_line(recorded: Recorded, names: dict[str, str] | None = None) -> str:
@@ -83,6 +112,11 @@ KIND_OF = {
     "RunFailed": "run-failed",
     "RunCancelled": "cancelled",
     "OutputCorrected": "corrected",
+    "StepWaiting": "waiting",
+    "ApprovalRequested": "waiting",
+    "ApprovalGranted": "completed",
+    "ApprovalDenied": "failed",
+    "ApprovalTimedOut": "retry",
 }
 
 
