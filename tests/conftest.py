@@ -74,3 +74,16 @@ def terminate_stray_connections() -> None:
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+@pytest.fixture
+def live(transactional_db):
+    """Real worker and scheduler processes (tests.support.live.Live) against this test
+    process's database and Redis; tests using it see only committed data."""
+    from tests.support.live import Live, flush_own_redis, prepare_side_effects
+
+    prepare_side_effects()
+    flush_own_redis()
+    services = Live()
+    yield services
+    services.stop_all()

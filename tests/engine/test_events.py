@@ -19,6 +19,8 @@ from vectorbea.engine import (
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunPaused,
+    RunResumed,
     RunStarted,
     StepCompleted,
     StepFailed,
@@ -52,6 +54,8 @@ ONE_OF_EACH: list[Event] = [
     ApprovalGranted("gate", "alice", "looks fine", {"note": "ok"}),
     ApprovalDenied("gate", "bob", "too much"),
     ApprovalTimedOut("gate", "denied"),
+    RunPaused("alice", "investigating"),
+    RunResumed("alice"),
 ]
 
 

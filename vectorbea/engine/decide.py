@@ -70,6 +70,8 @@ def decide(
             if isinstance(event, RunFailed):
                 return [event]
             decided.add(event, now)
+    if state.paused:  # a failure is still answered; nothing new starts until resumed
+        return decided.events
     for step_id in definition.topo_order:
         events = _next_for_step(decided.state, definition, step_id, now, render)
         if events and isinstance(events[-1], RunFailed):

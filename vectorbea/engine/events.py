@@ -162,6 +162,19 @@ class RunCancelled(Event):
 
 
 @dataclass(frozen=True)
+class RunPaused(Event):
+    """An operator paused the run: steps already running finish, no new step starts."""
+
+    actor: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunResumed(Event):
+    actor: str
+
+
+@dataclass(frozen=True)
 class OutputCorrected(Event):
     """Replaces a step's recorded output without editing history."""
 
@@ -184,6 +197,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunCompleted,
         RunFailed,
         RunCancelled,
+        RunPaused,
+        RunResumed,
         OutputCorrected,
         StepWaiting,
         ApprovalRequested,

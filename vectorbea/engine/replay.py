@@ -20,6 +20,8 @@ from vectorbea.engine.events import (
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunPaused,
+    RunResumed,
     RunStarted,
     StepCompleted,
     StepFailed,
@@ -172,6 +174,16 @@ def _(event: RunFailed, state: RunState, at: datetime) -> RunState:
 @_apply.register
 def _(event: RunCancelled, state: RunState, at: datetime) -> RunState:
     return replace(state, status=RUN_CANCELLED, error=event.reason, finished_at=at)
+
+
+@_apply.register
+def _(event: RunPaused, state: RunState, at: datetime) -> RunState:
+    return replace(state, paused=True)
+
+
+@_apply.register
+def _(event: RunResumed, state: RunState, at: datetime) -> RunState:
+    return replace(state, paused=False)
 
 
 @_apply.register

@@ -74,6 +74,7 @@ class RunState:
     error: str | None = None
     failed_step_id: str | None = None
     started_by: str | None = None
+    paused: bool = False
 
     @classmethod
     def initial(cls) -> RunState:
@@ -114,6 +115,7 @@ def state_to_json(state: RunState) -> dict[str, Any]:
         "error": state.error,
         "failed_step_id": state.failed_step_id,
         "started_by": state.started_by,
+        "paused": state.paused,
     }
 
 
@@ -140,6 +142,7 @@ def _state_from_json(data: Mapping[str, Any]) -> RunState:
         error=data["error"],
         failed_step_id=data["failed_step_id"],
         started_by=data["started_by"],
+        paused=data.get("paused", False),  # checkpoints written before pausing existed
     )
 
 

@@ -1,5 +1,6 @@
 """The only writers of run history outside the executor: named, imperative actions."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -11,9 +12,15 @@ from vectorbea.engine import (
     APPROVAL_KIND,
     ApprovalDenied,
     ApprovalGranted,
+    Event,
+    OutputCorrected,
+    RetryScheduled,
     RunCancelled,
+    RunPaused,
+    RunResumed,
     RunStarted,
     RunState,
+    StepCompleted,
     VectorbeaError,
 )
 from vectorbea.engine.state import STEP_WAITING
@@ -107,57 +114,107 @@ def start_run(
     return run
 
 
-def cancel_run(run_id: UUID, *, actor: str | None, reason: str = "Cancelled") -> bool:
-    """Cancel a run: in-flight attempts lose their leases and their results are refused.
-    Returns False if the run had already finished."""
+class ActionRefused(VectorbeaError):
+    """An operator action that does not apply to the run as it is now (said plainly)."""
+
+
+def act(run_id: UUID, facts_for: Callable[[store.Loaded], list[Event]]) -> store.Appended:
+    """The one way an operator's action reaches a run: read it, turn the action into facts
+    (or refuse it with ActionRefused), append the facts with decide()'s consequences, and
+    hand any step that started to a worker. A concurrent writer makes it read again."""
     for _ in range(MAX_CONFLICT_RETRIES):
         loaded = store.load(run_id)
-        if loaded.state.is_terminal:
-            return False
+        facts = facts_for(loaded)
         try:
-            store.append(
+            appended = store.append(
                 run_id,
                 loaded.state,
-                lambda state, now: [RunCancelled(actor=actor, reason=reason)],
+                then_decide(loaded.definition, facts),
                 loaded.definition,
                 now=loaded.clock.now(),
             )
-            return True
         except store.ConcurrencyConflict:
             continue
-    raise store.ConcurrencyConflict(run_id, loaded.state.last_seq)
+        for step_id, attempt in appended.started:
+            scheduling.dispatch(run_id, step_id, attempt)
+        return appended
+    raise store.ConcurrencyConflict(run_id, 0)
+
+
+def _running(loaded: store.Loaded, action: str) -> None:
+    if loaded.state.is_terminal:
+        raise ActionRefused(f"The run has {loaded.state.status}; it cannot be {action}.")
+
+
+def cancel_run(run_id: UUID, *, actor: str | None, reason: str = "Cancelled") -> bool:
+    """Cancel a run: in-flight attempts lose their leases and their results are refused.
+    Returns False if the run had already finished."""
+    try:
+        act(run_id, lambda loaded: _running(loaded, "cancelled") or [RunCancelled(actor, reason)])
+    except ActionRefused:
+        return False
+    return True
+
+
+def pause_run(run_id: UUID, *, actor: str, reason: str = "") -> None:
+    """Steps already running finish; no new step starts until the run is resumed."""
+
+    def facts(loaded: store.Loaded) -> list[Event]:
+        _running(loaded, "paused")
+        if loaded.state.paused:
+            raise ActionRefused("The run is already paused.")
+        return [RunPaused(actor, reason)]
+
+    act(run_id, facts)
+
+
+def resume_run(run_id: UUID, *, actor: str) -> None:
+    def facts(loaded: store.Loaded) -> list[Event]:
+        _running(loaded, "resumed")
+        if not loaded.state.paused:
+            raise ActionRefused("The run is not paused.")
+        return [RunResumed(actor)]
+
+    act(run_id, facts)
+
+
+def retry_failed_step(run_id: UUID, *, actor: str) -> str:
+    """Retry from the failed step: the same RetryScheduled an automatic retry appends, due
+    now, reopening the failed run. Returns the step's id."""
+
+    def facts(loaded: store.Loaded) -> list[Event]:
+        state = loaded.state
+        step_id = state.failed_step_id
+        if state.status != "failed" or step_id is None:
+            raise ActionRefused("Only a run that failed at a step can be retried from it.")
+        step = state.step(step_id)
+        now = loaded.clock.now().isoformat()
+        return [RetryScheduled(step_id, step.attempt + 1, now, 0.0, "manual", actor=actor)]
+
+    return act(run_id, facts).events[0].event.step_id
+
+
+def rerun(run_id: UUID, *, started_by: Any) -> Run:
+    """A new run of the same workflow's newest version with the same input."""
+    run = Run.objects.select_related("workflow").get(pk=run_id)
+    state = store.load(run_id).state
+    return start_run(run.workflow, dict(state.input or {}), started_by=started_by)
 
 
 def correct_output(run_id: UUID, step_id: str, output: Any, *, actor: str, reason: str) -> int:
     """Fix a wrongly recorded step output without editing history: append OutputCorrected.
     Returns the seq of the correcting event."""
-    from vectorbea.engine import OutputCorrected
 
-    for _ in range(MAX_CONFLICT_RETRIES):
-        loaded = store.load(run_id)
-        step = loaded.state.step(step_id)
-        if step.status != "completed":
-            raise VectorbeaError(f"Step {step_id!r} has no completed output to correct")
-        correction = OutputCorrected(
-            step_id, output, _completion_seq(run_id, step_id), actor, reason
-        )
-        try:
-            appended = store.append(
-                run_id,
-                loaded.state,
-                lambda state, now, correction=correction: [correction],
-                loaded.definition,
-                now=loaded.clock.now(),
-            )
-            return appended.events[0].seq
-        except store.ConcurrencyConflict:
-            continue
-    raise store.ConcurrencyConflict(run_id, loaded.state.last_seq)
+    def facts(loaded: store.Loaded) -> list[Event]:
+        if loaded.state.step(step_id).status != "completed":
+            raise ActionRefused(f"Step {step_id!r} has no completed output to correct.")
+        wrong = _completion_seq(run_id, step_id)
+        return [OutputCorrected(step_id, output, wrong, actor, reason)]
+
+    return act(run_id, facts).events[0].seq
 
 
 def _completion_seq(run_id: UUID, step_id: str) -> int:
-    from vectorbea.engine import OutputCorrected, StepCompleted
-
     seqs = [
         r.seq
         for r in store.read_events(run_id)
@@ -166,7 +223,7 @@ def _completion_seq(run_id: UUID, step_id: str) -> int:
     return seqs[-1]
 
 
-class GateNotWaiting(VectorbeaError):
+class GateNotWaiting(ActionRefused):
     """An approval decision for a gate that is not (or no longer) waiting for one."""
 
 
@@ -185,29 +242,14 @@ def decide_gate(
     decided and when (GateNotWaiting). Returns the seq of the decision event."""
     if not actor:
         raise ValueError("A decision needs the name of the person who made it")
-    loaded = None
-    for _ in range(MAX_CONFLICT_RETRIES):
-        loaded = store.load(run_id)
+
+    def facts(loaded: store.Loaded) -> list[Event]:
         _check_gate_waiting(loaded, step_id)
-        decision: ApprovalGranted | ApprovalDenied = (
-            ApprovalGranted(step_id, actor, reason, dict(fields or {}))
-            if approve
-            else ApprovalDenied(step_id, actor, reason)
-        )
-        try:
-            appended = store.append(
-                run_id,
-                loaded.state,
-                then_decide(loaded.definition, [decision]),
-                loaded.definition,
-                now=loaded.clock.now(),
-            )
-        except store.ConcurrencyConflict:
-            continue
-        for started_step, attempt in appended.started:
-            scheduling.dispatch(run_id, started_step, attempt)
-        return appended.events[0].seq
-    raise store.ConcurrencyConflict(run_id, loaded.state.last_seq if loaded else 0)
+        if approve:
+            return [ApprovalGranted(step_id, actor, reason, dict(fields or {}))]
+        return [ApprovalDenied(step_id, actor, reason)]
+
+    return act(run_id, facts).events[0].seq
 
 
 def _check_gate_waiting(loaded: store.Loaded, step_id: str) -> None:
