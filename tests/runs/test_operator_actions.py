@@ -5,6 +5,7 @@ import pytest
 from tests.support.live import event_rows, run_status, side_effects, wait_for
 from tests.support.workflows import FAST_RETRY, chain, publish
 from vectorbea.eventlog import store
+from vectorbea.eventlog.models import RunSummary
 from vectorbea.runs.commands import (
     ActionRefused,
     cancel_run,
@@ -24,6 +25,7 @@ def test_pause_and_resume_are_recorded_with_their_actor(acme):
         pause_run(run.id, actor="alice")
     state = store.load(run.id).state
     assert state.paused
+    assert RunSummary.objects.get(run=run).status == "paused"
     resume_run(run.id, actor="bob")
     rows = event_rows(run.id)
     assert [(t, p.get("actor")) for _, t, p in rows[-2:]] == [

@@ -16,6 +16,8 @@ def display_status(state: RunState) -> str:
     """One word for lists and badges: the engine's run status, refined while running."""
     if state.status != "running":
         return state.status
+    if state.paused:
+        return "paused"
     statuses = {step.status for step in state.steps.values()}
     if "running" in statuses:
         return "running"

@@ -18,6 +18,8 @@ from vectorbea.engine import (
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunPaused,
+    RunResumed,
     RunStarted,
     StepCompleted,
     StepFailed,
@@ -69,6 +71,11 @@ def describe(recorded: Recorded, names: dict[str, str] | None = None) -> str:
             return f"Run cancelled by {event.actor or 'the system'}: {event.reason}"
         case OutputCorrected():
             return f"{label} output corrected by {event.actor}: {event.reason}"
+        case RunPaused():
+            why = f": {event.reason}" if event.reason else ""
+            return f"Run paused by {event.actor}{why}. Running steps finish; no new step starts"
+        case RunResumed():
+            return f"Run resumed by {event.actor}"
         case StepWaiting(until=None):
             return f"{label} is waiting ({event.reason})"
         case StepWaiting():
@@ -112,6 +119,8 @@ KIND_OF = {
     "RunFailed": "run-failed",
     "RunCancelled": "cancelled",
     "OutputCorrected": "corrected",
+    "RunPaused": "retry",
+    "RunResumed": "run",
     "StepWaiting": "waiting",
     "ApprovalRequested": "waiting",
     "ApprovalGranted": "completed",
