@@ -76,6 +76,8 @@ def get_kind(name: str) -> StepKind:
 BUILTIN_MODULES = (
     "vectorbea.steps.builtin",
     "vectorbea.steps.flow",
+    "vectorbea.steps.llm",
+    "vectorbea.steps.http",
 )
 _loading = threading.Lock()
 _loaded: list[bool] = []

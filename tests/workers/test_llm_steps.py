@@ -1,0 +1,154 @@
+"""LLM steps on real worker processes: the engine, not the SDK, retries a provider's
+failures, honours Retry-After, records what each answer cost, and never records the key.
+
+The scripted fake provider runs in this test process; the workers reach it through
+VECTORBEA_OPENAI_BASE_URL / VECTORBEA_ANTHROPIC_BASE_URL in their environment."""
+
+import json
+import os
+
+import pytest
+
+from tests.support.fake_llm import FakeLLM, ok, ok_json, stall, status
+from tests.support.live import (
+    Live,
+    event_rows,
+    flush_own_redis,
+    prepare_side_effects,
+    run_status,
+    wait_for,
+)
+from tests.support.workflows import FAST_RETRY, chain, publish
+from vectorbea.llm.pricing import FALLBACK
+from vectorbea.runs.commands import start_run
+
+KEY = "sk-live-test-KEY-0123456789abcdefXYZ"
+
+
+@pytest.fixture
+def fake():
+    with FakeLLM() as server:
+        yield server
+
+
+@pytest.fixture
+def live(transactional_db, fake):
+    """Workers and a scheduler that call the fake provider with a known key."""
+    prepare_side_effects()
+    flush_own_redis()
+    services = Live(
+        VECTORBEA_OPENAI_BASE_URL=fake.openai_url,
+        VECTORBEA_ANTHROPIC_BASE_URL=fake.anthropic_url,
+        VECTORBEA_OPENAI_API_KEY=KEY,
+        VECTORBEA_ANTHROPIC_API_KEY=KEY,
+    )
+    services.scheduler()
+    services.worker()
+    yield services
+    services.stop_all()
+
+
+def llm_run(acme, provider="openai", **config):
+    step_config = {"provider": provider, "model": "gpt-4o-mini", "prompt": "Hi", **config}
+    workflow = publish(acme, chain(1, "llm", step_config, retry=FAST_RETRY))
+    run = start_run(workflow, {})
+    wait_for(lambda: run_status(run.id) in ("completed", "failed"), timeout=60)
+    return run
+
+
+def steps(run_id):
+    return [
+        (t, p) for _, t, p in event_rows(run_id) if t.startswith("Step") or t == "RetryScheduled"
+    ]
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_an_overloaded_provider_is_retried_by_the_engine_then_completes(live, acme, fake, provider):
+    fake.script(status(529), ok("Hello", usage=(1000, 200), model="gpt-4o-mini-2024-07-18"))
+    run = llm_run(acme, provider)
+    assert run_status(run.id) == "completed"
+    assert [t for t, _ in steps(run.id)] == [
+        "StepStarted",
+        "StepFailed",
+        "RetryScheduled",
+        "StepStarted",
+        "StepCompleted",
+    ]
+    failed = next(p for t, p in steps(run.id) if t == "StepFailed")
+    assert failed["error_class"] == "transient" and "529" in failed["message"]
+    completed = next(p for t, p in steps(run.id) if t == "StepCompleted")
+    assert completed["attempt"] == 2
+    assert completed["output"]["text"] == "Hello"
+    assert completed["usage"] == {
+        "provider": provider,
+        "model": "gpt-4o-mini-2024-07-18",
+        "input_tokens": 1000,
+        "output_tokens": 200,
+        "cost_usd": pytest.approx((1000 * 0.15 + 200 * 0.60) / 1e6),
+        "cost_estimated": False,
+    }
+    assert len(fake.requests) == 2  # one per attempt: the SDK itself never retried
+
+
+def test_a_rate_limited_call_waits_as_long_as_retry_after_says(live, acme, fake):
+    fake.script(status(429, headers={"Retry-After": "1"}), ok("done"))
+    run = llm_run(acme)
+    assert run_status(run.id) == "completed"
+    retry = next(p for t, p in steps(run.id) if t == "RetryScheduled")
+    assert retry["reason"] == "rate_limited"
+    assert retry["backoff_seconds"] == pytest.approx(1.0)  # not FAST_RETRY's 0.1
+    first, second = fake.requests
+    assert second.at - first.at >= 0.9
+
+
+def test_a_rejected_key_fails_the_run_without_retrying_or_recording_the_key(live, acme, fake):
+    echo = f"Incorrect API key provided: {KEY}. You can find your API key at example.com"
+    fake.script(status(401, body={"error": {"message": echo, "type": "invalid_request_error"}}))
+    run = llm_run(acme)
+    assert run_status(run.id) == "failed"
+    assert [t for t, _ in steps(run.id)] == ["StepStarted", "StepFailed"]
+    failed = steps(run.id)[1][1]
+    assert failed["error_class"] == "permanent"
+    assert "HTTP 401" in failed["message"] and "[redacted]" in failed["message"]
+    assert len(fake.requests) == 1
+    # The key is nowhere in the log: not in any event, output or message.
+    everything = json.dumps(event_rows(run.id))
+    assert KEY not in everything and KEY[:12] not in everything and KEY[-8:] not in everything
+    # ...nor in what the worker processes wrote.
+    logs = list(live.logs.glob(f"*-{os.getpid()}-*.log"))
+    assert logs
+    for log in logs:
+        assert KEY not in log.read_text(errors="replace")
+
+
+def test_a_provider_that_stalls_past_the_timeout_is_transient(live, acme, fake):
+    fake.script(stall(3), ok("after the stall"))
+    run = llm_run(acme, timeout_seconds=0.5)
+    assert run_status(run.id) == "completed"
+    failed = next(p for t, p in steps(run.id) if t == "StepFailed")
+    assert failed["error_class"] == "transient"
+    assert "did not answer in time" in failed["message"]
+    completed = next(p for t, p in steps(run.id) if t == "StepCompleted")
+    assert completed["output"]["text"] == "after the stall"
+
+
+def test_an_unknown_model_records_an_estimated_cost(live, acme, fake):
+    fake.script(ok("hi", usage=(100, 100), model="llama3.2:3b"))
+    run = llm_run(acme, model="llama3.2:3b")
+    assert run_status(run.id) == "completed"
+    usage = next(p for t, p in steps(run.id) if t == "StepCompleted")["usage"]
+    assert usage["cost_estimated"] is True
+    assert usage["cost_usd"] == pytest.approx(
+        (100 * FALLBACK.input_per_million + 100 * FALLBACK.output_per_million) / 1e6
+    )
+
+
+def test_an_answer_that_fails_its_schema_is_invalid_output_with_its_cost(live, acme, fake):
+    fake.script(ok_json({"label": 7}, usage=(40, 10)))
+    schema = {"type": "object", "properties": {"label": {"type": "string"}}}
+    run = llm_run(acme, output_schema=schema)
+    assert run_status(run.id) == "failed"
+    failed = next(p for t, p in steps(run.id) if t == "StepFailed")
+    assert failed["error_class"] == "invalid_output"
+    assert "label: 7 is not of type 'string'" in failed["message"]
+    assert failed["usage"]["input_tokens"] == 40

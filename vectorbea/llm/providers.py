@@ -1,0 +1,258 @@
+"""Provider adapters: one per wire format, each a function from a Prompt to an Answer.
+
+"openai" speaks OpenAI's chat completions (OpenAI itself, and the servers that copy it:
+Ollama, vLLM, llama.cpp); "anthropic" speaks Anthropic's messages API. Both use the
+official SDK with max_retries=0: the engine's RetryPolicy is the only thing that retries.
+Every failure leaves as a StepError whose class comes from vectorbea.llm.errors.
+
+The SDKs are imported on first use, inside the attempt: together they take a second or two
+to import, which a worker should spend under its lease heartbeat, not at boot of every
+process that merely lists the step kinds.
+"""
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx2
+
+from vectorbea.engine import ErrorClass, StepError
+from vectorbea.llm.errors import clip, error_class_for_status, redact, retry_after_seconds
+
+
+@dataclass(frozen=True)
+class Prompt:
+    model: str
+    user: str
+    system: str = ""
+    temperature: float | None = None
+    max_tokens: int = 1024
+    # When set, the answer is asked for as JSON matching this schema.
+    json_schema: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    model: str
+    finish_reason: str | None
+    input_tokens: int
+    output_tokens: int
+
+
+@dataclass(frozen=True)
+class Call:
+    """How to reach the provider for one call."""
+
+    key: str
+    base_url: str
+    timeout_seconds: float
+    # A client of our own (e.g. one pinned by the SSRF guard); None: the SDK's default.
+    http_client: httpx2.Client | None = None
+
+
+def json_instruction(schema: dict[str, Any]) -> str:
+    return (
+        "Answer with JSON only: a single JSON value, no prose and no code fences, that is "
+        f"valid against this JSON Schema:\n{json.dumps(schema, sort_keys=True)}"
+    )
+
+
+def _system_text(prompt: Prompt) -> str:
+    parts = [prompt.system] if prompt.system else []
+    if prompt.json_schema is not None:
+        parts.append(json_instruction(prompt.json_schema))
+    return "\n\n".join(parts)
+
+
+def complete_openai(prompt: Prompt, call: Call) -> Answer:
+    import openai
+
+    client = openai.OpenAI(
+        api_key=call.key,
+        base_url=call.base_url,
+        max_retries=0,
+        timeout=call.timeout_seconds,
+        http_client=call.http_client,
+    )
+    messages = []
+    if system := _system_text(prompt):
+        messages.append({"role": "system", "content": system})
+    messages.append({"role": "user", "content": prompt.user})
+    options: dict[str, Any] = {"model": prompt.model, "messages": messages}
+    # OpenAI's own API wants max_completion_tokens (its reasoning models refuse max_tokens);
+    # the servers that copy its format know max_tokens.
+    if urlsplit(call.base_url).hostname == "api.openai.com":
+        options["max_completion_tokens"] = prompt.max_tokens
+    else:
+        options["max_tokens"] = prompt.max_tokens
+    if prompt.temperature is not None:
+        options["temperature"] = prompt.temperature
+    if prompt.json_schema is not None:
+        options["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": prompt.json_schema},
+        }
+    with _mapped_errors("openai", call.key), client:
+        response = client.chat.completions.create(**options)
+        with _shape_checked():
+            choice = response.choices[0]
+            return Answer(
+                text=choice.message.content or "",
+                model=response.model or prompt.model,
+                finish_reason=choice.finish_reason,
+                input_tokens=int(response.usage.prompt_tokens if response.usage else 0),
+                output_tokens=int(response.usage.completion_tokens if response.usage else 0),
+            )
+
+
+def complete_anthropic(prompt: Prompt, call: Call) -> Answer:
+    import anthropic
+
+    client = anthropic.Anthropic(
+        api_key=call.key,
+        base_url=call.base_url,
+        max_retries=0,
+        timeout=call.timeout_seconds,
+        http_client=call.http_client,
+    )
+    options: dict[str, Any] = {
+        "model": prompt.model,
+        "max_tokens": prompt.max_tokens,
+        "messages": [{"role": "user", "content": prompt.user}],
+    }
+    if system := _system_text(prompt):
+        options["system"] = system
+    if prompt.temperature is not None:
+        # This SDK no longer names temperature (the newest models fix it); older models
+        # still take it, and a model that refuses it answers 400, a permanent error.
+        options["extra_body"] = {"temperature": prompt.temperature}
+    with _mapped_errors("anthropic", call.key), client:
+        message = client.messages.create(**options)
+        with _shape_checked():
+            return _anthropic_answer(message, prompt)
+
+
+def _anthropic_answer(message: Any, prompt: Prompt) -> Answer:
+    usage = message.usage
+    return Answer(
+        text="".join(block.text for block in message.content if block.type == "text"),
+        model=message.model or prompt.model,
+        finish_reason=message.stop_reason,
+        input_tokens=int(
+            usage.input_tokens
+            + (getattr(usage, "cache_creation_input_tokens", 0) or 0)
+            + (getattr(usage, "cache_read_input_tokens", 0) or 0)
+        ),
+        output_tokens=int(usage.output_tokens),
+    )
+
+
+class MalformedAnswer(ValueError):
+    """The provider's answer parsed, but is not the shape its API promises."""
+
+
+class _shape_checked:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: Any) -> bool:
+        if isinstance(exc, IndexError | AttributeError | TypeError | KeyError):
+            raise MalformedAnswer(f"unexpected answer shape: {type(exc).__name__}: {exc}")
+        return False
+
+
+PROVIDERS: dict[str, Callable[[Prompt, Call], Answer]] = {
+    "openai": complete_openai,
+    "anthropic": complete_anthropic,
+}
+
+
+def complete(provider: str, prompt: Prompt, call: Call) -> Answer:
+    """Ask `provider` for an answer to `prompt`; a StepError with its class on failure."""
+    try:
+        adapter = PROVIDERS[provider]
+    except KeyError:
+        raise StepError(ErrorClass.PERMANENT, f"Unknown LLM provider {provider!r}") from None
+    return adapter(prompt, call)
+
+
+class _mapped_errors:
+    """Turns what the SDKs raise into StepErrors (the same for both: their exception
+    classes are parallel). Messages are redacted: provider error bodies can echo the key."""
+
+    def __init__(self, provider: str, key: str) -> None:
+        self.provider = provider
+        self.key = key
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or isinstance(exc, StepError):
+            return False
+        error = self.step_error(exc)
+        if error is None:
+            return False  # not the provider's doing: a bug, left for the executor to log
+        raise error from None
+
+    def step_error(self, exc: BaseException) -> StepError | None:
+        name = self.provider
+        # A refusal by the SSRF guard inside the transport comes back wrapped.
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, StepError):
+            return cause
+        if _is_sdk_error(exc, "APIStatusError"):
+            status = exc.status_code
+            error_class = error_class_for_status(status) or ErrorClass.TRANSIENT
+            detail = self.safe(_error_detail(exc))
+            return StepError(
+                error_class,
+                f"{name} answered HTTP {status}: {detail}",
+                retry_after_seconds(exc.response.headers)
+                if error_class == ErrorClass.RATE_LIMITED
+                else None,
+            )
+        if _is_sdk_error(exc, "APITimeoutError"):
+            return StepError(ErrorClass.TRANSIENT, f"{name} did not answer in time")
+        if _is_sdk_error(exc, "APIConnectionError"):
+            reason = self.safe(str(cause or exc)) if cause else "connection failed"
+            return StepError(ErrorClass.TRANSIENT, f"Could not reach {name}: {reason}")
+        # JSONDecodeError, pydantic's ValidationError, MalformedAnswer are ValueErrors.
+        if _is_sdk_error(exc, "APIResponseValidationError") or isinstance(exc, ValueError):
+            detail = self.safe(f"{type(exc).__name__}: {exc}")
+            return StepError(ErrorClass.TRANSIENT, f"{name} sent a malformed answer ({detail})")
+        if _is_sdk_error(exc, "OpenAIError") or _is_sdk_error(exc, "AnthropicError"):
+            return StepError(ErrorClass.TRANSIENT, f"{name} call failed: {self.safe(str(exc))}")
+        return None
+
+    def safe(self, text: str) -> str:
+        return clip(redact(text, [self.key]), 500)
+
+
+def _is_sdk_error(exc: BaseException, name: str) -> bool:
+    """isinstance against an exception class of whichever SDKs are loaded (the one that
+    raised `exc` is)."""
+    for module in (sys.modules.get("openai"), sys.modules.get("anthropic")):
+        cls = getattr(module, name, None) if module else None
+        if cls is not None and isinstance(exc, cls):
+            return True
+    return False
+
+
+def _error_detail(exc: Any) -> str:
+    """The provider's own words: error.message from its JSON body, else the body text."""
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+    try:
+        return exc.response.text or exc.response.reason_phrase
+    except Exception:  # a streamed body we cannot read: say less
+        return exc.response.reason_phrase

@@ -1,0 +1,236 @@
+"""The "llm" step: one prompt to one provider, with the cost of the answer.
+
+The executor renders templated config before calling the handler, so every value here is
+plain. The provider key comes from vectorbea.llm.keys.provider_key and nowhere else.
+"""
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx2
+from django.conf import settings
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+from vectorbea.engine import ErrorClass, StepError
+from vectorbea.llm import Answer, MissingKey, Prompt, cost_of, provider_key
+from vectorbea.llm.errors import clip
+from vectorbea.llm.providers import Call, complete
+from vectorbea.steps import ssrf
+from vectorbea.steps.registry import StepContext, StepKind, StepResult, register
+
+DEFAULT_BASE_URL_SETTING = {
+    "openai": "VECTORBEA_OPENAI_BASE_URL",
+    "anthropic": "VECTORBEA_ANTHROPIC_BASE_URL",
+}
+# Hosts that always need a real key; a self-hosted OpenAI-compatible server may not.
+KEYED_HOSTS = {"api.openai.com", "api.anthropic.com"}
+NO_KEY = "no-key-configured"
+MAX_ERRORS_SHOWN = 5
+
+CONFIG_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "provider": {
+            "type": "string",
+            "enum": ["openai", "anthropic"],
+            "title": "Provider",
+            "description": (
+                "openai: OpenAI or any server with an OpenAI-compatible chat completions API "
+                "(Ollama, vLLM, llama.cpp). anthropic: Anthropic's messages API."
+            ),
+        },
+        "model": {
+            "type": "string",
+            "minLength": 1,
+            "title": "Model",
+            "description": "The provider's model name, e.g. gpt-4o-mini or claude-haiku-4-5.",
+        },
+        "base_url": {
+            "type": "string",
+            "title": "Base URL",
+            "description": (
+                "Where the provider's API lives. Leave empty for the installation's default "
+                "(VECTORBEA_OPENAI_BASE_URL or VECTORBEA_ANTHROPIC_BASE_URL). Another host "
+                "must be public or allow-listed, and is sent no API key."
+            ),
+        },
+        "system": {
+            "type": "string",
+            "title": "System prompt",
+            "description": "Instructions that frame every answer.",
+        },
+        "prompt": {
+            "type": "string",
+            "minLength": 1,
+            "title": "User prompt",
+            "description": "The message the model answers.",
+        },
+        "temperature": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 2,
+            "title": "Temperature",
+            "description": "Randomness, 0 to 2. Leave empty for the model's default.",
+        },
+        "max_tokens": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 200000,
+            "default": 1024,
+            "title": "Maximum output tokens",
+            "description": "The longest answer the model may give, in tokens.",
+        },
+        "output_schema": {
+            "type": "object",
+            "title": "Output schema",
+            "description": (
+                "A JSON Schema. When set, the model is asked for JSON and its answer must "
+                "validate, or the attempt fails as invalid_output."
+            ),
+        },
+        "timeout_seconds": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 600,
+            "default": 120,
+            "title": "Timeout (seconds)",
+            "description": "How long to wait for the provider before the attempt fails.",
+        },
+    },
+    "required": ["provider", "model", "prompt"],
+    "additionalProperties": False,
+}
+
+
+def run_llm(config: Mapping[str, Any], ctx: StepContext) -> StepResult:
+    provider = config["provider"]
+    schema = config.get("output_schema")
+    if schema is not None:
+        _check_schema(schema)
+    if ctx.is_cancelled:
+        raise StepError(ErrorClass.CANCELLED, "The step was cancelled before calling the model")
+    call = _call(config, ctx, provider)
+    prompt = Prompt(
+        model=config["model"],
+        user=config["prompt"],
+        system=config.get("system", ""),
+        temperature=config.get("temperature"),
+        max_tokens=int(config.get("max_tokens", 1024)),
+        json_schema=schema,
+    )
+    answer = complete(provider, prompt, call)
+    usage = usage_of(provider, answer)
+    output = {
+        "text": answer.text,
+        "json": None if schema is None else _validated_json(answer, schema, usage),
+        "model": answer.model,
+        "finish_reason": answer.finish_reason,
+    }
+    return StepResult(output, usage=usage)
+
+
+def usage_of(provider: str, answer: Answer) -> dict[str, Any]:
+    cost = cost_of(answer.model, answer.input_tokens, answer.output_tokens)
+    return {
+        "provider": provider,
+        "model": answer.model,
+        "input_tokens": answer.input_tokens,
+        "output_tokens": answer.output_tokens,
+        "cost_usd": cost.usd,
+        "cost_estimated": cost.estimated,
+    }
+
+
+def _call(config: Mapping[str, Any], ctx: StepContext, provider: str) -> Call:
+    """Where and how to call: a step's own base_url is user input, so it goes through the
+    SSRF guard (pinned); the installation's default is the operator's and is trusted."""
+    default = getattr(settings, DEFAULT_BASE_URL_SETTING[provider])
+    base_url = (config.get("base_url") or "").strip() or default
+    http_client = None
+    if base_url.rstrip("/") != default.rstrip("/"):
+        ssrf.check_url(base_url)
+        http_client = httpx2.Client(transport=ssrf.GuardedTransport2())
+    if urlsplit(base_url).hostname != urlsplit(default).hostname:
+        # Never hand the installation's key to a host a step chose: it could be anyone's.
+        # (With per-workspace BYOK keys this can be relaxed to the workspace's own key.)
+        key = NO_KEY
+    else:
+        try:
+            key = provider_key(ctx.workspace_id, provider)
+        except MissingKey as exc:
+            if urlsplit(base_url).hostname in KEYED_HOSTS:
+                raise StepError(ErrorClass.PERMANENT, str(exc)) from None
+            key = NO_KEY  # a local OpenAI-compatible server that wants none
+    return Call(
+        key=key,
+        base_url=base_url,
+        timeout_seconds=float(config.get("timeout_seconds", 120)),
+        http_client=http_client,
+    )
+
+
+def _check_schema(schema: Any) -> None:
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        raise StepError(
+            ErrorClass.PERMANENT, clip(f"output_schema is not a valid JSON Schema: {exc.message}")
+        ) from None
+
+
+FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n(.*?)\n?\s*```\s*$", re.DOTALL)
+
+
+def parse_answer_json(text: str) -> Any:
+    """The JSON value in an answer, tolerating a ```json fence around it; ValueError if none."""
+    match = FENCE.match(text)
+    return json.loads(match.group(1) if match else text)
+
+
+def _validated_json(answer: Answer, schema: dict[str, Any], usage: dict[str, Any]) -> Any:
+    cut_short = (
+        " (the answer was cut off at max_tokens)"
+        if answer.finish_reason
+        in (
+            "length",
+            "max_tokens",
+        )
+        else ""
+    )
+    try:
+        value = parse_answer_json(answer.text)
+    except ValueError as exc:
+        raise _invalid(f"The model's answer is not JSON{cut_short}: {exc}", usage) from None
+    errors = sorted(
+        Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.absolute_path)
+    )
+    if errors:
+        shown = "; ".join(
+            f"{'/'.join(str(p) for p in error.absolute_path) or '(root)'}: {error.message}"
+            for error in errors[:MAX_ERRORS_SHOWN]
+        )
+        more = f" (and {len(errors) - MAX_ERRORS_SHOWN} more)" if len(errors) > 5 else ""
+        raise _invalid(
+            f"The model's answer does not match output_schema{cut_short}: {shown}{more}", usage
+        )
+    return value
+
+
+def _invalid(message: str, usage: dict[str, Any]) -> StepError:
+    # The call was paid for even though its answer is refused: record what it cost.
+    return StepError(ErrorClass.INVALID_OUTPUT, clip(message), usage=usage)
+
+
+register(
+    StepKind(
+        name="llm",
+        label="LLM call",
+        config_schema=CONFIG_SCHEMA,
+        handler=run_llm,
+        queue="steps",
+    )
+)
