@@ -7,7 +7,12 @@ from uuid import UUID
 
 import dramatiq
 
+from vectorbea.steps.registry import load_kinds
 from workers.broker import broker  # noqa: F401  (must come before any actor)
+
+# Load every step kind (and the tool modules) once, at start, not inside the first step:
+# a slow import must never eat into a step's lease.
+load_kinds()
 
 SIX_HOURS_MS = 6 * 3600 * 1000
 

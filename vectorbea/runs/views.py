@@ -21,8 +21,8 @@ def get_run(access: Access, run_id: UUID) -> Run:
     )
 
 
-@require_GET
 @workspace_view()
+@require_GET
 def run_detail(request: HttpRequest, access: Access, run_id: UUID) -> HttpResponse:
     run = get_run(access, run_id)
     summary = RunSummary.objects.get(run=run)
