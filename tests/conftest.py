@@ -63,7 +63,6 @@ def bob(globex):
     return make_member("bob", globex, Role.OWNER)
 
 
-
 def terminate_stray_connections() -> None:
     """Threads (Channels consumers, sync_to_async) can leave idle connections on the test
     database; close them so pytest-django can drop it and leaves nothing behind."""
