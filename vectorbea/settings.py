@@ -113,6 +113,8 @@ INSTALLED_APPS = [
     "vectorbea.workflows",
     "vectorbea.eventlog",
     "vectorbea.runs",
+    "vectorbea.approvals",
+    "vectorbea.keys",
     "vectorbea.front",
 ]
 

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from vectorbea.front import views as placeholder
+
+urlpatterns = [
+    path("w/<slug:ws>/inbox/", placeholder.inbox, name="inbox"),
+]
