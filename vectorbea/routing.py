@@ -2,8 +2,9 @@
 
 from django.urls import path
 
-from vectorbea.runs.consumers import RunTimelineConsumer
+from vectorbea.runs.consumers import RunTimelineConsumer, WorkspaceConsumer
 
 websocket_urlpatterns = [
+    path("ws/w/<slug:ws>/", WorkspaceConsumer.as_asgi()),
     path("ws/w/<slug:ws>/runs/<uuid:run_id>/", RunTimelineConsumer.as_asgi()),
 ]

@@ -67,3 +67,47 @@ class RunTimelineConsumer(WebsocketConsumer):
                 return
             self.send(text_data=html)
             self.sent = last
+
+
+class WorkspaceConsumer(WebsocketConsumer):
+    """One socket per workspace page: the client subscribes to topics ({"topics": [...]})
+    and gets their fragments whenever a run of the workspace changes."""
+
+    def connect(self) -> None:
+        try:
+            self.access = workspace_access(
+                self.scope.get("user"), self.scope["url_route"]["kwargs"]["ws"]
+            )
+        except (Http404, PermissionDenied):
+            self.close()
+            return
+        self.topics: list[str] = []
+        self.group = live.workspace_group(self.access.workspace.id)
+        async_to_sync(self.channel_layer.group_add)(self.group, self.channel_name)
+        self.accept()
+
+    def disconnect(self, code: int) -> None:
+        if getattr(self, "group", None):
+            async_to_sync(self.channel_layer.group_discard)(self.group, self.channel_name)
+
+    def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        from vectorbea.runs.topics import TOPICS, load_topics
+
+        load_topics()
+        try:
+            wanted = json.loads(text_data or "{}").get("topics", [])
+        except (ValueError, AttributeError):
+            return
+        self.topics = [name for name in wanted if isinstance(name, str) and name in TOPICS]
+
+    def run_changed(self, message: dict[str, Any]) -> None:
+        from vectorbea.runs.topics import TOPICS
+
+        user = self.scope["user"]
+        parts = [
+            TOPICS[name](user, self.access.workspace, UUID(message["run_id"]))
+            for name in self.topics
+        ]
+        html = "".join(part for part in parts if part)
+        if html:
+            self.send(text_data=html)
