@@ -5,11 +5,12 @@ import json
 import re
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from tests.support.workflows import chain, publish
+from tests.ws.support import run_async
 from vectorbea.asgi import application
 from vectorbea.engine import OutputCorrected
 from vectorbea.eventlog import store
@@ -69,7 +70,7 @@ def test_it_backfills_then_pushes_new_events_in_order_without_gaps(alice, acme):
         await comm.disconnect()
         return first + rest
 
-    assert async_to_sync(scenario)() == list(range(1, 8))
+    assert run_async(scenario) == list(range(1, 8))
 
 
 def test_a_reconnecting_client_gets_exactly_what_it_missed(alice, acme):
@@ -91,7 +92,7 @@ def test_a_reconnecting_client_gets_exactly_what_it_missed(alice, acme):
         await again.disconnect()
         return seen
 
-    assert async_to_sync(scenario)() == [1, 2, 3, 4, 5]
+    assert run_async(scenario) == [1, 2, 3, 4, 5]
 
 
 @pytest.mark.parametrize("who", ["stranger", "anonymous"])
@@ -105,7 +106,7 @@ def test_only_members_can_subscribe(who, alice, bob, acme):
         await comm.disconnect()
         return connected
 
-    assert async_to_sync(scenario)() is False
+    assert run_async(scenario) is False
 
 
 def test_a_foreign_origin_is_refused(alice, acme):
@@ -117,7 +118,7 @@ def test_a_foreign_origin_is_refused(alice, acme):
         await comm.disconnect()
         return connected
 
-    assert async_to_sync(scenario)() is False
+    assert run_async(scenario) is False
 
 
 def test_event_content_is_escaped_in_pushed_fragments(alice, acme):
@@ -134,6 +135,6 @@ def test_event_content_is_escaped_in_pushed_fragments(alice, acme):
         await comm.disconnect()
         return html
 
-    html = async_to_sync(scenario)()
+    html = run_async(scenario)
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
     assert "<img src=x" not in html and "<b>bold</b>" not in html

@@ -3,9 +3,10 @@
 import json
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 
 from tests.support.workflows import chain, publish
+from tests.ws.support import run_async
 from tests.ws.test_run_timeline import communicator, note
 from vectorbea.runs.commands import start_run
 from vectorbea.runs.topics import TOPICS
@@ -36,7 +37,7 @@ def test_a_subscribed_topic_renders_when_a_run_changes(alice, acme, echo_topic):
         await comm.disconnect()
         return html
 
-    assert async_to_sync(scenario)() == f'<span id="echo">alice acme {run.id}</span>'
+    assert run_async(scenario) == f'<span id="echo">alice acme {run.id}</span>'
 
 
 def test_a_stranger_cannot_open_the_workspace_socket(bob, acme):
@@ -46,4 +47,4 @@ def test_a_stranger_cannot_open_the_workspace_socket(bob, acme):
         await comm.disconnect()
         return connected
 
-    assert async_to_sync(scenario)() is False
+    assert run_async(scenario) is False
