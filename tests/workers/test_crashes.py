@@ -3,16 +3,35 @@
 The scheduler recovers from Postgres alone: an expired lease is recorded as worker_lost and
 the attempt is retried, through the same path as any other failure."""
 
+import json
 import random
 import signal
 import time
 from collections import Counter, defaultdict
+from datetime import datetime
 
 from django.conf import settings
+from django.db import connection
 
 from tests.support.live import event_rows, run_status, side_effects, wait_for
 from tests.support.workflows import FAST_RETRY, chain, publish
 from vectorbea.runs.commands import start_run
+
+
+def db_now() -> datetime:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        return cursor.fetchone()[0]
+
+
+def event_rows_at(run_id):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT seq, type, payload, created_at FROM eventlog_event WHERE run_id = %s "
+            "ORDER BY seq",
+            [run_id],
+        )
+        return [(seq, t, json.loads(p), at) for seq, t, p, at in cursor.fetchall()]
 
 
 def completed_attempts(run_id) -> dict[str, int]:
@@ -26,14 +45,14 @@ def test_a_run_survives_repeated_sigkills_without_rerunning_completed_steps(live
     worker = live.worker()
     run = start_run(workflow, {})
     rng = random.Random(20261121)
-    kills: list[float] = []
+    kills: list[datetime] = []
     for _ in range(5):
         wait_for(lambda: side_effects(run.id), timeout=20)  # this worker got going
         time.sleep(rng.uniform(0.2, 0.9))
         if run_status(run.id) == "completed":
             break
         live.kill(worker)
-        kills.append(time.monotonic())
+        kills.append(db_now())
         worker = live.worker()
     wait_for(lambda: run_status(run.id) == "completed", timeout=90)
 
@@ -53,6 +72,13 @@ def test_a_run_survives_repeated_sigkills_without_rerunning_completed_steps(live
     assert all(p["error_class"] == "worker_lost" for p in lost)
     for p in lost:
         assert done[p["step_id"]] > p["attempt"]
+    # Recovery starts within the lease timeout: each loss is recorded soon after a kill,
+    # once the lease ran out (plus a scheduler pass; generous slack for a busy machine).
+    lease = settings.VECTORBEA_LEASE_SECONDS
+    recovered = [at for _, t, p, at in event_rows_at(run.id) if t == "StepFailed"]
+    for at in recovered:
+        since_kill = min((at - k).total_seconds() for k in kills if k <= at)
+        assert since_kill <= lease + 5, f"recovered {since_kill:.1f}s after a kill"
     # Each step's seqs: one StepCompleted per step, never twice.
     assert Counter(p["step_id"] for _, t, p in rows if t == "StepCompleted") == {
         f"s{i}": 1 for i in range(20)
