@@ -173,6 +173,7 @@ def append(
     *,
     now: datetime,
     claim_first_started: str = "",
+    savepoint: bool = True,
 ) -> Appended:
     """Append the events `build(state, now)` returns after `state.last_seq`, in ONE
     statement (so one round trip and one commit per step boundary).
@@ -185,6 +186,8 @@ def append(
     nothing at all was written.
     `claim_first_started`: a worker id that takes the lease of the first step this append
     starts (to run it inline); other started steps get unclaimed leases for dispatch.
+    `savepoint=False`: inside a transaction the caller rolls back whole on any error (a
+    brand-new run cannot conflict), skip the savepoint's two round trips.
     """
     events = list(build(state, now))
     if not events:
@@ -197,7 +200,7 @@ def append(
         run_id, state, new_state, recorded, definition, claim_first_started
     )
     try:
-        with _statement_scope(), connection.cursor() as cursor:
+        with _statement_scope(savepoint), connection.cursor() as cursor:
             cursor.execute(sql, params)
             held, committed_at, workspace_id = cursor.fetchone()
             if not held:
@@ -214,10 +217,10 @@ def _push_after_commit(run_id: UUID, workspace_id: UUID, seq: int) -> None:
     transaction.on_commit(lambda: OUTBOX.notify(run_id, workspace_id, seq), robust=True)
 
 
-def _statement_scope() -> Any:
+def _statement_scope(savepoint: bool) -> Any:
     """Outside a transaction one statement is atomic by itself (autocommit); inside one, a
     savepoint keeps a conflict from poisoning the caller's transaction."""
-    if connection.in_atomic_block:
+    if connection.in_atomic_block and savepoint:
         return transaction.atomic()
     return nullcontext()
 

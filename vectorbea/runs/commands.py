@@ -104,6 +104,7 @@ def start_run(
                 then_decide(definition, [started]),
                 definition,
                 now=store.db_now(),
+                savepoint=False,  # a new run has no concurrent writer
             )
             for step_id, attempt in appended.started:
                 scheduling.dispatch(run.id, step_id, attempt)
