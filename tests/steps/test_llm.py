@@ -13,6 +13,8 @@ from vectorbea.steps.registry import StepContext, StepResult
 
 KEY = "sk-test-0123456789abcdefSECRET"
 PROVIDERS = ["openai", "anthropic"]
+# provider_key() looks for the workspace's own key (BYOK) before the installation's.
+pytestmark = pytest.mark.django_db
 
 
 def make_ctx() -> StepContext:

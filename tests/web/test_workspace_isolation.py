@@ -39,7 +39,19 @@ WORKSPACE_ROUTES = workspace_routes()
 URL_KWARG_REGISTRY: dict[str, Callable[[Workspace, object], object]] = {
     "member_id": lambda acme, alice: Membership.objects.get(workspace=acme, user=alice).id,
     "run_id": lambda acme, alice: _a_run_in(acme),
+    "step_id": lambda acme, alice: "s0",  # a step of the run above (approvals: a gate's page)
+    "workflow_id": lambda acme, alice: _a_published_workflow_in(acme).id,
+    "version_number": lambda acme, alice: _a_published_workflow_in(acme).latest_version().number,
+    "key_id": lambda acme, alice: _a_provider_key_in(acme, alice),
 }
+
+
+def _a_published_workflow_in(workspace: Workspace):
+    from tests.support.workflows import chain, publish
+    from vectorbea.workflows.models import Workflow
+
+    existing = Workflow.objects.filter(workspace=workspace, name="Isolation check").first()
+    return existing or publish(workspace, chain(1), name="Isolation check")
 
 
 def _a_run_in(workspace: Workspace):
@@ -47,6 +59,12 @@ def _a_run_in(workspace: Workspace):
     from vectorbea.runs.commands import start_run
 
     return start_run(publish(workspace, chain(1)), {}).id
+
+
+def _a_provider_key_in(workspace: Workspace, user):
+    from vectorbea.keys import vault
+
+    return vault.add_key(workspace, "openai", "sk-isolation-test-0123456789", "", user).id
 
 
 def test_it_finds_workspace_urls_to_check():

@@ -43,6 +43,7 @@ from vectorbea.engine import (
     state_to_json,
 )
 from vectorbea.eventlog.projections import RunSummaryProjection
+from vectorbea.keys.redaction import redact_events
 
 Build = Callable[[RunState, datetime], Sequence[Event]]
 
@@ -189,7 +190,7 @@ def append(
     `savepoint=False`: inside a transaction the caller rolls back whole on any error (a
     brand-new run cannot conflict), skip the savepoint's two round trips.
     """
-    events = list(build(state, now))
+    events = redact_events(build(state, now))  # known provider keys never reach the log
     if not events:
         return Appended(state, (), (), DbClock.reading(now))
     recorded = [

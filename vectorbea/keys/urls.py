@@ -1,1 +1,17 @@
-urlpatterns: list = []
+from django.urls import path
+
+from vectorbea.keys import views
+
+urlpatterns = [
+    path("w/<slug:ws>/settings/keys/", views.provider_keys, name="provider-keys"),
+    path(
+        "w/<slug:ws>/settings/keys/policy/",
+        views.provider_key_policy,
+        name="provider-key-policy",
+    ),
+    path(
+        "w/<slug:ws>/settings/keys/<uuid:key_id>/revoke/",
+        views.provider_key_revoke,
+        name="provider-key-revoke",
+    ),
+]

@@ -3,8 +3,8 @@ that turns a provider's failure into an engine error class.
 
     from vectorbea.llm import Call, Prompt, complete, provider_key
 
-    key = provider_key(workspace_id, "anthropic")
-    call = Call(key=key, base_url="https://api.anthropic.com", timeout_seconds=60)
+    key = provider_key(workspace_id, "anthropic")  # a UsableKey: .value, .key_id
+    call = Call(key=key.value, base_url="https://api.anthropic.com", timeout_seconds=60)
     answer = complete("anthropic", Prompt(model="claude-haiku-4-5", user="Hi"), call)
 """
 

@@ -18,6 +18,7 @@ from jsonschema.exceptions import SchemaError
 from vectorbea.engine import ErrorClass, StepError
 from vectorbea.llm import Answer, MissingKey, Prompt, cost_of, provider_key
 from vectorbea.llm.errors import clip
+from vectorbea.llm.keys import PLATFORM, OwnKeyRequired
 from vectorbea.llm.providers import Call, complete
 from vectorbea.steps import ssrf
 from vectorbea.steps.registry import StepContext, StepKind, StepResult, register
@@ -113,7 +114,7 @@ def run_llm(config: Mapping[str, Any], ctx: StepContext) -> StepResult:
         _check_schema(schema)
     if ctx.is_cancelled:
         raise StepError(ErrorClass.CANCELLED, "The step was cancelled before calling the model")
-    call = _call(config, ctx, provider)
+    call, key_id = _call(config, ctx, provider)
     prompt = Prompt(
         model=config["model"],
         user=config["prompt"],
@@ -122,8 +123,15 @@ def run_llm(config: Mapping[str, Any], ctx: StepContext) -> StepResult:
         max_tokens=int(config.get("max_tokens", 1024)),
         json_schema=schema,
     )
-    answer = complete(provider, prompt, call)
+    try:
+        answer = complete(provider, prompt, call)
+    except StepError as exc:
+        if key_id and exc.usage is None:  # which key a rejected call used (its id only)
+            exc.usage = {"provider": provider, "key_id": key_id}
+        raise
     usage = usage_of(provider, answer)
+    if key_id:
+        usage["key_id"] = key_id
     output = {
         "text": answer.text,
         "json": None if schema is None else _validated_json(answer, schema, usage),
@@ -145,9 +153,10 @@ def usage_of(provider: str, answer: Answer) -> dict[str, Any]:
     }
 
 
-def _call(config: Mapping[str, Any], ctx: StepContext, provider: str) -> Call:
-    """Where and how to call: a step's own base_url is user input, so it goes through the
-    SSRF guard (pinned); the installation's default is the operator's and is trusted."""
+def _call(config: Mapping[str, Any], ctx: StepContext, provider: str) -> tuple[Call, str]:
+    """Where and how to call, and the id of the key used ("" for none): a step's own
+    base_url is user input, so it goes through the SSRF guard (pinned); the installation's
+    default is the operator's and is trusted."""
     default = getattr(settings, DEFAULT_BASE_URL_SETTING[provider])
     base_url = (config.get("base_url") or "").strip() or default
     http_client = None
@@ -157,20 +166,24 @@ def _call(config: Mapping[str, Any], ctx: StepContext, provider: str) -> Call:
     if urlsplit(base_url).hostname != urlsplit(default).hostname:
         # Never hand the installation's key to a host a step chose: it could be anyone's.
         # (With per-workspace BYOK keys this can be relaxed to the workspace's own key.)
-        key = NO_KEY
+        key, key_id = NO_KEY, ""
     else:
         try:
-            key = provider_key(ctx.workspace_id, provider)
+            usable = provider_key(ctx.workspace_id, provider)
+            # Record which workspace key was used; the installation's key is not audited.
+            key, key_id = usable.value, "" if usable.key_id == PLATFORM else usable.key_id
         except MissingKey as exc:
-            if urlsplit(base_url).hostname in KEYED_HOSTS:
+            keyed = urlsplit(base_url).hostname in KEYED_HOSTS
+            if keyed or isinstance(exc, OwnKeyRequired):
                 raise StepError(ErrorClass.PERMANENT, str(exc)) from None
-            key = NO_KEY  # a local OpenAI-compatible server that wants none
-    return Call(
+            key, key_id = NO_KEY, ""  # a local OpenAI-compatible server that wants none
+    call = Call(
         key=key,
         base_url=base_url,
         timeout_seconds=float(config.get("timeout_seconds", 120)),
         http_client=http_client,
     )
+    return call, key_id
 
 
 def _check_schema(schema: Any) -> None:

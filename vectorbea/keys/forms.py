@@ -1,0 +1,118 @@
+"""Forms for provider keys. The key field is write-only: it never renders a value, and no
+validation message repeats what was typed."""
+
+from django import forms
+
+from vectorbea.keys.models import Provider
+from vectorbea.llm.errors import KEY_SHAPES
+
+MIN_KEY_CHARS = 16
+MAX_KEY_CHARS = 512
+
+
+class ProviderKeyForm(forms.Form):
+    provider = forms.ChoiceField(
+        label="Provider",
+        choices=Provider.choices,
+        error_messages={
+            "required": "Choose the provider this key is for.",
+            "invalid_choice": "Choose OpenAI or Anthropic.",
+        },
+    )
+    label = forms.CharField(
+        label="Label (optional)",
+        max_length=100,
+        required=False,
+        help_text="To tell keys apart, e.g. “Production” or “Marketing budget”.",
+        error_messages={"max_length": "Keep the label under 100 characters."},
+    )
+    key = forms.CharField(
+        label="API key",
+        strip=True,
+        widget=forms.PasswordInput(
+            render_value=False,
+            attrs={
+                "autocomplete": "off",
+                "autocapitalize": "off",
+                "spellcheck": "false",
+                "data-1p-ignore": "",
+            },
+        ),
+        help_text=(
+            "Stored encrypted. Once saved, nobody can read it here again, only its last four "
+            "characters. A new key for the same provider replaces the old one."
+        ),
+        error_messages={"required": "Paste the API key from your provider’s dashboard."},
+    )
+
+    def clean_key(self) -> str:
+        key = self.cleaned_data["key"]
+        if any(ch.isspace() for ch in key):
+            raise forms.ValidationError(
+                "The key has spaces or line breaks in it. Copy it again from your provider’s "
+                "dashboard, all on one line."
+            )
+        if not (key.isascii() and key.isprintable()):
+            raise forms.ValidationError(
+                "That does not look like an API key: it has characters keys never contain. "
+                "Copy it again from your provider’s dashboard."
+            )
+        if len(key) < MIN_KEY_CHARS:
+            raise forms.ValidationError(
+                f"That is too short to be an API key ({len(key)} characters). Copy the whole "
+                "key: provider keys are usually 40 characters or more."
+            )
+        if len(key) > MAX_KEY_CHARS:
+            raise forms.ValidationError(
+                f"That is too long to be an API key (over {MAX_KEY_CHARS} characters). Copy "
+                "only the key."
+            )
+        return key
+
+    def clean_label(self) -> str:
+        label = " ".join(self.cleaned_data["label"].split())
+        if KEY_SHAPES.search(label):
+            self.scrub_label()
+            raise forms.ValidationError(
+                "The label looks like a key. Labels are shown to everyone who can see this "
+                "page: paste the key in the API key box instead."
+            )
+        return label
+
+    def clean(self) -> dict:
+        data = super().clean()
+        provider, key, label = data.get("provider"), data.get("key"), data.get("label")
+        if key and label and key in label:
+            self.scrub_label()
+            self.add_error("label", "Leave the key out of the label: labels are shown to others.")
+        if provider == Provider.OPENAI and key and key.startswith("sk-ant-"):
+            self.add_error(
+                "key",
+                "That is an Anthropic key (it starts with sk-ant-). Choose Anthropic as the "
+                "provider, or paste your OpenAI key.",
+            )
+        if provider == Provider.ANTHROPIC and key and key.startswith(("sk-proj-", "sk-svcacct-")):
+            self.add_error(
+                "key",
+                "That looks like an OpenAI key. Choose OpenAI as the provider, or paste your "
+                "Anthropic key (it starts with sk-ant-).",
+            )
+        return data
+
+    def scrub_label(self) -> None:
+        """A label with a key in it is not shown back either."""
+        self.data = self.data.copy()
+        self.data["label"] = ""
+
+
+class PolicyForm(forms.Form):
+    require_own_keys = forms.TypedChoiceField(
+        label="When a provider has no key here",
+        coerce=lambda value: value == "own",
+        choices=[
+            ("platform", "Use the installation’s key, if it has one"),
+            ("own", "Fail the step: this workspace uses only its own keys"),
+        ],
+        widget=forms.RadioSelect,
+        error_messages={"required": "Choose what LLM steps do without a key of their own."},
+    )

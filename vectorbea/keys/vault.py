@@ -1,0 +1,131 @@
+"""The workspace key store: the writes that add, replace and revoke provider keys, the one
+read that decrypts one (`plaintext_of`, called only by vectorbea.llm.keys.provider_key),
+and re-wrapping data keys under the newest master key.
+
+Keys are written only here, each change in its own transaction.
+"""
+
+from uuid import UUID, uuid4
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count
+from django.db.models.functions import Now
+
+from vectorbea.accounts.models import Workspace
+from vectorbea.keys import crypto
+from vectorbea.keys.models import Keyring, ProviderKey
+from vectorbea.keys.redaction import remember
+
+
+def newest_master_key() -> bytes:
+    return settings.VECTORBEA_MASTER_KEYS[0]
+
+
+def keyring_for(workspace: Workspace) -> Keyring:
+    """The workspace's keyring, made (with a fresh data key) on first use."""
+    keyring = Keyring.objects.filter(workspace=workspace).first()
+    if keyring is not None:
+        return keyring
+    master = newest_master_key()
+    data_key = crypto.new_data_key()
+    try:
+        with transaction.atomic():
+            return Keyring.objects.create(
+                workspace=workspace,
+                wrapped_data_key=crypto.wrap_data_key(data_key, workspace.id, master),
+                wrapped_by=crypto.master_key_id(master),
+            )
+    except IntegrityError:  # made by someone else between our read and our insert
+        return Keyring.objects.get(workspace=workspace)
+
+
+def data_key_of(keyring: Keyring) -> bytes:
+    return crypto.unwrap_data_key(
+        keyring.wrapped_data_key,
+        keyring.workspace_id,
+        keyring.wrapped_by,
+        settings.VECTORBEA_MASTER_KEYS,
+    )
+
+
+def active_key(workspace_id: UUID, provider: str) -> ProviderKey | None:
+    return (
+        ProviderKey.objects.filter(
+            workspace_id=workspace_id, provider=provider, revoked_at__isnull=True
+        )
+        .order_by("-created_at")
+        .first()
+    )
+
+
+def add_key(workspace: Workspace, provider: str, value: str, label: str, by) -> ProviderKey:
+    """Store `value` as the workspace's key for `provider`, revoking the one it replaces."""
+    keyring = keyring_for(workspace)
+    key = ProviderKey(
+        id=uuid4(),
+        workspace=workspace,
+        provider=provider,
+        label=label,
+        last_four=value[-4:],
+        created_by=by,
+    )
+    key.ciphertext = crypto.encrypt_key(data_key_of(keyring), workspace.id, key.id, value)
+    remember(value)
+    with transaction.atomic():
+        # Serialise changes to one workspace's keys: two replaces never both stay active.
+        Keyring.objects.select_for_update().filter(pk=keyring.pk).first()
+        ProviderKey.objects.filter(
+            workspace=workspace, provider=provider, revoked_at__isnull=True
+        ).update(revoked_at=Now())
+        key.save(force_insert=True)
+    return key
+
+
+def revoke_key(key: ProviderKey) -> bool:
+    """Revoke `key`; False if it already was."""
+    return bool(
+        ProviderKey.objects.filter(id=key.id, revoked_at__isnull=True).update(revoked_at=Now())
+    )
+
+
+def set_policy(workspace: Workspace, require_own_keys: bool) -> None:
+    keyring = keyring_for(workspace)
+    Keyring.objects.filter(pk=keyring.pk).update(require_own_keys=require_own_keys)
+
+
+def requires_own_keys(workspace_id: UUID) -> bool:
+    return Keyring.objects.filter(workspace_id=workspace_id, require_own_keys=True).exists()
+
+
+def plaintext_of(key: ProviderKey) -> str:
+    """Decrypt `key` and record the use. Only vectorbea.llm.keys.provider_key calls this."""
+    keyring = Keyring.objects.get(workspace_id=key.workspace_id)
+    value = crypto.decrypt_key(data_key_of(keyring), key.workspace_id, key.id, key.ciphertext)
+    remember(value)
+    ProviderKey.objects.filter(id=key.id).update(last_used_at=Now())
+    return value
+
+
+def rewrap(workspace_id: UUID) -> bool:
+    """Re-wrap one workspace's data key under the newest master key, in its own
+    transaction with the row locked. False if it already was (safe to run again)."""
+    master = newest_master_key()
+    newest = crypto.master_key_id(master)
+    with transaction.atomic():
+        keyring = Keyring.objects.select_for_update().get(workspace_id=workspace_id)
+        if keyring.wrapped_by == newest:
+            return False
+        data_key = data_key_of(keyring)
+        Keyring.objects.filter(pk=workspace_id).update(
+            wrapped_data_key=crypto.wrap_data_key(data_key, workspace_id, master),
+            wrapped_by=newest,
+            rewrapped_at=Now(),
+        )
+    return True
+
+
+def wrapped_by_counts() -> dict[str, int]:
+    """{master key id: number of workspace data keys it wraps}."""
+    rows = Keyring.objects.values("wrapped_by").annotate(n=Count("pk")).order_by()
+    return {row["wrapped_by"]: row["n"] for row in rows}
