@@ -302,6 +302,42 @@ def test_config_paths_index_into_lists() -> None:
     assert validate_definition(data, kinds)[0].path == "steps[0].config.tags[1]"
 
 
+def test_a_template_may_stand_in_for_a_number_or_an_enum_value() -> None:
+    kinds = {
+        "llm": KindSpec(
+            "llm",
+            {
+                "type": "object",
+                "properties": {
+                    "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+                    "max_tokens": {"type": "integer", "minimum": 1},
+                    "provider": {"type": "string", "enum": ["openai", "anthropic"]},
+                },
+            },
+        )
+    }
+    templated = {
+        "temperature": "{{ input.temperature }}",
+        "max_tokens": "{{ input.tokens }}",
+        "provider": "{{ input.provider }}",
+    }
+
+    assert validate_definition({"steps": [step("ask", "llm", config=templated)]}, kinds) == []
+
+
+def test_a_plain_string_where_a_number_belongs_is_still_an_issue() -> None:
+    kinds = {
+        "llm": KindSpec(
+            "llm", {"type": "object", "properties": {"temperature": {"type": "number"}}}
+        )
+    }
+    data = {"steps": [step("ask", "llm", config={"temperature": "warm", "other": "{{ x }}"})]}
+
+    assert [issue.path for issue in validate_definition(data, kinds)] == [
+        "steps[0].config.temperature"
+    ]
+
+
 def test_a_broken_kind_schema_is_an_issue_not_a_crash() -> None:
     kinds = {"bad": KindSpec("bad", {"type": "no-such-type"})}
 

@@ -287,8 +287,28 @@ def _config_issues(path: str, config: Any, step_id: str, kind: KindSpec) -> list
         return [
             Issue(path, f"The settings of step '{step_id}' could not be checked.", step_id=step_id)
         ]
-    issues = [issue for error in errors for issue in _schema_error_issues(path, error, step_id)]
+    issues = [
+        issue
+        for error in errors
+        if not _is_templated_scalar(error)
+        for issue in _schema_error_issues(path, error, step_id)
+    ]
     return sorted(set(issues), key=lambda issue: (issue.path, issue.message))
+
+
+# Checks a template stands in for: "{{ input.temperature }}" renders to a number at run time,
+# so a templated string where the schema wants a number, an integer or an enum value is fine.
+TEMPLATE_STANDS_IN_FOR = frozenset(
+    {"type", "enum", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"}
+)
+
+
+def _is_templated_scalar(error: ValidationError) -> bool:
+    return (
+        error.validator in TEMPLATE_STANDS_IN_FOR
+        and isinstance(error.instance, str)
+        and "{{" in error.instance
+    )
 
 
 def _schema_error_issues(path: str, error: ValidationError, step_id: str) -> Iterator[Issue]:

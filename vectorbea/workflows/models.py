@@ -19,6 +19,12 @@ class Workflow(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="workflows")
     name = models.CharField(max_length=120)
     draft = models.JSONField(default=dict)
+    # Bumped by every saved change to the draft: a save names the revision it started from
+    # and is refused when someone else saved in between (optimistic concurrency).
+    draft_revision = models.PositiveIntegerField(default=0)
+    draft_updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -8,6 +8,7 @@ VECTORBEA_DEMO_PASSWORD), which then applies to every demo user.
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -47,12 +48,12 @@ DEMO_USERS = (
 DEFAULT_PASSWORDS = frozenset(user.default_password for user in DEMO_USERS)
 
 
-def seed_example_workflows(workspace: Workspace) -> None:
-    """HOOK for the engine (issue 02): create the example workflows in the demo workspace.
+def seed_example_workflows(workspace: Workspace, owner: Any = None) -> None:
+    """The example workflows, published, in the demo workspace. Idempotent: `seed_demo`
+    runs on every `scripts/run`."""
+    from vectorbea.workflows.examples import install_examples
 
-    Must be idempotent (look workflows up by a stable key before creating them), because
-    `seed_demo` runs on every `scripts/run`. Intentionally empty until the workflow models land.
-    """
+    install_examples(workspace, owner)
 
 
 def seed_demo(password: str | None = None) -> tuple[Workspace, list[tuple[DemoUser, str]]]:
@@ -80,7 +81,8 @@ def seed_demo(password: str | None = None) -> tuple[Workspace, list[tuple[DemoUs
                 workspace=workspace, user=user, defaults={"role": demo.role}
             )
             logins.append((demo, user_password))
-        seed_example_workflows(workspace)
+        owner = User.objects.get(username=DEMO_USERS[0].username)
+        seed_example_workflows(workspace, owner)
     return workspace, logins
 
 

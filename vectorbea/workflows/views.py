@@ -1,0 +1,468 @@
+"""Workflow pages: the list, the builder (canvas + config panel), versions, import/export,
+and the form that starts a run. Every view goes through workspace_view."""
+
+import json
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from django.contrib import messages
+from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from vectorbea.accounts.access import Access, Capability, workspace_view
+from vectorbea.engine.limits import json_problem
+from vectorbea.eventlog.models import Run
+from vectorbea.runs.commands import InvalidRunInput, NotPublished, input_problems, start_run
+from vectorbea.steps.registry import KINDS
+from vectorbea.workflows import commands, panel
+from vectorbea.workflows.checks import draft_issues, issue_json, ports_of
+from vectorbea.workflows.diff import diff_definitions
+from vectorbea.workflows.forms import ImportForm, NameForm, RunInputForm
+from vectorbea.workflows.models import Workflow, WorkflowVersion, content_hash
+
+MAX_DRAFT_BYTES = commands.MAX_IMPORT_BYTES
+
+
+def get_workflow(access: Access, workflow_id: UUID) -> Workflow:
+    """A workflow of this workspace, or 404: another workspace's does not exist here."""
+    return get_object_or_404(
+        Workflow.objects.select_related("draft_updated_by"),
+        pk=workflow_id,
+        workspace=access.workspace,
+    )
+
+
+def get_version(workflow: Workflow, number: int) -> WorkflowVersion:
+    return get_object_or_404(
+        WorkflowVersion.objects.select_related("created_by"), workflow=workflow, number=number
+    )
+
+
+# --- the list ------------------------------------------------------------------------------
+
+
+def workflow_rows(access: Access, archived: bool) -> list[Workflow]:
+    """The workspace's workflows with their latest version, last run status and the number
+    of runs in the last 24 hours: one query."""
+    since = timezone.now() - timedelta(hours=24)
+    latest = WorkflowVersion.objects.filter(workflow=OuterRef("pk")).order_by("-number")
+    last_run = Run.objects.filter(workflow=OuterRef("pk")).order_by("-created_at")
+    recent = (
+        Run.objects.filter(workflow=OuterRef("pk"), created_at__gte=since)
+        .order_by()
+        .values("workflow")
+        .annotate(n=Count("*"))
+        .values("n")
+    )
+    return list(
+        Workflow.objects.filter(workspace=access.workspace, archived_at__isnull=not archived)
+        .annotate(
+            latest_number=Subquery(latest.values("number")[:1]),
+            last_run_id=Subquery(last_run.values("id")[:1]),
+            last_run_status=Subquery(last_run.values("summary__status")[:1]),
+            runs_24h=Coalesce(Subquery(recent, output_field=IntegerField()), 0),
+        )
+        .order_by("-updated_at")
+    )
+
+
+@workspace_view(Capability.VIEW)
+@require_GET
+def workflows(request: HttpRequest, access: Access) -> HttpResponse:
+    archived = request.GET.get("archived") == "1"
+    rows = workflow_rows(access, archived)
+    archived_count = (
+        0
+        if archived
+        else Workflow.objects.filter(workspace=access.workspace, archived_at__isnull=False).count()
+    )
+    context = {
+        "access": access,
+        "rows": rows,
+        "archived": archived,
+        "archived_count": archived_count,
+        "can_edit": access.can(Capability.EDIT_WORKFLOWS),
+        "can_run": access.can(Capability.START_RUNS),
+    }
+    return render(request, "workflows/list.html", context)
+
+
+@workspace_view(Capability.EDIT_WORKFLOWS)
+@require_http_methods(["GET", "POST"])
+def workflow_create(request: HttpRequest, access: Access) -> HttpResponse:
+    form = NameForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        workflow = commands.create_workflow(
+            access.workspace, request.user, form.cleaned_data["name"]
+        )
+        return redirect("workflow-builder", ws=access.workspace.slug, workflow_id=workflow.id)
+    status = 400 if form.errors else 200
+    context = {"access": access, "form": form, "import_form": ImportForm()}
+    return render(request, "workflows/create.html", context, status=status)
+
+
+@workspace_view(Capability.EDIT_WORKFLOWS)
+@require_http_methods(["GET", "POST"])
+def workflow_import(request: HttpRequest, access: Access) -> HttpResponse:
+    form = ImportForm(request.POST or None, request.FILES or None)
+    problems = []
+    if request.method == "POST" and form.is_valid():
+        try:
+            workflow = commands.import_workflow(
+                access.workspace, request.user, form.cleaned_data["json"], form.cleaned_data["name"]
+            )
+        except commands.ImportRefused as exc:
+            problems = exc.problems
+        else:
+            messages.success(request, f"Imported “{workflow.name}” as a draft.")
+            return redirect("workflow-builder", ws=access.workspace.slug, workflow_id=workflow.id)
+    status = 400 if (form.errors or problems) else 200
+    context = {"access": access, "form": form, "problems": problems}
+    return render(request, "workflows/import.html", context, status=status)
+
+
+@workspace_view(Capability.EDIT_WORKFLOWS)
+@require_http_methods(["GET", "POST"])
+def workflow_rename(request: HttpRequest, access: Access, workflow_id: UUID) -> HttpResponse:
+    workflow = get_workflow(access, workflow_id)
+    form = NameForm(request.POST or None, initial={"name": workflow.name})
+    if request.method == "POST" and form.is_valid():
+        commands.rename_workflow(workflow, form.cleaned_data["name"])
+        if request.htmx:
+            return render(request, "workflows/builder.html#title", {"workflow": workflow})
+        messages.success(request, f"Renamed to “{workflow.name}”.")
+        return redirect("workflows", ws=access.workspace.slug)
+    status = 400 if form.errors else 200
+    context = {"access": access, "form": form, "workflow": workflow}
+    return render(request, "workflows/rename.html", context, status=status)
+
+
+@workspace_view(Capability.EDIT_WORKFLOWS)
+@require_POST
+def workflow_duplicate(request: HttpRequest, access: Access, workflow_id: UUID) -> HttpResponse:
+    copy = commands.duplicate_workflow(get_workflow(access, workflow_id), request.user)
+    messages.success(request, f"Created “{copy.name}” from the draft.")
+    return redirect("workflow-builder", ws=access.workspace.slug, workflow_id=copy.id)
+
+
+@workspace_view(Capability.EDIT_WORKFLOWS)
+@require_POST
+def workflow_archive(request: HttpRequest, access: Access, workflow_id: UUID) -> HttpResponse:
+    workflow = get_workflow(access, workflow_id)
+    if request.POST.get("restore") == "1":
+        commands.unarchive_workflow(workflow)
+        messages.success(request, f"Restored “{workflow.name}” from the archive.")
+    else:
+        commands.archive_workflow(workflow)
+        messages.success(
+            request,
+            f"Archived “{workflow.name}”. Runs in progress go on; it can be restored any time.",
+        )
+    return redirect("workflows", ws=access.workspace.slug)
+
+
+# --- the builder ---------------------------------------------------------------------------
+
+
+def _builder_context(
+    request: HttpRequest,
+    access: Access,
+    workflow: Workflow,
+    definition: dict[str, Any],
+    version: WorkflowVersion | None,
+) -> dict[str, Any]:
+    can_edit = access.can(Capability.EDIT_WORKFLOWS) and version is None
+    ws, wid = access.workspace.slug, workflow.id
+    latest = workflow.latest_version()
+    data = {
+        "workflowId": str(wid),
+        "revision": workflow.draft_revision,
+        "definition": definition,
+        "kinds": panel.palette(),
+        "ports": ports_of(definition),
+        "issues": [issue_json(i) for i in draft_issues(definition)],
+        "readOnly": not can_edit,
+        "unpublished": _unpublished(workflow, definition) if version is None else False,
+        "urls": {
+            "draft": reverse("workflow-draft", args=[ws, wid]),
+            "panel": reverse("workflow-panel", args=[ws, wid]),
+            "publish": reverse("workflow-publish", args=[ws, wid]),
+        },
+        "user": request.user.get_username(),
+    }
+    return {
+        "access": access,
+        "workflow": workflow,
+        "version": version,
+        "latest": latest,
+        "can_edit": can_edit,
+        "can_run": access.can(Capability.START_RUNS),
+        "can_restore": access.can(Capability.EDIT_WORKFLOWS) and version is not None,
+        "palette": data["kinds"] if can_edit else [],
+        "builder_data": data,
+    }
+
+
+@workspace_view(Capability.VIEW)
+@require_GET
+def workflow_builder(request: HttpRequest, access: Access, workflow_id: UUID) -> HttpResponse:
+    workflow = get_workflow(access, workflow_id)
+    context = _builder_context(request, access, workflow, workflow.draft, None)
+    return render(request, "workflows/builder.html", context)
+
+
+def _unpublished(workflow: Workflow, definition: Any) -> bool:
+    """Whether the draft differs from the latest published version (or none exists)."""
+    latest = workflow.versions.order_by("-number").values_list("content_hash", flat=True).first()
+    return latest != content_hash(definition)
+
+
+def _posted_definition(request: HttpRequest) -> tuple[Any, int | None]:
+    """(definition, revision) from a JSON body, or from form fields (navigator.sendBeacon)."""
+    if len(request.body) > MAX_DRAFT_BYTES:
+        raise ValueError("The draft is larger than 2 MB.")
+    if request.content_type == "application/json":
+        body = json.loads(request.body)
+        if not isinstance(body, dict):
+            raise ValueError("Send an object with a definition and a revision.")
+        definition, revision = body.get("definition"), body.get("revision")
+    else:
+        definition = json.loads(request.POST.get("definition", "null"))
+        revision = request.POST.get("revision")
+    try:
+        return definition, int(revision) if revision is not None else None
+    except (TypeError, ValueError) as exc:
+        raise ValueError("The revision must be a whole number.") from exc
+
+
+def _conflict(exc: commands.DraftConflict) -> JsonResponse:
+    return JsonResponse(
+        {
+            "error": "conflict",
+            "message": str(exc),
+            "revision": exc.revision,
+            "updatedBy": exc.updated_by,
+            "updatedAt": exc.updated_at.isoformat() if exc.updated_at else None,
+        },
+        status=409,
+    )
+
+
+@workspace_view(Capability.EDIT_WORKFLOWS)
+@require_POST
+def workflow_draft(request: HttpRequest, access: Access, workflow_id: UUID) -> HttpResponse:
+    """Autosave: the whole draft and the revision it is based on. Saved with its problems;
+    refused (409) when someone else saved in between."""
+    workflow = get_workflow(access, workflow_id)
+    try:
+        definition, revision = _posted_definition(request)
+    except (ValueError, RecursionError) as exc:
+        return JsonResponse({"error": "invalid", "message": str(exc)}, status=400)
+    if not isinstance(definition, dict) or revision is None:
+        message = "Send the draft as a JSON object with the revision it is based on."
+        return JsonResponse({"error": "invalid", "message": message}, status=400)
+    problem = json_problem(definition, "The draft", max_bytes=MAX_DRAFT_BYTES)
+    if problem:
+        return JsonResponse({"error": "invalid", "message": problem}, status=400)
+    try:
+        new_revision = commands.save_draft(workflow, definition, revision, request.user)
+    except commands.DraftConflict as exc:
+        return _conflict(exc)
+    return JsonResponse(
+        {
+            "revision": new_revision,
+            "issues": [issue_json(i) for i in draft_issues(definition)],
+            "ports": ports_of(definition),
+            "unpublished": _unpublished(workflow, definition),
+            "savedAt": timezone.now().isoformat(),
+        }
+    )
+
+
+@workspace_view(Capability.EDIT_WORKFLOWS)
+@require_POST
+def workflow_publish(request: HttpRequest, access: Access, workflow_id: UUID) -> HttpResponse:
+    workflow = get_workflow(access, workflow_id)
+    try:
+        revision = int(request.POST.get("revision", ""))
+    except ValueError:
+        return JsonResponse({"error": "invalid", "message": "Which revision?"}, status=400)
+    try:
+        version = commands.publish_draft(workflow, revision, request.user)
+    except commands.DraftConflict as exc:
+        return _conflict(exc)
+    except commands.PublishRefused as exc:
+        return JsonResponse(
+            {
+                "error": "refused",
+                "message": str(exc),
+                "issues": [issue_json(i) for i in exc.issues],
+            },
+            status=400,
+        )
+    ws = access.workspace.slug
+    return JsonResponse(
+        {
+            "number": version.number,
+            "hash": version.content_hash,
+            "message": f"Published v{version.number}.",
+            "runUrl": reverse("workflow-run", args=[ws, workflow.id]),
+        }
+    )
+
+
+@workspace_view(Capability.VIEW)
+@require_POST
+def workflow_panel(request: HttpRequest, access: Access, workflow_id: UUID) -> HttpResponse:
+    """The config panel for one step (or, with no step, the workflow's input schema),
+    rendered from the definition the browser holds right now. Saves nothing."""
+    workflow = get_workflow(access, workflow_id)
+    try:
+        definition = json.loads(request.POST.get("definition") or "null")
+    except (ValueError, RecursionError):
+        definition = None
+    if not isinstance(definition, dict):
+        definition = workflow.draft
+    step_id = request.POST.get("step", "")
+    read_only = request.POST.get("readonly") == "1" or not access.can(Capability.EDIT_WORKFLOWS)
+    context: dict[str, Any] = {"workflow": workflow, "read_only": read_only}
+    step = next(
+        (
+            raw
+            for raw in definition.get("steps") or ()
+            if isinstance(raw, dict) and raw.get("id") == step_id
+        ),
+        None,
+    )
+    if step is None:
+        context["input_rows"] = panel.input_rows(definition.get("input_schema"))
+        context["input_types"] = panel.INPUT_TYPES
+        context["step_count"] = len(definition.get("steps") or ())
+        return render(request, "workflows/panel_input.html", context)
+    kind = KINDS.get(str(step.get("kind")))
+    context.update(
+        {
+            "step": step,
+            "kind": kind,
+            "sections": panel.step_fields(step),
+            "references": panel.references(definition, step_id),
+        }
+    )
+    return render(request, "workflows/panel_step.html", context)
+
+
+# --- versions ------------------------------------------------------------------------------
+
+
+@workspace_view(Capability.VIEW)
+@require_GET
+def workflow_versions(request: HttpRequest, access: Access, workflow_id: UUID) -> HttpResponse:
+    workflow = get_workflow(access, workflow_id)
+    versions = list(workflow.versions.select_related("created_by").order_by("-number"))
+    entries = []
+    for index, version in enumerate(versions):
+        previous = versions[index + 1].definition if index + 1 < len(versions) else {}
+        entries.append(
+            {"version": version, "changes": diff_definitions(previous, version.definition)}
+        )
+    draft_changes = diff_definitions(versions[0].definition if versions else {}, workflow.draft)
+    context = {
+        "access": access,
+        "workflow": workflow,
+        "entries": entries,
+        "draft_changes": draft_changes,
+        "can_edit": access.can(Capability.EDIT_WORKFLOWS),
+    }
+    return render(request, "workflows/versions.html", context)
+
+
+@workspace_view(Capability.VIEW)
+@require_GET
+def workflow_version(
+    request: HttpRequest, access: Access, workflow_id: UUID, version_number: int
+) -> HttpResponse:
+    workflow = get_workflow(access, workflow_id)
+    version = get_version(workflow, version_number)
+    context = _builder_context(request, access, workflow, version.definition, version)
+    return render(request, "workflows/builder.html", context)
+
+
+@workspace_view(Capability.EDIT_WORKFLOWS)
+@require_POST
+def workflow_restore(
+    request: HttpRequest, access: Access, workflow_id: UUID, version_number: int
+) -> HttpResponse:
+    workflow = get_workflow(access, workflow_id)
+    version = get_version(workflow, version_number)
+    commands.restore_version(workflow, version, request.user)
+    messages.success(request, f"Restored v{version.number} as the draft. Publish to use it.")
+    return redirect("workflow-builder", ws=access.workspace.slug, workflow_id=workflow.id)
+
+
+@workspace_view(Capability.VIEW)
+@require_GET
+def workflow_export(request: HttpRequest, access: Access, workflow_id: UUID) -> HttpResponse:
+    workflow = get_workflow(access, workflow_id)
+    number = request.GET.get("version")
+    if number:
+        if not number.isdigit():
+            raise Http404("No such version")
+        definition = get_version(workflow, int(number)).definition
+        suffix = f"-v{number}"
+    else:
+        definition = workflow.draft
+        suffix = "-draft"
+    document = commands.export_document(workflow.name, definition)
+    response = HttpResponse(
+        json.dumps(document, indent=2, ensure_ascii=False), content_type="application/json"
+    )
+    slug = "".join(c if c.isalnum() else "-" for c in workflow.name.lower()).strip("-")[:60]
+    filename = f"{slug or 'workflow'}{suffix}.json"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+# --- starting a run ------------------------------------------------------------------------
+
+
+@workspace_view(Capability.START_RUNS)
+@require_http_methods(["GET", "POST"])
+def workflow_run(request: HttpRequest, access: Access, workflow_id: UUID) -> HttpResponse:
+    workflow = get_workflow(access, workflow_id)
+    version = workflow.latest_version()
+    context: dict[str, Any] = {"access": access, "workflow": workflow, "version": version}
+    if version is None:
+        return render(request, "workflows/run.html", context, status=409)
+    schema = version.definition.get("input_schema") or {"type": "object"}
+    form = RunInputForm(schema, request.POST or None)
+    context["form"] = form
+    context["draft_differs"] = content_hash(workflow.draft) != version.content_hash
+    if request.method == "POST":
+        form.is_valid()
+        run_input = form.run_input()
+        for problem in input_problems(schema, run_input):
+            form.add_input_problem(problem.path, problem.message)
+        if not form.errors:
+            try:
+                run = start_run(
+                    workflow,
+                    run_input,
+                    started_by=request.user,
+                    idempotency_key=f"run-form:{form.cleaned_data['idempotency_key']}",
+                    version=version,
+                )
+            except InvalidRunInput as exc:
+                for problem in exc.problems:
+                    form.add_input_problem(problem.path, problem.message)
+            except NotPublished as exc:
+                form.add_error(None, str(exc))
+            else:
+                return redirect("run-detail", ws=access.workspace.slug, run_id=run.id)
+    status = 400 if form.errors else 200
+    return render(request, "workflows/run.html", context, status=status)
