@@ -1,29 +1,65 @@
-// The run page's live timeline: tell the server the last event we show whenever the
-// websocket (re)connects, so it sends exactly the events after it; count down retries.
+// The run page's live timeline: tell the server the last event we have whenever the
+// websocket (re)connects, so it sends exactly the events after it; count down retries and
+// timers; keep the time-travel scrubber in step with the log. No inline scripts (CSP).
 (function () {
   "use strict";
 
+  // The page shows the first events, a "load more" row, then the live tail: the last seq
+  // we have is the larger of the log position the page was rendered at and the last row.
   function lastSeq() {
+    var live = document.getElementById("live");
+    var known = live ? parseInt(live.dataset.lastSeq || "0", 10) : 0;
     var rows = document.querySelectorAll("#timeline [data-seq]");
-    return rows.length ? parseInt(rows[rows.length - 1].dataset.seq, 10) : 0;
+    var last = rows.length ? parseInt(rows[rows.length - 1].dataset.seq, 10) : 0;
+    return Math.max(known, last);
   }
 
   document.addEventListener("htmx:wsOpen", function (event) {
+    if (!document.getElementById("live")) return;
     event.detail.socketWrapper.send(JSON.stringify({ after: lastSeq() }));
   });
 
   document.addEventListener("htmx:wsAfterMessage", function () {
     var live = document.getElementById("live");
-    if (live) live.dataset.lastSeq = String(lastSeq());
+    if (!live) return;
+    var seq = lastSeq();
+    live.dataset.lastSeq = String(seq);
+    var range = document.getElementById("as-of-seq");
+    if (range) {
+      var atEnd = range.value === range.max;
+      range.max = String(seq);
+      if (atEnd) {
+        range.value = String(seq);
+        showSeq();
+      }
+    }
+    tick();
   });
+
+  function showSeq() {
+    var range = document.getElementById("as-of-seq");
+    var label = document.getElementById("as-of-label");
+    if (range && label) label.textContent = range.value;
+  }
+  document.addEventListener("input", function (event) {
+    if (event.target.id === "as-of-seq") showSeq();
+  });
+
+  function left(seconds) {
+    if (seconds < 60) return seconds + " s";
+    if (seconds < 3600) return Math.floor(seconds / 60) + " min " + (seconds % 60) + " s";
+    if (seconds < 86400) return Math.floor(seconds / 3600) + " h " + Math.floor((seconds % 3600) / 60) + " min";
+    return Math.floor(seconds / 86400) + " d " + Math.floor((seconds % 86400) / 3600) + " h";
+  }
 
   function tick() {
     var now = Date.now();
     document.querySelectorAll(".countdown[data-until]").forEach(function (el) {
-      var left = Math.round((Date.parse(el.dataset.until) - now) / 1000);
-      el.textContent = left > 0 ? "(in " + left + " s)" : "";
+      var seconds = Math.round((Date.parse(el.dataset.until) - now) / 1000);
+      el.textContent = seconds > 0 ? "(in " + left(seconds) + ")" : "";
     });
   }
   setInterval(tick, 1000);
   document.addEventListener("DOMContentLoaded", tick);
+  document.addEventListener("htmx:afterSwap", tick);
 })();

@@ -8,6 +8,7 @@ import pytest
 from vectorbea.engine import (
     EVENT_TYPES,
     ApprovalDenied,
+    ApprovalEscalated,
     ApprovalGranted,
     ApprovalRequested,
     ApprovalTimedOut,
@@ -54,6 +55,7 @@ ONE_OF_EACH: list[Event] = [
     ApprovalGranted("gate", "alice", "looks fine", {"note": "ok"}),
     ApprovalDenied("gate", "bob", "too much"),
     ApprovalTimedOut("gate", "denied"),
+    ApprovalEscalated("gate", "gate:1", {"roles": ["admin"], "users": []}, None, "deny"),
     RunPaused("alice", "investigating"),
     RunResumed("alice"),
 ]
@@ -139,8 +141,8 @@ def test_approval_granted_fields_default_to_empty() -> None:
 
 
 def test_an_unknown_event_type_is_refused() -> None:
-    with pytest.raises(UnknownEvent, match="ApprovalEscalated"):
-        event_from_payload("ApprovalEscalated", 1, {})
+    with pytest.raises(UnknownEvent, match="ApprovalReconsidered"):
+        event_from_payload("ApprovalReconsidered", 1, {})
 
 
 def test_a_schema_version_newer_than_the_code_is_refused() -> None:

@@ -41,3 +41,30 @@ def test_a_checkpoint_it_cannot_read_is_refused_so_the_caller_folds_from_the_log
 ) -> None:
     with pytest.raises(IncompatibleCheckpoint):
         state_from_json(stored)  # type: ignore[arg-type]
+
+
+def test_a_step_sums_the_usage_of_all_its_attempts_and_round_trips() -> None:
+    state = state_after(
+        StepStarted("draft", 1),
+        StepFailed("draft", 1, "transient", "529", usage={"input_tokens": 10, "cost_usd": 0.25}),
+        RetryScheduled("draft", 2, "2025-01-01T09:00:40+00:00", 1.0, "transient"),
+        StepStarted("draft", 2),
+        StepCompleted(
+            "draft",
+            2,
+            {"text": "hi"},
+            usage={"model": "m", "input_tokens": 12, "output_tokens": 3, "cost_usd": 0.5},
+        ),
+        StepStarted("free", 1),
+        StepCompleted("free", 1, {}),
+    )
+
+    assert state.step("draft").usage == {
+        "input_tokens": 22,
+        "output_tokens": 3,
+        "cost_usd": 0.75,
+        "model": "m",
+    }
+    assert state.step("free").usage is None
+    assert state.cost_usd == 0.75
+    assert state_from_json(json.loads(json.dumps(state_to_json(state)))) == state

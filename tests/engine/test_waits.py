@@ -281,7 +281,7 @@ def test_a_gate_times_out_and_is_denied_by_default() -> None:
     events = decide(state, flow, timeout_at)
 
     assert event_types(events) == ["ApprovalTimedOut", "StepCompleted", "RunFailed"]
-    assert events[0] == ApprovalTimedOut("gate", "denied")
+    assert events[0] == ApprovalTimedOut("gate", "denied", gate="gate:1")
     assert isinstance(events[-1], RunFailed)
     assert "nobody decided before its timeout" in events[-1].reason
 

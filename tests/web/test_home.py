@@ -1,6 +1,6 @@
+from django.conf import settings
 from django.urls import reverse
 
-from tests.conftest import make_member
 from vectorbea.accounts.models import Membership, Role
 
 
@@ -52,21 +52,8 @@ def test_it_shows_the_shell_with_workspace_nav_and_switcher(client, alice, globe
     assert f'action="{reverse("logout")}"' in html
 
 
-def test_it_tells_a_viewer_what_their_role_cannot_do(client, acme):
-    viewer = make_member("vera", acme, Role.VIEWER)
-    client.force_login(viewer)
-
-    inbox = client.get(reverse("inbox", args=["acme"])).content.decode()
-    workflows = client.get(reverse("workflows", args=["acme"])).content.decode()
-
-    assert "Your role (Viewer) can see approvals but not decide them." in inbox
-    assert "Your role (Viewer) can look at workflows but not build them." in workflows
-
-
-def test_it_shows_every_run_status_badge(client, alice):
-    client.force_login(alice)
-
-    html = client.get(reverse("runs", args=["acme"])).content.decode()
+def test_the_stylesheet_has_a_badge_for_every_run_status():
+    css = (settings.BASE_DIR / "static" / "css" / "app.css").read_text()
 
     for status in (
         "pending",
@@ -78,4 +65,4 @@ def test_it_shows_every_run_status_badge(client, alice):
         "cancelled",
         "needs-attention",
     ):
-        assert f'class="badge status-{status}"' in html
+        assert f".status-{status} {{" in css

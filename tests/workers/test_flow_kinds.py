@@ -205,7 +205,13 @@ def test_an_approved_gate_lets_the_run_finish(live, acme):
 
     assert run_status(run.id) == "completed"
     (granted,) = payloads(run.id, "ApprovalGranted")
-    assert granted == {"step_id": "gate", "actor": "alice", "reason": "within policy", "fields": {}}
+    assert granted == {
+        "step_id": "gate",
+        "actor": "alice",
+        "reason": "within policy",
+        "fields": {},
+        "gate": "gate:1",
+    }
     gate_done = next(p for p in payloads(run.id, "StepCompleted") if p["step_id"] == "gate")
     assert gate_done["output"]["approved"] is True and gate_done["ports"] == ["approved"]
     assert steps_run(run.id) == ["s0", "s0", "s1", "s1"]

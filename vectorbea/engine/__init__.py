@@ -23,6 +23,7 @@ from vectorbea.engine.errors import (
 from vectorbea.engine.events import (
     EVENT_TYPES,
     ApprovalDenied,
+    ApprovalEscalated,
     ApprovalGranted,
     ApprovalRequested,
     ApprovalTimedOut,
@@ -80,6 +81,7 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_STEPS",
     "ApprovalDenied",
+    "ApprovalEscalated",
     "ApprovalGranted",
     "ApprovalRequested",
     "ApprovalTimedOut",

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from vectorbea.engine.errors import StepError, class_policy
 from vectorbea.engine.events import (
+    ApprovalEscalated,
     ApprovalRequested,
     ApprovalTimedOut,
     Event,
@@ -41,7 +42,12 @@ from vectorbea.engine.waits import (
     ENGINE_KINDS,
     WAIT_REASON_APPROVAL,
     WAIT_REASON_DELAY,
+    approval_allows_self,
+    approval_approvers,
+    approval_escalation,
+    approval_form,
     approval_on_timeout,
+    approval_required,
     approval_text,
     approval_timeout_at,
     delay_until,
@@ -213,16 +219,7 @@ def _start(
             until = delay_until(config, now)
             waiting: Event = StepWaiting(step_id, attempt, until.isoformat(), WAIT_REASON_DELAY)
         else:
-            timeout_at = approval_timeout_at(config, now)
-            approval_on_timeout(config)  # refuse a bad choice now, not when the timeout passes
-            waiting = ApprovalRequested(
-                step_id,
-                attempt,
-                title=approval_text(config, "title", step_def.name),
-                instructions=approval_text(config, "instructions"),
-                payload=config.get("payload"),
-                timeout_at=None if timeout_at is None else timeout_at.isoformat(),
-            )
+            waiting = _approval_requested(step_def, config, attempt, now)
     except StepError as exc:
         failed = StepFailed(step_id, attempt, str(exc.error_class), exc.message)
         tentative = apply(state, Recorded(state.last_seq + 1, now, failed))
@@ -233,6 +230,29 @@ def _start(
             apply(state, Recorded(state.last_seq + 1, now, waiting)), definition, step_id, now
         ),
     ]
+
+
+def _approval_requested(
+    step_def: StepDef, config: Mapping[str, Any], attempt: int, now: datetime
+) -> ApprovalRequested:
+    """Open a gate with its rules as rendered now; a bad setting is refused now, not when
+    someone decides or the timeout passes (raises StepError)."""
+    timeout_at = approval_timeout_at(config, now)
+    on_timeout = approval_on_timeout(config)
+    return ApprovalRequested(
+        step_def.id,
+        attempt,
+        title=approval_text(config, "title", step_def.name),
+        instructions=approval_text(config, "instructions"),
+        payload=config.get("payload"),
+        timeout_at=None if timeout_at is None else timeout_at.isoformat(),
+        approvers=approval_approvers(config),
+        required=approval_required(config),
+        allow_self_approval=approval_allows_self(config),
+        form=approval_form(config),
+        on_timeout=on_timeout,
+        escalate=approval_escalation(config, on_timeout),
+    )
 
 
 def _after_wait(
@@ -251,11 +271,32 @@ def _after_wait(
     if step.decision is None:
         if not due:
             return []
-        on_timeout = _on_timeout(definition.steps[step_id])
-        timed_out = ApprovalTimedOut(step_id, "approved" if on_timeout == "approve" else "denied")
+        gate = step.gate or {}
+        on_timeout = gate.get("on_timeout") or _on_timeout(definition.steps[step_id])
+        escalate = gate.get("escalate")
+        if on_timeout == "escalate" and escalate:
+            return [_escalated(step_id, gate, escalate, now)]
+        timed_out = ApprovalTimedOut(
+            step_id, "approved" if on_timeout == "approve" else "denied", gate.get("key", "")
+        )
         events.append(timed_out)
         state = apply(state, Recorded(state.last_seq + 1, now, timed_out))
     return events + _gate_outcome(state, definition, step_id)
+
+
+def _escalated(
+    step_id: str, gate: Mapping[str, Any], escalate: Mapping[str, Any], now: datetime
+) -> ApprovalEscalated:
+    seconds = escalate.get("timeout_seconds")
+    timeout_at = None if seconds is None else (now + timedelta(seconds=seconds)).isoformat()
+    return ApprovalEscalated(
+        step_id,
+        gate.get("key", ""),
+        approvers=dict(escalate["approvers"]),
+        timeout_at=timeout_at,
+        on_timeout=escalate.get("on_timeout", "deny"),
+        level=int(gate.get("level", 0)) + 1,
+    )
 
 
 def _on_timeout(step_def: StepDef) -> str:

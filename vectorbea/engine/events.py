@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from vectorbea.engine.errors import InvalidEventPayload, UnknownEvent
+from vectorbea.engine.waits import default_approvers, gate_key
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,12 @@ class StepWaiting(Event):
 
 @dataclass(frozen=True)
 class ApprovalRequested(Event):
-    """An approval gate opened: the step waits for a person's decision (or its timeout)."""
+    """An approval gate opened: the step waits for a person's decision (or its timeout).
+
+    ``gate`` names this opening of the step (``<step_id>:<attempt>``); decisions name it
+    too. Who may decide, how many must approve and what they fill in were rendered from
+    the step's config when it opened and are kept here, so later edits of the workflow or
+    the workspace's roles cannot change what this gate asked."""
 
     step_id: str
     attempt: int
@@ -103,6 +109,33 @@ class ApprovalRequested(Event):
     instructions: str
     payload: Any  # what the approver is asked about, rendered from the step's config
     timeout_at: str | None  # ISO 8601, UTC; None: waits for as long as it takes
+    gate: str = ""
+    approvers: dict[str, Any] = field(default_factory=default_approvers)  # {roles, users}
+    required: int = 1  # distinct approvals needed; any denial denies
+    allow_self_approval: bool = False  # may the person who started the run decide it?
+    form: list[dict[str, Any]] = field(default_factory=list)  # fields the approver fills in
+    on_timeout: str | None = "deny"  # None: as the step's config says (v1 events)
+    escalate: dict[str, Any] | None = None  # {approvers, timeout_seconds, on_timeout}
+    schema_version: ClassVar[int] = 2
+
+    def __post_init__(self) -> None:
+        if not self.gate:
+            object.__setattr__(self, "gate", gate_key(self.step_id, self.attempt))
+
+    @staticmethod
+    def upcast_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
+        # v1 gates were open to every owner, admin and approver, the run's initiator too,
+        # and read on_timeout from the step's config.
+        return {
+            **data,
+            "gate": gate_key(data["step_id"], data["attempt"]),
+            "approvers": default_approvers(),
+            "required": 1,
+            "allow_self_approval": True,
+            "form": [],
+            "on_timeout": None,
+            "escalate": None,
+        }
 
 
 @dataclass(frozen=True)
@@ -111,6 +144,12 @@ class ApprovalGranted(Event):
     actor: str
     reason: str
     fields: dict[str, Any] = field(default_factory=dict)  # what the approver filled in
+    gate: str = ""  # the opening decided; "" (v1): the step's open gate
+    schema_version: ClassVar[int] = 2
+
+    @staticmethod
+    def upcast_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, "gate": ""}
 
 
 @dataclass(frozen=True)
@@ -118,6 +157,13 @@ class ApprovalDenied(Event):
     step_id: str
     actor: str
     reason: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    gate: str = ""
+    schema_version: ClassVar[int] = 2
+
+    @staticmethod
+    def upcast_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, "fields": {}, "gate": ""}
 
 
 @dataclass(frozen=True)
@@ -126,6 +172,24 @@ class ApprovalTimedOut(Event):
 
     step_id: str
     outcome: str
+    gate: str = ""
+    schema_version: ClassVar[int] = 2
+
+    @staticmethod
+    def upcast_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, "gate": ""}
+
+
+@dataclass(frozen=True)
+class ApprovalEscalated(Event):
+    """Nobody decided in time: the gate now waits for other approvers, until a new time."""
+
+    step_id: str
+    gate: str
+    approvers: dict[str, Any]
+    timeout_at: str | None
+    on_timeout: str  # what happens when the escalated gate times out: deny or approve
+    level: int = 1
 
 
 @dataclass(frozen=True)
@@ -205,6 +269,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ApprovalGranted,
         ApprovalDenied,
         ApprovalTimedOut,
+        ApprovalEscalated,
     )
 }
 

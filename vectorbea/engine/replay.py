@@ -10,6 +10,7 @@ from functools import singledispatch
 from vectorbea.engine.errors import OutOfOrderEvent, UnknownEvent
 from vectorbea.engine.events import (
     ApprovalDenied,
+    ApprovalEscalated,
     ApprovalGranted,
     ApprovalRequested,
     ApprovalTimedOut,
@@ -43,6 +44,7 @@ from vectorbea.engine.state import (
     STEP_WAITING,
     RunState,
     StepState,
+    add_usage,
 )
 
 
@@ -111,6 +113,7 @@ def _(event: StepCompleted, state: RunState, at: datetime) -> RunState:
         retry_after_seconds=None,
         finished_at=at,
         wait_until=None,
+        usage=add_usage(previous.usage, event.usage),
     )
     return _with_step(state, event.step_id, step)
 
@@ -126,6 +129,7 @@ def _(event: StepFailed, state: RunState, at: datetime) -> RunState:
         error_message=event.message,
         retry_after_seconds=event.retry_after_seconds,
         finished_at=at,
+        usage=add_usage(previous.usage, event.usage),
     )
     return _with_step(state, event.step_id, step)
 
@@ -204,7 +208,36 @@ def _(event: StepWaiting, state: RunState, at: datetime) -> RunState:
 
 @_apply.register
 def _(event: ApprovalRequested, state: RunState, at: datetime) -> RunState:
-    return _waiting(state, event.step_id, event.attempt, event.timeout_at, "approval", at)
+    state = _waiting(state, event.step_id, event.attempt, event.timeout_at, "approval", at)
+    gate = {
+        "key": event.gate,
+        "attempt": event.attempt,
+        "title": event.title,
+        "instructions": event.instructions,
+        "payload": event.payload,
+        "approvers": dict(event.approvers),
+        "required": event.required,
+        "allow_self_approval": event.allow_self_approval,
+        "form": [dict(spec) for spec in event.form],
+        "on_timeout": event.on_timeout,
+        "escalate": event.escalate,
+        "level": 0,
+        "grants": [],
+    }
+    return _with_step(state, event.step_id, replace(state.step(event.step_id), gate=gate))
+
+
+@_apply.register
+def _(event: ApprovalEscalated, state: RunState, at: datetime) -> RunState:
+    step = state.step(event.step_id)
+    gate = {
+        **(step.gate or {}),
+        "approvers": dict(event.approvers),
+        "on_timeout": event.on_timeout,
+        "escalate": None,
+        "level": event.level,
+    }
+    return _with_step(state, event.step_id, replace(step, gate=gate, wait_until=event.timeout_at))
 
 
 def _waiting(
@@ -226,12 +259,26 @@ def _waiting(
 
 @_apply.register
 def _(event: ApprovalGranted, state: RunState, at: datetime) -> RunState:
-    return _decided(state, event.step_id, True, event.actor, event.reason, event.fields, False, at)
+    """One approval; the gate is decided once its required number of people approved."""
+    step = state.step(event.step_id)
+    gate = dict(step.gate or {})
+    grants = list(gate.get("grants", []))
+    if all(grant["by"] != event.actor for grant in grants):
+        grant = {"by": event.actor, "reason": event.reason, "fields": dict(event.fields)}
+        grants.append({**grant, "at": at.isoformat()})
+    gate["grants"] = grants
+    state = _with_step(state, event.step_id, replace(step, gate=gate))
+    if len(grants) < gate.get("required", 1):
+        return state
+    fields: dict[str, object] = {}
+    for grant in grants:  # everyone's fields; a later approver's value wins
+        fields.update(grant["fields"])
+    return _decided(state, event.step_id, True, event.actor, event.reason, fields, False, at)
 
 
 @_apply.register
 def _(event: ApprovalDenied, state: RunState, at: datetime) -> RunState:
-    return _decided(state, event.step_id, False, event.actor, event.reason, {}, False, at)
+    return _decided(state, event.step_id, False, event.actor, event.reason, event.fields, False, at)
 
 
 @_apply.register

@@ -55,6 +55,13 @@ class StepState:
     wait_reason: str | None = None
     # An approval gate's decision: {"approved", "by", "reason", "fields", "timed_out", "at"}.
     decision: Mapping[str, Any] | None = None
+    # What every attempt so far consumed, summed: {"input_tokens", "output_tokens",
+    # "cost_usd"} (whichever the attempts reported) and the last "model".
+    usage: Mapping[str, Any] | None = None
+    # An approval step's open (or last) gate: {"key", "attempt", "title", "instructions",
+    # "payload", "approvers", "required", "allow_self_approval", "form", "on_timeout",
+    # "escalate", "level", "grants": [{"by", "reason", "fields", "at"}]}.
+    gate: Mapping[str, Any] | None = None
 
 
 PENDING_STEP = StepState(status=STEP_PENDING)
@@ -88,6 +95,10 @@ class RunState:
     def attempts_total(self) -> int:
         return sum(step.attempt for step in self.steps.values())
 
+    @property
+    def cost_usd(self) -> float:
+        return sum(float((step.usage or {}).get("cost_usd") or 0) for step in self.steps.values())
+
     def step(self, step_id: str) -> StepState:
         """The step's state; a step the log has not mentioned yet is pending."""
         return self.steps.get(step_id, PENDING_STEP)
@@ -97,6 +108,25 @@ class RunState:
 
     def steps_with_status(self, status: str) -> tuple[str, ...]:
         return tuple(sorted(key for key, step in self.steps.items() if step.status == status))
+
+
+USAGE_TOTALS = ("input_tokens", "output_tokens", "cost_usd")
+
+
+def add_usage(
+    total: Mapping[str, Any] | None, usage: Mapping[str, Any] | None
+) -> Mapping[str, Any] | None:
+    """A step's usage after one more attempt reported `usage` (None: it reported none)."""
+    if not usage:
+        return total
+    summed = dict(total or {})
+    for key in USAGE_TOTALS:
+        value = usage.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            summed[key] = summed.get(key, 0) + value
+    if isinstance(usage.get("model"), str):
+        summed["model"] = usage["model"]
+    return summed
 
 
 def state_to_json(state: RunState) -> dict[str, Any]:
@@ -161,6 +191,8 @@ def _step_to_json(step: StepState) -> dict[str, Any]:
         "wait_until": step.wait_until,
         "wait_reason": step.wait_reason,
         "decision": None if step.decision is None else dict(step.decision),
+        "usage": None if step.usage is None else dict(step.usage),
+        "gate": None if step.gate is None else dict(step.gate),
     }
 
 
@@ -180,6 +212,8 @@ def _step_from_json(data: Mapping[str, Any]) -> StepState:
         wait_until=data.get("wait_until"),
         wait_reason=data.get("wait_reason"),
         decision=data.get("decision"),
+        usage=data.get("usage"),  # absent from checkpoints written before usage was kept
+        gate=data.get("gate"),  # absent from checkpoints written before gates kept their rules
     )
 
 

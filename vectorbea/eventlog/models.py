@@ -89,11 +89,22 @@ class RunSummary(models.Model):
     # When a worker must look at this run again (a due retry, a ready step). The
     # scheduler claims due rows with FOR UPDATE SKIP LOCKED.
     wake_at = models.DateTimeField(null=True)
+    # For the run list: what every attempt cost, what the run is on now, its input as text.
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    current_label = models.CharField(max_length=200, blank=True, default="")
+    search_text = models.TextField(blank=True, default="")  # trigram-indexed (migration 0003)
 
     class Meta:
+        # The run list pages by keyset on (sort column, run_id) within a workspace.
         indexes = [
-            models.Index(fields=["workspace", "-updated_at"]),
-            models.Index(fields=["workspace", "status", "-updated_at"]),
+            models.Index(fields=["workspace", "-updated_at", "-run"], name="summary_ws_updated"),
+            models.Index(
+                fields=["workspace", "status", "-updated_at", "-run"], name="summary_ws_status"
+            ),
+            models.Index(fields=["workspace", "-started_at", "-run"], name="summary_ws_started"),
+            models.Index(
+                fields=["workspace", "workflow", "-updated_at", "-run"], name="summary_ws_workflow"
+            ),
             models.Index(
                 fields=["wake_at"],
                 name="summary_wake_due",

@@ -6,6 +6,7 @@ recomputes them from the log with the same function and must produce identical r
 
 import json
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -28,6 +29,47 @@ def display_status(state: RunState) -> str:
     return "running"
 
 
+SEARCH_TEXT_CHARS = 2000
+CURRENT_LABEL_CHARS = 200
+CURRENT = ("running", "retry_scheduled", "waiting")
+
+
+def current_label(state: RunState, definition: Definition) -> str:
+    """What the run is doing now, in words for the run list: the steps it is on (or the step
+    it failed at)."""
+
+    def name(step_id: str) -> str:
+        step = definition.steps.get(step_id)
+        return (step.name if step else "") or step_id
+
+    def said(step_id: str) -> str:
+        step = state.step(step_id)
+        if step.status == "retry_scheduled":
+            return f"{name(step_id)} (retrying, attempt {step.attempt + 1})"
+        if step.status == "waiting":
+            return f"{name(step_id)} (waiting: {step.wait_reason or 'timer'})"
+        if step.attempt > 1:
+            return f"{name(step_id)} (attempt {step.attempt})"
+        return name(step_id)
+
+    current = [step_id for step_id, step in state.steps.items() if step.status in CURRENT]
+    if not current and state.failed_step_id and state.status == "failed":
+        current = [state.failed_step_id]
+    return ", ".join(said(step_id) for step_id in current)[:CURRENT_LABEL_CHARS]
+
+
+def search_text(state: RunState) -> str:
+    """The run's input, lower-cased, for free-text search (a trigram index covers it)."""
+    if not state.input:
+        return ""
+    text = json.dumps(state.input, sort_keys=True, ensure_ascii=False, default=str)
+    return text.lower()[:SEARCH_TEXT_CHARS]
+
+
+def cost_usd(state: RunState) -> Decimal:
+    return Decimal(f"{state.cost_usd:.6f}")
+
+
 def summary_fields(state: RunState, definition: Definition, at: datetime) -> dict[str, Any]:
     """The RunSummary columns for `state`, whose last event was recorded at `at`."""
     return {
@@ -38,9 +80,7 @@ def summary_fields(state: RunState, definition: Definition, at: datetime) -> dic
             for step_id, step in state.steps.items()
         },
         "current_steps": [
-            step_id
-            for step_id, step in state.steps.items()
-            if step.status in ("running", "retry_scheduled", "waiting")
+            step_id for step_id, step in state.steps.items() if step.status in CURRENT
         ],
         "attempts": state.attempts_total,
         "error": state.error or "",
@@ -48,6 +88,9 @@ def summary_fields(state: RunState, definition: Definition, at: datetime) -> dic
         "finished_at": state.finished_at,
         "updated_at": at,
         "wake_at": next_wake_at(state, definition, at),
+        "cost_usd": cost_usd(state),
+        "current_label": current_label(state, definition),
+        "search_text": search_text(state),
     }
 
 
@@ -62,6 +105,9 @@ COLUMNS = (
     "finished_at",
     "updated_at",
     "wake_at",
+    "cost_usd",
+    "current_label",
+    "search_text",
 )
 JSON_COLUMNS = ("steps", "current_steps")
 

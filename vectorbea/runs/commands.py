@@ -2,12 +2,14 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import jsonschema
 from django.db import IntegrityError, transaction
 
+from vectorbea.approvals import projection as gates
 from vectorbea.engine import (
     APPROVAL_KIND,
     ApprovalDenied,
@@ -106,6 +108,7 @@ def start_run(
                 now=store.db_now(),
                 savepoint=False,  # a new run has no concurrent writer
             )
+            gates.project_appended(run.id, appended, definition)  # same transaction
             for step_id, attempt in appended.started:
                 scheduling.dispatch(run.id, step_id, attempt)
     except IntegrityError:
@@ -127,13 +130,15 @@ def act(run_id: UUID, facts_for: Callable[[store.Loaded], list[Event]]) -> store
         loaded = store.load(run_id)
         facts = facts_for(loaded)
         try:
-            appended = store.append(
-                run_id,
-                loaded.state,
-                then_decide(loaded.definition, facts),
-                loaded.definition,
-                now=loaded.clock.now(),
-            )
+            with transaction.atomic():  # the inbox's gate rows commit with the events
+                appended = store.append(
+                    run_id,
+                    loaded.state,
+                    then_decide(loaded.definition, facts),
+                    loaded.definition,
+                    now=loaded.clock.now(),
+                )
+                gates.project_appended(run_id, appended, loaded.definition)
         except store.ConcurrencyConflict:
             continue
         for step_id, attempt in appended.started:
@@ -228,6 +233,14 @@ class GateNotWaiting(ActionRefused):
     """An approval decision for a gate that is not (or no longer) waiting for one."""
 
 
+class NotAnApprover(ActionRefused):
+    """The person may not decide this gate (not an approver, their own run, already
+    approved)."""
+
+
+DeciderCheck = Callable[[store.Loaded, str], None]
+
+
 def decide_gate(
     run_id: UUID,
     step_id: str,
@@ -236,24 +249,66 @@ def decide_gate(
     actor: str,
     reason: str = "",
     fields: dict[str, Any] | None = None,
+    gate: str | None = None,
+    check: DeciderCheck | None = None,
 ) -> int:
     """Approve or deny a waiting approval gate, and move the run on in the same append.
 
     Two people deciding at once: exactly one wins; the other re-reads and is told who
-    decided and when (GateNotWaiting). Returns the seq of the decision event."""
+    decided and when (GateNotWaiting). A decision arriving after the gate's deadline loses
+    to the timeout, which is recorded first. `gate` is the opening the person saw (a gate
+    reopened since refuses it); `check(loaded, step_id)` says whether this person may
+    decide (raises NotAnApprover), on the very state the decision is appended to.
+    Returns the seq of the decision event."""
     if not actor:
         raise ValueError("A decision needs the name of the person who made it")
 
-    def facts(loaded: store.Loaded) -> list[Event]:
-        _check_gate_waiting(loaded, step_id)
-        if approve:
-            return [ApprovalGranted(step_id, actor, reason, dict(fields or {}))]
-        return [ApprovalDenied(step_id, actor, reason)]
+    for _ in range(3):  # at most: the deadline passes, the gate escalates, then a verdict
+        decision = _Decision(step_id, approve, actor, reason, dict(fields or {}), gate, check)
+        appended = act(run_id, decision.facts)
+        if not decision.deadline_first:
+            return appended.events[0].seq
+        gate = None  # the same gate, escalated: judge the decision against its new rules
+    raise GateNotWaiting("The approval changed while deciding; reload it and try again.")
 
-    return act(run_id, facts).events[0].seq
+
+@dataclass
+class _Decision:
+    step_id: str
+    approve: bool
+    actor: str
+    reason: str
+    fields: dict[str, Any]
+    gate: str | None
+    check: DeciderCheck | None
+    deadline_first: bool = False
+
+    def facts(self, loaded: store.Loaded) -> list[Event]:
+        step_id = self.step_id
+        self.deadline_first = False
+        if self.check is not None:
+            self.check(loaded, step_id)
+        _check_gate_waiting(loaded, step_id, self.gate)
+        step = loaded.state.step(step_id)
+        if _past_deadline(loaded, step.wait_until):
+            self.deadline_first = True
+            return []  # decide() records the timeout's verdict or escalation
+        gate = step.gate or {}
+        key = gate.get("key", "")
+        if not self.approve:
+            return [ApprovalDenied(step_id, self.actor, self.reason, self.fields, key)]
+        if any(grant.get("by") == self.actor for grant in gate.get("grants", ())):
+            raise NotAnApprover("You have already approved; it needs other people too.")
+        return [ApprovalGranted(step_id, self.actor, self.reason, self.fields, key)]
 
 
-def _check_gate_waiting(loaded: store.Loaded, step_id: str) -> None:
+def _past_deadline(loaded: store.Loaded, wait_until: str | None) -> bool:
+    if wait_until is None or loaded.state.paused:  # a paused run's timeouts wait too
+        return False
+    return datetime.fromisoformat(wait_until) <= loaded.clock.now()
+
+
+def _check_gate_waiting(loaded: store.Loaded, step_id: str, gate: str | None = None) -> None:
     step_def = loaded.definition.steps.get(step_id)
     if step_def is None:
         raise GateNotWaiting(f"Run {loaded.run_id} has no step {step_id!r}.")
@@ -279,4 +334,9 @@ def _check_gate_waiting(loaded: store.Loaded, step_id: str) -> None:
     if step.status != STEP_WAITING:
         raise GateNotWaiting(
             f"Approval '{step_def.name}' is not waiting for a decision (it is {step.status})."
+        )
+    if gate and (step.gate or {}).get("key", gate) != gate:
+        raise GateNotWaiting(
+            f"Approval '{step_def.name}' was asked again since you opened it; reload it to see "
+            "what it asks now."
         )

@@ -16,7 +16,7 @@ from channels.generic.websocket import WebsocketConsumer
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 
-from vectorbea.accounts.access import workspace_access
+from vectorbea.accounts.access import Capability, workspace_access
 from vectorbea.eventlog.models import Run
 from vectorbea.runs import live
 from vectorbea.runs.timeline import render_live_update
@@ -39,6 +39,8 @@ class RunTimelineConsumer(WebsocketConsumer):
             self.close()  # before accept: the handshake is refused (HTTP 403)
             return
         self.run_id = run.id
+        self.can_operate = access.can(Capability.OPERATE_RUNS)
+        self.workspace_slug = access.workspace.slug
         async_to_sync(self.channel_layer.group_add)(live.run_group(run.id), self.channel_name)
         self.accept()
 
@@ -62,7 +64,13 @@ class RunTimelineConsumer(WebsocketConsumer):
 
     def catch_up(self) -> None:
         while True:
-            html, last = render_live_update(self.run_id, after=self.sent or 0, limit=BATCH)
+            html, last = render_live_update(
+                self.run_id,
+                after=self.sent or 0,
+                limit=BATCH,
+                can_operate=self.can_operate,
+                workspace_slug=self.workspace_slug,
+            )
             if last is None:
                 return
             self.send(text_data=html)
@@ -95,10 +103,15 @@ class WorkspaceConsumer(WebsocketConsumer):
 
         load_topics()
         try:
-            wanted = json.loads(text_data or "{}").get("topics", [])
+            wanted = json.loads(text_data or "{}").get("topics")
         except (ValueError, AttributeError):
             return
-        self.topics = [name for name in wanted if isinstance(name, str) and name in TOPICS]
+        if not isinstance(wanted, list):
+            return  # not a subscription (e.g. a page script's message meant for another socket)
+        # Subscriptions add up: several scripts on one page may each subscribe to their topic.
+        for name in wanted:
+            if isinstance(name, str) and name in TOPICS and name not in self.topics:
+                self.topics.append(name)
 
     def run_changed(self, message: dict[str, Any]) -> None:
         from vectorbea.runs.topics import TOPICS

@@ -20,6 +20,7 @@ from uuid import UUID
 from django.conf import settings
 from django.db import DatabaseError, connection
 
+from vectorbea.approvals import projection as gates
 from vectorbea.engine import (
     ConcurrencyConflict,
     Definition,
@@ -168,7 +169,7 @@ def _append(
     for _ in range(MAX_CONFLICT_RETRIES):
         try:
             _check_still_current(state, facts)
-            return store.append(
+            appended = store.append(
                 run.id,
                 state,
                 build,
@@ -176,6 +177,9 @@ def _append(
                 now=clock.now(),
                 claim_first_started=worker_id() if claim else "",
             )
+            # The inbox's gate rows, right after the append (a no-op unless it touched one).
+            gates.project_appended(run.id, appended, run.definition)
+            return appended
         except ConcurrencyConflict:
             loaded = store.load(run.id)
             state, clock = loaded.state, loaded.clock

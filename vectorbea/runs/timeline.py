@@ -8,6 +8,7 @@ from uuid import UUID
 from vectorbea.engine import (
     ERROR_CLASS_POLICY,
     ApprovalDenied,
+    ApprovalEscalated,
     ApprovalGranted,
     ApprovalRequested,
     ApprovalTimedOut,
@@ -26,6 +27,7 @@ from vectorbea.engine import (
     StepSkipped,
     StepStarted,
     StepWaiting,
+    event_from_payload,
     event_to_payload,
 )
 from vectorbea.engine.graph import Definition
@@ -91,7 +93,21 @@ def describe(recorded: Recorded, names: dict[str, str] | None = None) -> str:
             return f"{label} denied by {event.actor}{why}"
         case ApprovalTimedOut():
             return f"{label}: nobody decided in time, so it was {event.outcome}"
+        case ApprovalEscalated():
+            deadline = f"; decide by {_when(event.timeout_at)}" if event.timeout_at else ""
+            return (
+                f"{label}: nobody decided in time, so it was escalated to "
+                f"{_approvers(event.approvers)}{deadline}"
+            )
     return type(event).__name__
+
+
+def _approvers(approvers: dict) -> str:
+    """{"roles": ["admin"], "users": ["carol"]} as "admins and carol"."""
+    names = [f"{role}s" for role in approvers.get("roles", [])] + list(approvers.get("users", []))
+    if len(names) <= 1:
+        return names[0] if names else "nobody"
+    return ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _when(iso: str | None) -> str:
@@ -126,6 +142,7 @@ KIND_OF = {
     "ApprovalGranted": "completed",
     "ApprovalDenied": "failed",
     "ApprovalTimedOut": "retry",
+    "ApprovalEscalated": "waiting",
 }
 
 
@@ -140,7 +157,11 @@ class TimelineRow:
     text: str
     step_id: str | None
     raw: str
-    retry_at: str | None
+    retry_at: str | None  # when a scheduled retry or a timer is due: the page counts down
+
+    @property
+    def is_failure(self) -> bool:
+        return self.type in FAILURE_TYPES
 
     @classmethod
     def of(cls, recorded: Recorded, names: dict[str, str]) -> "TimelineRow":
@@ -154,7 +175,11 @@ class TimelineRow:
             text=describe(recorded, names),
             step_id=getattr(event, "step_id", None),
             raw=json.dumps(event_to_payload(event), indent=2, sort_keys=True, default=str),
-            retry_at=getattr(event, "retry_at", None),
+            retry_at=(
+                getattr(event, "retry_at", None)
+                or getattr(event, "until", None)
+                or getattr(event, "timeout_at", None)
+            ),
         )
 
 
@@ -176,11 +201,68 @@ def step_rows(definition: Definition, summary) -> list[dict]:
     ]
 
 
-def timeline_rows(run_id: UUID, after: int = 0, limit: int | None = None) -> list[TimelineRow]:
+def timeline_rows(
+    run_id: UUID,
+    after: int = 0,
+    limit: int | None = None,
+    *,
+    upto: int | None = None,
+    failures_only: bool = False,
+    version_id: UUID | None = None,
+) -> list[TimelineRow]:
+    """A page of the timeline by seq: the events after `after` (up to `upto`), optionally
+    only the failures. Reads one run's rows by primary key, never more than `limit`."""
     from vectorbea.eventlog import store
 
-    names = step_names(store.definition_for(_version_of(run_id)))
-    return [TimelineRow.of(r, names) for r in store.read_events(run_id, after, limit=limit)]
+    names = step_names(store.definition_for(version_id or _version_of(run_id)))
+    if not failures_only:
+        events = store.read_events(run_id, after, upto_seq=upto, limit=limit)
+    else:
+        events = read_events_of_types(run_id, FAILURE_TYPES, after, upto, limit)
+    return [TimelineRow.of(r, names) for r in events]
+
+
+FAILURE_TYPES = ("StepFailed", "RetryScheduled", "RunFailed", "RunCancelled", "ApprovalDenied")
+
+
+def read_events_of_types(
+    run_id: UUID,
+    types: tuple[str, ...],
+    after: int = 0,
+    upto: int | None = None,
+    limit: int | None = None,
+    step_id: str | None = None,
+) -> list[Recorded]:
+    from django.db import connection
+
+    sql = (
+        "SELECT seq, type, schema_version, payload, created_at FROM eventlog_event "
+        "WHERE run_id = %s AND seq > %s AND type = ANY(%s)"
+    )
+    params: list = [run_id, after, list(types)]
+    if upto is not None:
+        sql += " AND seq <= %s"
+        params.append(upto)
+    if step_id is not None:
+        sql += " AND payload->>'step_id' = %s"
+        params.append(step_id)
+    sql += " ORDER BY seq"
+    if limit is not None:
+        sql += " LIMIT %s"
+        params.append(limit)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return [
+        Recorded(
+            seq=seq,
+            at=at,
+            event=event_from_payload(
+                type_name, version, json.loads(payload) if isinstance(payload, str) else payload
+            ),
+        )
+        for seq, type_name, version, payload, at in rows
+    ]
 
 
 def _version_of(run_id: UUID) -> UUID:
@@ -189,18 +271,53 @@ def _version_of(run_id: UUID) -> UUID:
     return Run.objects.values_list("version_id", flat=True).get(pk=run_id)
 
 
-def render_live_update(run_id: UUID, after: int, limit: int) -> tuple[str, int | None]:
-    """The websocket fragment with the events after `after` (and the run's status), or
-    ("", None) when there are none. Rendered by the run page's own partial."""
+def render_live_update(
+    run_id: UUID, after: int, limit: int, *, can_operate: bool = False, workspace_slug: str = ""
+) -> tuple[str, int | None]:
+    """The websocket fragment with the events after `after` (and the run's status, steps,
+    graph and actions), or ("", None) when there are none. Rendered by the run page's own
+    partials."""
     from django.template.loader import render_to_string
 
-    from vectorbea.eventlog import store
-    from vectorbea.eventlog.models import RunSummary
+    from vectorbea.eventlog.models import Run
 
-    rows = timeline_rows(run_id, after, limit)
+    run = Run.objects.select_related("summary").get(pk=run_id)
+    rows = timeline_rows(run_id, after, limit, version_id=run.version_id)
     if not rows:
         return "", None
-    summary = RunSummary.objects.get(run_id=run_id)
-    steps = step_rows(store.definition_for(_version_of(run_id)), summary)
-    context = {"rows": rows, "summary": summary, "steps": steps}
+    context = {
+        **run_context(run, run.summary, workspace_slug),
+        "rows": rows,
+        "can_operate": can_operate,
+    }
     return render_to_string("runs/detail.html#live_update", context), rows[-1].seq
+
+
+def run_context(run, summary, ws_slug: str) -> dict:
+    """What the run page's live partials (status, steps, graph, actions, rows) need."""
+    from django.urls import reverse
+
+    from vectorbea.eventlog import store
+    from vectorbea.runs.graph import layout_for, with_status
+
+    definition = store.definition_for(run.version_id)
+    graph = layout_for(run.version_id)
+    kwargs = {"ws": ws_slug, "run_id": run.id}
+    return {
+        "ws_slug": ws_slug,
+        "step_url": reverse("run-step", kwargs=kwargs),  # once, not once per row
+        "as_of_url": reverse("run-as-of", kwargs=kwargs),
+        "run": run,
+        "summary": summary,
+        "steps": step_rows(definition, summary),
+        "graph": graph,
+        "graph_nodes": with_status(graph, summary.steps),
+    }
+
+
+def steps_of_state(state) -> dict[str, dict]:
+    """A state's steps in the summary projection's form (for time travel)."""
+    return {
+        step_id: {"status": step.status, "attempt": step.attempt}
+        for step_id, step in state.steps.items()
+    }

@@ -34,4 +34,4 @@ def load_topics() -> None:
         importlib.import_module(module)
 
 
-TOPIC_MODULES: tuple[str, ...] = ()
+TOPIC_MODULES: tuple[str, ...] = ("vectorbea.runs.list_topic", "vectorbea.approvals.topics")

@@ -1,9 +1,17 @@
 from django.urls import path
 
-from vectorbea.front import views as placeholder
 from vectorbea.runs import views
 
 urlpatterns = [
-    path("w/<slug:ws>/runs/", placeholder.runs, name="runs"),
+    path("w/<slug:ws>/runs/", views.runs, name="runs"),
+    path("w/<slug:ws>/runs/bulk/", views.runs_bulk, name="runs-bulk"),
     path("w/<slug:ws>/runs/<uuid:run_id>/", views.run_detail, name="run-detail"),
+    path("w/<slug:ws>/runs/<uuid:run_id>/events/", views.run_events, name="run-events"),
+    path("w/<slug:ws>/runs/<uuid:run_id>/step/", views.run_step, name="run-step"),
+    path("w/<slug:ws>/runs/<uuid:run_id>/as-of/", views.run_as_of, name="run-as-of"),
+    path("w/<slug:ws>/runs/<uuid:run_id>/cancel/", views.run_cancel, name="run-cancel"),
+    path("w/<slug:ws>/runs/<uuid:run_id>/pause/", views.run_pause, name="run-pause"),
+    path("w/<slug:ws>/runs/<uuid:run_id>/resume/", views.run_resume, name="run-resume"),
+    path("w/<slug:ws>/runs/<uuid:run_id>/retry/", views.run_retry, name="run-retry"),
+    path("w/<slug:ws>/runs/<uuid:run_id>/rerun/", views.run_rerun, name="run-rerun"),
 ]

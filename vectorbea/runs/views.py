@@ -1,38 +1,341 @@
+from collections.abc import Callable
 from uuid import UUID
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
-from vectorbea.accounts.access import Access, workspace_view
+from vectorbea.accounts.access import Access, Capability, workspace_view
 from vectorbea.eventlog import store
 from vectorbea.eventlog.models import Run, RunSummary
-from vectorbea.runs.timeline import step_rows, timeline_rows
+from vectorbea.runs import commands, listing
+from vectorbea.runs.forms import RunFilterForm
+from vectorbea.runs.graph import layout_for, with_status
+from vectorbea.runs.step_detail import step_detail
+from vectorbea.runs.timeline import run_context, steps_of_state, timeline_rows
 
-FIRST_PAGE = 500
+FIRST_PAGE = 200  # the timeline shows the first events, then pages by seq, then the live tail
+MORE_PAGE = 200
+MAX_BULK = 100
 
 
 def get_run(access: Access, run_id: UUID) -> Run:
     """A run of this workspace, or 404: another workspace's run does not exist here."""
     return get_object_or_404(
-        Run.objects.select_related("workflow", "version", "started_by"),
+        Run.objects.select_related("workflow", "version", "started_by", "summary"),
         pk=run_id,
         workspace=access.workspace,
     )
+
+
+def int_param(request: HttpRequest, name: str, default: int = 0) -> int:
+    try:
+        return max(0, int(request.GET.get(name, default)))
+    except ValueError:
+        return default
+
+
+# The run list
+
+
+@workspace_view()
+@require_GET
+def runs(request: HttpRequest, access: Access) -> HttpResponse:
+    form = RunFilterForm(request.GET or None, access.workspace)
+    filters = form.filters() if form.is_bound else listing.Filters()
+    page = listing.run_page(access.workspace.id, filters, request.GET.get("cursor", ""))
+    query = request.GET.copy()
+    query.pop("cursor", None)
+    context = {
+        "access": access,
+        "form": form,
+        "filters": filters,
+        "page": page,
+        "query": query.urlencode(),
+        "can_operate": access.can(Capability.OPERATE_RUNS),
+        "runs_url": reverse("runs", kwargs={"ws": access.workspace.slug}),
+    }
+    if request.htmx and request.GET.get("cursor"):
+        return render(request, "runs/list.html#more_rows", context)
+    if request.htmx and not request.htmx.boosted:
+        return render(request, "runs/list.html#results", context)
+    return render(request, "runs/list.html", context)
+
+
+BULK_ACTIONS = {"cancel", "retry"}
+
+
+@workspace_view(Capability.OPERATE_RUNS)
+@require_POST
+def runs_bulk(request: HttpRequest, access: Access) -> HttpResponse:
+    action = request.POST.get("action", "")
+    ids = []
+    for value in request.POST.getlist("run")[:MAX_BULK]:
+        try:
+            ids.append(UUID(value))
+        except ValueError:
+            continue
+    found = set(
+        Run.objects.filter(workspace=access.workspace, pk__in=ids).values_list("pk", flat=True)
+    )
+    results = []
+    if action not in BULK_ACTIONS:
+        results.append((None, "Choose an action for the selected runs."))
+    elif not ids:
+        results.append((None, "Select one or more runs first."))
+    for run_id in ids:
+        if action not in BULK_ACTIONS:
+            break
+        if run_id not in found:
+            results.append((run_id, "Not found in this workspace."))
+            continue
+        results.append((run_id, _bulk_one(action, run_id, request.user.username)))
+    changed = [r for r, _ in results if r in found]
+    rows = listing.with_row_columns(
+        RunSummary.objects.filter(workspace=access.workspace, run_id__in=changed)
+    )
+    context = {
+        "access": access,
+        "results": results,
+        "rows": list(rows),
+        "can_operate": True,
+        "runs_url": reverse("runs", kwargs={"ws": access.workspace.slug}),
+    }
+    if not request.htmx:
+        for run_id, message in results:
+            messages.info(request, f"Run {str(run_id)[:8]}: {message}" if run_id else message)
+        return redirect("runs", ws=access.workspace.slug)
+    return render(request, "runs/list.html#bulk_result", context)
+
+
+def _bulk_one(action: str, run_id: UUID, actor: str) -> str:
+    if action == "cancel":
+        if commands.cancel_run(run_id, actor=actor, reason="Cancelled from the run list"):
+            return "Cancelled."
+        return "Already finished; nothing to cancel."
+    try:
+        step_id = commands.retry_failed_step(run_id, actor=actor)
+    except commands.ActionRefused as refused:
+        return str(refused)
+    return f"Retrying from step '{step_id}'."
+
+
+# The run page
 
 
 @workspace_view()
 @require_GET
 def run_detail(request: HttpRequest, access: Access, run_id: UUID) -> HttpResponse:
     run = get_run(access, run_id)
-    summary = RunSummary.objects.get(run=run)
-    rows = timeline_rows(run.id, limit=FIRST_PAGE)
+    summary = run.summary
+    failures_only = request.GET.get("failures") == "1"
+    rows = timeline_rows(
+        run.id,
+        limit=FIRST_PAGE,
+        upto=summary.last_seq,
+        failures_only=failures_only,
+        version_id=run.version_id,
+    )
+    shown = rows[-1].seq if rows else 0
     context = {
+        **run_context(run, summary, access.workspace.slug),
         "access": access,
-        "run": run,
-        "summary": summary,
-        "steps": step_rows(store.definition_for(run.version_id), summary),
+        "can_operate": access.can(Capability.OPERATE_RUNS),
         "rows": rows,
-        "last_seq": rows[-1].seq if rows else 0,
+        "failures_only": failures_only,
+        "last_seq": summary.last_seq,
+        "more": _more(run, shown, summary.last_seq, failures_only, len(rows) == FIRST_PAGE),
     }
     return render(request, "runs/detail.html", context)
+
+
+def _more(run: Run, after: int, upto: int, failures_only: bool, full: bool) -> dict | None:
+    """The "load more" row between the pages shown and the live tail, if any are left."""
+    if after >= upto or (failures_only and not full):
+        return None
+    return {
+        "after": after,
+        "upto": upto,
+        "failures": "1" if failures_only else "",
+        "hidden": None if failures_only else upto - after,
+        "run": run,
+    }
+
+
+@workspace_view()
+@require_GET
+def run_events(request: HttpRequest, access: Access, run_id: UUID) -> HttpResponse:
+    """The next page of the timeline by seq (replaces the "load more" row)."""
+    run = get_run(access, run_id)
+    after = int_param(request, "after")
+    upto = min(int_param(request, "upto", run.summary.last_seq), run.summary.last_seq)
+    failures_only = request.GET.get("failures") == "1"
+    rows = timeline_rows(
+        run.id,
+        after,
+        MORE_PAGE,
+        upto=upto,
+        failures_only=failures_only,
+        version_id=run.version_id,
+    )
+    shown = rows[-1].seq if rows else upto
+    context = {
+        "rows": rows,
+        "ws_slug": access.workspace.slug,
+        "as_of_url": reverse("run-as-of", kwargs={"ws": access.workspace.slug, "run_id": run.id}),
+        "run": run,
+        "more": _more(run, shown, upto, failures_only, len(rows) == MORE_PAGE),
+    }
+    return render(request, "runs/detail.html#more_rows", context)
+
+
+@workspace_view()
+@require_GET
+def run_step(request: HttpRequest, access: Access, run_id: UUID) -> HttpResponse:
+    """One step in detail (?id=<step id>), loaded into the run page."""
+    run = get_run(access, run_id)
+    loaded = store.load(run.id)
+    detail = step_detail(run.id, loaded.state, loaded.definition, request.GET.get("id", ""))
+    if detail is None:
+        raise Http404("No such step")
+    context = {"run": run, "step": detail, "ws_slug": access.workspace.slug, "access": access}
+    template = "runs/detail.html#step_detail" if request.htmx else "runs/step.html"
+    return render(request, template, context)
+
+
+@workspace_view()
+@require_GET
+def run_as_of(request: HttpRequest, access: Access, run_id: UUID) -> HttpResponse:
+    """Time travel: the run's state as of event ?seq=N, by the engine's own fold."""
+    run = get_run(access, run_id)
+    last = run.summary.last_seq
+    seq = min(max(int_param(request, "seq", last), 1), last)
+    state = store.state_as_of(run.id, seq)
+    steps = steps_of_state(state)
+    graph = layout_for(run.version_id)
+    definition = store.definition_for(run.version_id)
+    from vectorbea.eventlog.projections import display_status
+
+    context = {
+        "run": run,
+        "ws_slug": access.workspace.slug,
+        "step_url": reverse("run-step", kwargs={"ws": access.workspace.slug, "run_id": run.id}),
+        "seq": seq,
+        "last_seq": last,
+        "as_of_status": display_status(state),
+        "as_of_at": timeline_rows(run.id, seq - 1, 1, version_id=run.version_id)[0].at,
+        "graph": graph,
+        "graph_nodes": with_status(graph, steps),
+        "graph_id": "as-of-graph",
+        "as_of_steps": [
+            {
+                "id": step_id,
+                "name": definition.steps[step_id].name or step_id,
+                **steps.get(step_id, {"status": "pending", "attempt": 0}),
+            }
+            for step_id in definition.topo_order
+        ],
+    }
+    template = "runs/detail.html#as_of" if request.htmx else "runs/as_of.html"
+    return render(request, template, context)
+
+
+# Operator actions: each one is an event with its actor (vectorbea.runs.commands)
+
+
+def _operate(
+    request: HttpRequest, access: Access, run_id: UUID, action: Callable[[Run, str], str]
+) -> HttpResponse:
+    run = get_run(access, run_id)
+    try:
+        message, refused = action(run, request.user.username), False
+    except commands.ActionRefused as exc:
+        message, refused = str(exc), True
+    if not request.htmx:
+        (messages.error if refused else messages.success)(request, message)
+        return redirect("run-detail", ws=access.workspace.slug, run_id=run.id)
+    summary = RunSummary.objects.get(run=run)
+    context = {
+        "run": run,
+        "summary": summary,
+        "ws_slug": access.workspace.slug,
+        "can_operate": True,
+        "action_message": message,
+        "action_refused": refused,
+    }
+    return render(request, "runs/detail.html#action_response", context)
+
+
+def _cancel(run: Run, actor: str) -> str:
+    if not commands.cancel_run(run.id, actor=actor, reason="Cancelled from the run page"):
+        raise commands.ActionRefused("The run has already finished; there is nothing to cancel.")
+    return "Cancelled. Steps still running lose their leases; their results are refused."
+
+
+def _pause(run: Run, actor: str) -> str:
+    commands.pause_run(run.id, actor=actor)
+    return "Paused. Steps already running finish; no new step starts until you resume."
+
+
+def _resume(run: Run, actor: str) -> str:
+    commands.resume_run(run.id, actor=actor)
+    return "Resumed."
+
+
+def _retry(run: Run, actor: str) -> str:
+    step_id = commands.retry_failed_step(run.id, actor=actor)
+    name = store.definition_for(run.version_id).steps[step_id].name or step_id
+    return f"Retrying from step '{name}'."
+
+
+@workspace_view(Capability.OPERATE_RUNS)
+@require_POST
+def run_cancel(request: HttpRequest, access: Access, run_id: UUID) -> HttpResponse:
+    return _operate(request, access, run_id, _cancel)
+
+
+@workspace_view(Capability.OPERATE_RUNS)
+@require_POST
+def run_pause(request: HttpRequest, access: Access, run_id: UUID) -> HttpResponse:
+    return _operate(request, access, run_id, _pause)
+
+
+@workspace_view(Capability.OPERATE_RUNS)
+@require_POST
+def run_resume(request: HttpRequest, access: Access, run_id: UUID) -> HttpResponse:
+    return _operate(request, access, run_id, _resume)
+
+
+@workspace_view(Capability.OPERATE_RUNS)
+@require_POST
+def run_retry(request: HttpRequest, access: Access, run_id: UUID) -> HttpResponse:
+    return _operate(request, access, run_id, _retry)
+
+
+@workspace_view(Capability.OPERATE_RUNS)
+@require_POST
+def run_rerun(request: HttpRequest, access: Access, run_id: UUID) -> HttpResponse:
+    """A new run of the newest version with the same input; go to it."""
+    run = get_run(access, run_id)
+    try:
+        new = commands.rerun(run.id, started_by=request.user)
+    except (commands.NotPublished, commands.InvalidRunInput) as exc:
+        if request.htmx:
+            context = {
+                "run": run,
+                "summary": run.summary,
+                "ws_slug": access.workspace.slug,
+                "can_operate": True,
+                "action_message": f"Could not re-run: {exc}",
+                "action_refused": True,
+            }
+            return render(request, "runs/detail.html#action_response", context)
+        messages.error(request, f"Could not re-run: {exc}")
+        return redirect("run-detail", ws=access.workspace.slug, run_id=run.id)
+    url = reverse("run-detail", kwargs={"ws": access.workspace.slug, "run_id": new.id})
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return redirect(url)

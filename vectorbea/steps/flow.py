@@ -15,7 +15,15 @@ from vectorbea.engine import (
     ErrorClass,
     StepError,
 )
-from vectorbea.engine.waits import MAX_APPROVAL_TIMEOUT_SECONDS, MAX_DELAY_SECONDS
+from vectorbea.engine.waits import (
+    FIELD_TYPES,
+    MAX_APPROVAL_TIMEOUT_SECONDS,
+    MAX_DELAY_SECONDS,
+    MAX_FIELDS,
+    MAX_REQUIRED_APPROVALS,
+    ON_TIMEOUT_CHOICES,
+    WORKSPACE_ROLES,
+)
 from vectorbea.steps.registry import StepContext, StepKind, StepResult, register
 from vectorbea.steps.templating import evaluate_condition, template_context
 
@@ -61,6 +69,25 @@ def run_by_the_engine(config: Mapping[str, Any], ctx: StepContext) -> Any:
         f"Step '{ctx.step_id}' is moved by the engine itself; no worker runs it.",
     )
 
+
+APPROVERS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "roles": {
+            "type": "array",
+            "items": {"enum": list(WORKSPACE_ROLES)},
+            "uniqueItems": True,
+            "title": "Roles",
+        },
+        "users": {
+            "type": ["array", "string"],
+            "items": {"type": "string", "minLength": 1},
+            "title": "People (usernames)",
+            "description": "Usernames, or a template such as {{ input.manager }}.",
+        },
+    },
+    "additionalProperties": False,
+}
 
 TEMPLATE_HINT = (
     "Text, numbers, lists and objects; text may use templates such as {{ input.ticket }} "
@@ -217,13 +244,76 @@ register(
                     "decides'). Leave empty to wait for as long as it takes.",
                 },
                 "on_timeout": {
-                    "enum": ["deny", "approve"],
+                    "enum": list(ON_TIMEOUT_CHOICES),
                     "default": "deny",
                     "title": "When nobody decides",
-                    "description": "What happens when the timeout passes: deny or approve.",
+                    "description": "What happens when the timeout passes: deny, approve, or "
+                    "escalate to other approvers (see 'Escalate to').",
+                },
+                "approvers": {
+                    **APPROVERS_SCHEMA,
+                    "title": "Who may decide",
+                    "description": "Workspace roles and/or named people. Leave empty for "
+                    "owners, admins and approvers.",
+                },
+                "required_approvals": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_REQUIRED_APPROVALS,
+                    "default": 1,
+                    "title": "Approvals needed",
+                    "description": "How many different people must approve. Any one denial denies.",
+                },
+                "allow_self_approval": {
+                    "type": "boolean",
+                    "default": False,
+                    "title": "The person who started the run may decide",
+                    "description": "Off by default: someone else must decide.",
+                },
+                "fields": {
+                    "type": "array",
+                    "maxItems": MAX_FIELDS,
+                    "title": "Fields for the approver",
+                    "description": "What the approver fills in (e.g. an edited draft); the "
+                    "values become the step's output 'fields'.",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "name": {**PORT_NAME, "title": "Name"},
+                            "label": {"type": "string", "maxLength": 200, "title": "Label"},
+                            "type": {"enum": list(FIELD_TYPES), "default": "text"},
+                            "required": {"type": "boolean", "default": False},
+                            "default": {
+                                "title": "Prefilled with",
+                                "description": "May be a template such as "
+                                "{{ steps.draft.output.text }}.",
+                            },
+                        },
+                        "required": ["name"],
+                        "additionalProperties": False,
+                    },
+                },
+                "escalate": {
+                    "type": "object",
+                    "title": "Escalate to",
+                    "description": "With 'When nobody decides' set to escalate: who decides "
+                    "after the timeout, and until when.",
+                    "properties": {
+                        "approvers": APPROVERS_SCHEMA,
+                        "timeout_seconds": {
+                            "type": "number",
+                            "exclusiveMinimum": 0,
+                            "maximum": MAX_APPROVAL_TIMEOUT_SECONDS,
+                        },
+                        "on_timeout": {"enum": ["deny", "approve"], "default": "deny"},
+                    },
+                    "required": ["approvers"],
+                    "additionalProperties": False,
                 },
             },
             "required": ["title"],
+            "if": {"properties": {"on_timeout": {"const": "escalate"}}, "required": ["on_timeout"]},
+            "then": {"required": ["escalate"]},
             "additionalProperties": False,
         },
         handler=run_by_the_engine,

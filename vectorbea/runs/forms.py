@@ -1,0 +1,62 @@
+from django import forms
+from django.contrib.auth import get_user_model
+
+from vectorbea.runs.listing import DEFAULT_SORT, STATUSES, Filters, day_start
+from vectorbea.workflows.models import Workflow
+
+SORT_CHOICES = [
+    ("-updated", "Recently updated"),
+    ("updated", "Least recently updated"),
+    ("-started", "Newest first"),
+    ("started", "Oldest first"),
+]
+
+
+class RunFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=200, label="Search")
+    status = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any status"), ("attention", "Needs attention"), *STATUSES],
+    )
+    workflow = forms.ModelChoiceField(
+        required=False, queryset=Workflow.objects.none(), empty_label="Any workflow"
+    )
+    started_by = forms.ModelChoiceField(
+        required=False, queryset=get_user_model().objects.none(), empty_label="Anyone"
+    )
+    since = forms.DateField(
+        required=False, label="Started from", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        required=False, label="Started until", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    sort = forms.ChoiceField(required=False, choices=SORT_CHOICES)
+
+    def __init__(self, data, workspace) -> None:
+        super().__init__(data)
+        self.fields["workflow"].queryset = (
+            Workflow.objects.filter(workspace=workspace).only("id", "name").order_by("name")
+        )
+        self.fields["started_by"].queryset = (
+            get_user_model().objects.filter(memberships__workspace=workspace).order_by("username")
+        )
+        self.fields["started_by"].label_from_instance = lambda user: user.username
+        for name in ("status", "workflow", "started_by", "sort"):
+            self.fields[name].widget.attrs["class"] = "select-compact"
+
+    def filters(self) -> Filters:
+        """What the valid fields ask for; an invalid field is ignored (shown as an error)."""
+        data = self.cleaned_data if self.is_bound and self.is_valid() else {}
+        if self.is_bound and not self.is_valid():
+            data = {k: v for k, v in self.cleaned_data.items() if k not in self.errors}
+        workflow = data.get("workflow")
+        user = data.get("started_by")
+        return Filters(
+            status=data.get("status") or "",
+            workflow=workflow.id if workflow else None,
+            started_by=user.pk if user else None,
+            since=day_start(data["since"]) if data.get("since") else None,
+            until=day_start(data["until"]) if data.get("until") else None,
+            q=(data.get("q") or "").strip(),
+            sort=data.get("sort") or DEFAULT_SORT,
+        )

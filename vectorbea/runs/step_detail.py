@@ -1,0 +1,125 @@
+"""One step of one run, in detail: its attempts, what each consumed, its output and error,
+and the settings it ran with (the config rendered against the run, as the executor does)."""
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from vectorbea.engine import RetryScheduled, StepCompleted, StepFailed, StepStarted
+from vectorbea.engine.graph import Definition
+from vectorbea.engine.state import RunState
+from vectorbea.runs.timeline import read_events_of_types
+
+MAX_ATTEMPTS_SHOWN = 200
+MAX_JSON_CHARS = 20_000
+STEP_EVENT_TYPES = ("StepStarted", "StepCompleted", "StepFailed", "RetryScheduled")
+
+
+@dataclass
+class Attempt:
+    number: int
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    outcome: str = "running"
+    error_class: str = ""
+    message: str = ""
+    usage: dict[str, Any] = field(default_factory=dict)
+    retry_at: str | None = None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+@dataclass(frozen=True)
+class StepDetail:
+    id: str
+    name: str
+    kind: str
+    status: str
+    attempt: int
+    attempts: list[Attempt]
+    usage: dict[str, Any]
+    output: str
+    error_class: str
+    error_message: str
+    settings: str
+    settings_rendered: bool
+    retry_at: str | None
+    wait_until: str | None
+    duration_seconds: float | None
+
+
+def pretty(value: Any) -> str:
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    if len(text) > MAX_JSON_CHARS:
+        return text[:MAX_JSON_CHARS] + f"\n… ({len(text) - MAX_JSON_CHARS} more characters)"
+    return text
+
+
+def attempts_of(run_id: UUID, step_id: str) -> list[Attempt]:
+    attempts: dict[int, Attempt] = {}
+    events = read_events_of_types(run_id, STEP_EVENT_TYPES, step_id=step_id)
+    for recorded in events[-MAX_ATTEMPTS_SHOWN * 3 :]:
+        event = recorded.event
+        match event:
+            case StepStarted():
+                attempts[event.attempt] = Attempt(event.attempt, started_at=recorded.at)
+            case StepCompleted() | StepFailed():
+                attempt = attempts.setdefault(event.attempt, Attempt(event.attempt))
+                attempt.finished_at = recorded.at
+                attempt.usage = dict(event.usage or {})
+                if isinstance(event, StepCompleted):
+                    attempt.outcome = "completed"
+                else:
+                    attempt.outcome = "failed"
+                    attempt.error_class = event.error_class
+                    attempt.message = event.message
+            case RetryScheduled():
+                previous = attempts.get(event.next_attempt - 1)
+                if previous is not None:
+                    previous.retry_at = event.retry_at
+    return sorted(attempts.values(), key=lambda a: a.number)
+
+
+def step_detail(
+    run_id: UUID, state: RunState, definition: Definition, step_id: str
+) -> StepDetail | None:
+    from vectorbea.steps.templating import TemplateProblem, render_step_config
+
+    step_def = definition.steps.get(step_id)
+    if step_def is None:
+        return None
+    step = state.step(step_id)
+    settings: Any = step_def.config
+    rendered = False
+    if step.status != "pending":
+        try:
+            settings = render_step_config(step_def, state)
+            rendered = True
+        except (TemplateProblem, ValueError, TypeError):
+            settings = step_def.config
+    duration = None
+    if step.started_at and step.finished_at:
+        duration = (step.finished_at - step.started_at).total_seconds()
+    return StepDetail(
+        id=step_id,
+        name=step_def.name or step_id,
+        kind=step_def.kind,
+        status=step.status,
+        attempt=step.attempt,
+        attempts=attempts_of(run_id, step_id) if step.status != "pending" else [],
+        usage=dict(step.usage or {}),
+        output="" if step.output is None else pretty(step.output),
+        error_class=step.error_class or "",
+        error_message=step.error_message or "",
+        settings=pretty(settings),
+        settings_rendered=rendered,
+        retry_at=step.retry_at,
+        wait_until=step.wait_until,
+        duration_seconds=duration,
+    )
