@@ -167,7 +167,13 @@ REDIS_PREFIX = env("REDIS_PREFIX", "vectorbea")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}:asgi"},
+        "CONFIG": {
+            # channels_redis waits up to 5 s in BZPOPMIN for a consumer's next message;
+            # redis-py's default 5 s socket timeout would cut that wait and kill the
+            # consumer (close 1011) every few seconds on a quiet socket.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+            "prefix": f"{REDIS_PREFIX}:asgi",
+        },
     }
 }
 

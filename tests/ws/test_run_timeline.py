@@ -138,3 +138,21 @@ def test_event_content_is_escaped_in_pushed_fragments(alice, acme):
     html = run_async(scenario)
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
     assert "<img src=x" not in html and "<b>bold</b>" not in html
+
+
+def test_a_quiet_socket_stays_open_and_still_gets_pushes(alice, acme):
+    """Nothing happens on the run for longer than the channel layer's 5 s blocking read:
+    the consumer must still be there when the next event comes."""
+    run = start_run(publish(acme, chain(2)), {})
+
+    async def scenario() -> list[int]:
+        comm = communicator(alice, f"/ws/w/acme/runs/{run.id}/")
+        await comm.connect()
+        await comm.send_to(text_data=json.dumps({"after": 2}))
+        assert await comm.receive_nothing(timeout=7)
+        await sync_to_async(note)(run.id, "after a quiet while")
+        got = seqs(await comm.receive_from(timeout=5))
+        await comm.disconnect()
+        return got
+
+    assert run_async(scenario) == [3]
