@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 
+from vectorbea.approvals import projection as gate_projection
 from vectorbea.engine import fold
 from vectorbea.eventlog import store
 from vectorbea.eventlog.models import Run
@@ -8,7 +9,7 @@ from vectorbea.eventlog.projections import RunSummaryProjection
 
 
 class Command(BaseCommand):
-    help = "Recompute every run's summary from its event log."
+    help = "Recompute every projection of the event log: run summaries and approval gates."
 
     def add_arguments(self, parser):
         parser.add_argument("run_ids", nargs="*", help="Only these runs")
@@ -29,3 +30,5 @@ class Command(BaseCommand):
                 )
             count += 1
         self.stdout.write(f"Rebuilt {count} run summar{'y' if count == 1 else 'ies'}.")
+        gates = gate_projection.rebuild(options["run_ids"] or None)
+        self.stdout.write(f"Rebuilt {gates} gate row(s).")
