@@ -12,16 +12,19 @@ dispatched through the broker for other workers.
 
 import logging
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, transaction
 
 from vectorbea.approvals import projection as gates
 from vectorbea.engine import (
+    APPROVAL_KIND,
     ConcurrencyConflict,
     Definition,
     ErrorClass,
@@ -69,6 +72,10 @@ class RunRef:
     id: UUID
     workspace_id: UUID
     definition: Definition
+
+    @cached_property
+    def has_gates(self) -> bool:
+        return any(step.kind == APPROVAL_KIND for step in self.definition.steps.values())
 
     @classmethod
     def of(cls, loaded: store.Loaded) -> "RunRef":
@@ -169,16 +176,19 @@ def _append(
     for _ in range(MAX_CONFLICT_RETRIES):
         try:
             _check_still_current(state, facts)
-            appended = store.append(
-                run.id,
-                state,
-                build,
-                run.definition,
-                now=clock.now(),
-                claim_first_started=worker_id() if claim else "",
-            )
-            # The inbox's gate rows, right after the append (a no-op unless it touched one).
-            gates.project_appended(run.id, appended, run.definition)
+            with _gate_scope(run):
+                appended = store.append(
+                    run.id,
+                    state,
+                    build,
+                    run.definition,
+                    now=clock.now(),
+                    claim_first_started=worker_id() if claim else "",
+                    # With gates, the scope's own transaction (or savepoint) is the boundary.
+                    savepoint=not run.has_gates,
+                )
+                # The inbox's gate rows commit with the events that change them.
+                gates.project_appended(run.id, appended, run.definition)
             return appended
         except ConcurrencyConflict:
             loaded = store.load(run.id)
@@ -187,6 +197,14 @@ def _append(
             log.info("Discarding a late result: %s", exc)
             return None
     raise ConcurrencyConflict(run.id, state.last_seq)
+
+
+def _gate_scope(run: RunRef) -> Any:
+    """One transaction for the append and the gate rows when the workflow has approval
+    gates; other runs keep the single-statement append (one round trip per step)."""
+    if run.has_gates:
+        return transaction.atomic()
+    return nullcontext()
 
 
 def _check_still_current(state: RunState, facts: Sequence[Event]) -> None:
