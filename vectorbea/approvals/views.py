@@ -24,7 +24,6 @@ from vectorbea.engine import (
     ApprovalGranted,
     ApprovalTimedOut,
     RunCancelled,
-    event_from_payload,
 )
 from vectorbea.eventlog import store
 from vectorbea.eventlog.models import Run
@@ -230,8 +229,7 @@ def audit_rows(workspace_id: UUID, since: datetime, until: datetime) -> list[dic
         found = cursor.fetchall()
     rows = []
     for run_id, seq, type_name, version, payload, at, workflow in found:
-        payload = json.loads(payload) if isinstance(payload, str) else payload
-        event = event_from_payload(type_name, version, payload)
+        event = store.recorded_from_row(seq, type_name, version, payload, at).event
         rows.append(
             {
                 "at": at.isoformat(),

@@ -95,15 +95,25 @@ def definition_for(version_id: UUID) -> Definition:
     return Definition.from_json(WorkflowVersion.objects.get(pk=version_id).definition)
 
 
-def _recorded(seq: int, type_name: str, version: int, payload: Any, at: datetime) -> Recorded:
+def recorded_from_row(
+    seq: int, type_name: str, version: int, payload: Any, at: datetime
+) -> Recorded:
+    """An event row (seq, type, schema_version, payload, created_at), upcast and decoded."""
     if isinstance(payload, str):
         payload = json.loads(payload)
     return Recorded(seq=seq, at=at, event=event_from_payload(type_name, version, payload))
 
 
 def read_events(
-    run_id: UUID, after_seq: int = 0, upto_seq: int | None = None, limit: int | None = None
+    run_id: UUID,
+    after_seq: int = 0,
+    upto_seq: int | None = None,
+    limit: int | None = None,
+    *,
+    types: tuple[str, ...] | None = None,
+    step_id: str | None = None,
 ) -> list[Recorded]:
+    """A run's events by seq, optionally only some types or one step's."""
     sql = (
         "SELECT seq, type, schema_version, payload, created_at FROM eventlog_event "
         "WHERE run_id = %s AND seq > %s"
@@ -112,13 +122,19 @@ def read_events(
     if upto_seq is not None:
         sql += " AND seq <= %s"
         params.append(upto_seq)
+    if types is not None:
+        sql += " AND type = ANY(%s)"
+        params.append(list(types))
+    if step_id is not None:
+        sql += " AND payload->>'step_id' = %s"
+        params.append(step_id)
     sql += " ORDER BY seq"
     if limit is not None:
         sql += " LIMIT %s"
         params.append(limit)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [_recorded(*row) for row in cursor.fetchall()]
+        return [recorded_from_row(*row) for row in cursor.fetchall()]
 
 
 def load(run_id: UUID) -> Loaded:

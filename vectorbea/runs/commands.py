@@ -155,8 +155,13 @@ def _running(loaded: store.Loaded, action: str) -> None:
 def cancel_run(run_id: UUID, *, actor: str | None, reason: str = "Cancelled") -> bool:
     """Cancel a run: in-flight attempts lose their leases and their results are refused.
     Returns False if the run had already finished."""
+
+    def facts(loaded: store.Loaded) -> list[Event]:
+        _running(loaded, "cancelled")
+        return [RunCancelled(actor, reason)]
+
     try:
-        act(run_id, lambda loaded: _running(loaded, "cancelled") or [RunCancelled(actor, reason)])
+        act(run_id, facts)
     except ActionRefused:
         return False
     return True

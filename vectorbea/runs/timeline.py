@@ -27,7 +27,6 @@ from vectorbea.engine import (
     StepSkipped,
     StepStarted,
     StepWaiting,
-    event_from_payload,
     event_to_payload,
 )
 from vectorbea.engine.graph import Definition
@@ -74,8 +73,10 @@ def describe(recorded: Recorded, names: dict[str, str] | None = None) -> str:
         case OutputCorrected():
             return f"{label} output corrected by {event.actor}: {event.reason}"
         case RunPaused():
-            why = f": {event.reason}" if event.reason else ""
-            return f"Run paused by {event.actor}{why}. Running steps finish; no new step starts"
+            return (
+                f"Run paused by {event.actor}{_because(event.reason)}. "
+                "Running steps finish; no new step starts"
+            )
         case RunResumed():
             return f"Run resumed by {event.actor}"
         case StepWaiting(until=None):
@@ -83,21 +84,17 @@ def describe(recorded: Recorded, names: dict[str, str] | None = None) -> str:
         case StepWaiting():
             return f"{label} is waiting until {_when(event.until)} ({event.reason})"
         case ApprovalRequested():
-            deadline = f"; decide by {_when(event.timeout_at)}" if event.timeout_at else ""
-            return f"{label} waits for approval: “{event.title}”{deadline}"
+            return f"{label} waits for approval: “{event.title}”{_deadline(event.timeout_at)}"
         case ApprovalGranted():
-            why = f": {event.reason}" if event.reason else ""
-            return f"{label} approved by {event.actor}{why}"
+            return f"{label} approved by {event.actor}{_because(event.reason)}"
         case ApprovalDenied():
-            why = f": {event.reason}" if event.reason else ""
-            return f"{label} denied by {event.actor}{why}"
+            return f"{label} denied by {event.actor}{_because(event.reason)}"
         case ApprovalTimedOut():
             return f"{label}: nobody decided in time, so it was {event.outcome}"
         case ApprovalEscalated():
-            deadline = f"; decide by {_when(event.timeout_at)}" if event.timeout_at else ""
             return (
                 f"{label}: nobody decided in time, so it was escalated to "
-                f"{_approvers(event.approvers)}{deadline}"
+                f"{_approvers(event.approvers)}{_deadline(event.timeout_at)}"
             )
     return type(event).__name__
 
@@ -108,6 +105,14 @@ def _approvers(approvers: dict) -> str:
     if len(names) <= 1:
         return names[0] if names else "nobody"
     return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _because(reason: str) -> str:
+    return f": {reason}" if reason else ""
+
+
+def _deadline(timeout_at: str | None) -> str:
+    return f"; decide by {_when(timeout_at)}" if timeout_at else ""
 
 
 def _when(iso: str | None) -> str:
@@ -233,36 +238,9 @@ def read_events_of_types(
     limit: int | None = None,
     step_id: str | None = None,
 ) -> list[Recorded]:
-    from django.db import connection
+    from vectorbea.eventlog import store
 
-    sql = (
-        "SELECT seq, type, schema_version, payload, created_at FROM eventlog_event "
-        "WHERE run_id = %s AND seq > %s AND type = ANY(%s)"
-    )
-    params: list = [run_id, after, list(types)]
-    if upto is not None:
-        sql += " AND seq <= %s"
-        params.append(upto)
-    if step_id is not None:
-        sql += " AND payload->>'step_id' = %s"
-        params.append(step_id)
-    sql += " ORDER BY seq"
-    if limit is not None:
-        sql += " LIMIT %s"
-        params.append(limit)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    return [
-        Recorded(
-            seq=seq,
-            at=at,
-            event=event_from_payload(
-                type_name, version, json.loads(payload) if isinstance(payload, str) else payload
-            ),
-        )
-        for seq, type_name, version, payload, at in rows
-    ]
+    return store.read_events(run_id, after, upto, limit, types=types, step_id=step_id)
 
 
 def _version_of(run_id: UUID) -> UUID:
