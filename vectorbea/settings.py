@@ -115,6 +115,7 @@ INSTALLED_APPS = [
     "vectorbea.runs",
     "vectorbea.approvals",
     "vectorbea.keys",
+    "vectorbea.budgets",
     "vectorbea.front",
 ]
 
@@ -264,6 +265,8 @@ VECTORBEA_SCHEDULER_INTERVAL_SECONDS = envfloat("VECTORBEA_SCHEDULER_INTERVAL_SE
 VECTORBEA_TOOL_MODULES = envlist("VECTORBEA_TOOL_MODULES", "")
 # A checkpoint of folded run state is written every this many events.
 VECTORBEA_CHECKPOINT_EVERY = envint("VECTORBEA_CHECKPOINT_EVERY", "25")
+# The window of the per-minute rate limits (seconds); tests shorten it.
+VECTORBEA_RATE_LIMIT_WINDOW_SECONDS = envfloat("VECTORBEA_RATE_LIMIT_WINDOW_SECONDS", "60")
 
 LOGGING = {
     "version": 1,

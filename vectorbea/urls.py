@@ -8,5 +8,6 @@ urlpatterns = [
     path("", include("vectorbea.runs.urls")),
     path("", include("vectorbea.approvals.urls")),
     path("", include("vectorbea.keys.urls")),
+    path("", include("vectorbea.budgets.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -150,7 +150,7 @@ def test_it_builds_publishes_and_runs_a_workflow_by_drag_and_drop(page: Page, al
     output.click()
     form.locator(".ref", has_text="{{ steps.transform_1.output }}").click()
     expect(output).to_have_value("{{ steps.transform_1.output }}")
-    form.get_by_text("Retries and timeout").click()
+    form.get_by_text("Retries, timeout and failures").click()
     form.get_by_label("Maximum attempts").fill("5")
 
     wait_saved(page)

@@ -18,11 +18,14 @@ from tests.engine.builders import KINDS, T0
 from vectorbea.engine import (
     ApprovalDenied,
     ApprovalGranted,
+    AttentionResolved,
     Definition,
     Event,
     OutputCorrected,
     Recorded,
+    RetryScheduled,
     RunCancelled,
+    RunFailed,
     RunStarted,
     RunState,
     StepCompleted,
@@ -159,11 +162,32 @@ def simulate(
     raise SimulationStuck(f"run did not finish in {MAX_ROUNDS} rounds")
 
 
+def _resolve(sim: _Simulation, step_id: str) -> None:
+    choice = sim.choices.pick(3)
+    if choice == 0:
+        sim.append([AttentionResolved(step_id, "supply_output", "alice", output={"by": "hand"})])
+    elif choice == 1:
+        sim.append(
+            [
+                AttentionResolved(step_id, "fail", "alice"),
+                RunFailed(f"Failed by alice at step {step_id}", step_id=step_id),
+            ]
+        )
+    else:
+        attempt = sim.state.step(step_id).attempt + 1
+        retry = RetryScheduled(step_id, attempt, sim.now.isoformat(), 0.0, "manual", "alice")
+        sim.append([AttentionResolved(step_id, "retry", "alice"), retry])
+
+
 def _advance(sim: _Simulation) -> None:
     running = sim.state.running_steps()
     if running:
         step_id = running[sim.choices.pick(len(running))]
         sim.append(_outcome(sim, step_id))
+        sim.now += timedelta(seconds=1 + sim.choices.pick(5))
+        return
+    if sim.state.attention:  # a person resolves a step that needs attention
+        _resolve(sim, sorted(sim.state.attention)[0])
         sim.now += timedelta(seconds=1 + sim.choices.pick(5))
         return
     wake = next_wake_at(sim.state, sim.definition, sim.now)

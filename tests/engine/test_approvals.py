@@ -99,7 +99,7 @@ def test_by_default_owners_admins_and_approvers_decide_and_not_the_initiator() -
 def test_a_gate_with_bad_rules_fails_when_it_opens_not_later(config, message) -> None:
     events = decide(state_after(), gate(**config), NOW)
 
-    assert event_types(events) == ["StepFailed", "RunFailed"]
+    assert event_types(events) == ["StepFailed", "RunNeedsAttention"]
     failed = events[0]
     assert isinstance(failed, StepFailed) and failed.error_class == "permanent"
     assert message in failed.message

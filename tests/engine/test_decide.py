@@ -13,6 +13,7 @@ from vectorbea.engine import (
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunNeedsAttention,
     RunState,
     StepCompleted,
     StepFailed,
@@ -255,27 +256,46 @@ def test_jitter_spreads_retries_but_is_the_same_every_time_for_one_run() -> None
     assert 1.0 <= first.backoff_seconds <= 3.0
 
 
-def test_it_fails_the_run_when_retries_are_exhausted() -> None:
+def test_a_step_that_used_up_its_retries_needs_attention() -> None:
     events = decide(failed_on(3, "transient", "upstream timed out"), retrying(), NOW)
 
     assert events == [
-        RunFailed(
-            reason=(
+        RunNeedsAttention(
+            step_id="fetch",
+            error_class="transient",
+            summary=(
                 "Step 'Fetch news' gave up after 3 attempts "
                 "(provider overloaded or temporary failure): upstream timed out"
             ),
-            step_id="fetch",
         )
     ]
 
 
-def test_a_run_that_gave_up_shows_the_step_as_given_up() -> None:
+def test_a_run_needing_attention_is_not_finished_and_starts_nothing() -> None:
     state = failed_on(3, "transient")
     state = then(state, *decide(state, retrying(), NOW))
+
+    assert state.status == "running" and not state.is_terminal
+    assert set(state.attention) == {"fetch"}
+    assert state.steps["fetch"].status == "gave_up"
+    assert decide(state, retrying(), NOW) == []
+    assert next_wake_at(state, retrying(), NOW) is None
+
+
+def test_a_step_set_to_fail_fails_the_run_when_retries_are_used_up() -> None:
+    failing = definition(
+        [step("fetch", name="Fetch news", retry={"maximum_attempts": 3}, on_failure="fail")]
+    )
+    state = failed_on(3, "transient", "upstream timed out")
+    state = then(state, *decide(state, failing, NOW))
 
     assert state.status == "failed"
     assert state.failed_step_id == "fetch"
     assert state.steps["fetch"].status == "gave_up"
+    assert state.error == (
+        "Step 'Fetch news' gave up after 3 attempts "
+        "(provider overloaded or temporary failure): upstream timed out"
+    )
 
 
 def test_rate_limited_failures_wait_as_long_as_the_provider_asks() -> None:
@@ -306,28 +326,53 @@ def test_a_retry_after_longer_than_an_hour_is_capped() -> None:
     [
         ("permanent", "permanent error such as bad configuration or a missing key"),
         ("invalid_output", "the output did not match its expected shape"),
-        ("budget_exceeded", "the run's budget is spent"),
-        ("cancelled", "the step was cancelled"),
+        ("budget_exceeded", "the budget is spent"),
         ("something_new", "unrecognised error (something_new)"),
     ],
 )
-def test_it_does_not_retry_a_failure_that_cannot_succeed_by_retrying(
+def test_a_failure_retrying_cannot_fix_goes_straight_to_a_person(
     error_class: str, label: str
 ) -> None:
     events = decide(failed_on(1, error_class, "401 bad key"), retrying(), NOW)
 
-    assert events == [
-        RunFailed(
-            reason=f"Step 'Fetch news' failed after 1 attempt and will not be retried ({label}): "
-            "401 bad key",
-            step_id="fetch",
-        )
-    ]
+    summary = f"Step 'Fetch news' failed after 1 attempt and will not be retried ({label}): "
+    assert events == [RunNeedsAttention("fetch", error_class, summary + "401 bad key")]
+
+
+def test_a_cancelled_step_fails_the_run() -> None:
+    events = decide(failed_on(1, "cancelled", "stop"), retrying(), NOW)
+
+    assert event_types(events) == ["RunFailed"]
+
+
+def test_a_step_can_turn_a_class_into_a_retry_or_a_failure() -> None:
+    overriding = definition(
+        [
+            {
+                **step("fetch", name="Fetch news", retry={"maximum_attempts": 3}),
+                "on_error": {"permanent": "retry", "transient": "fail"},
+            }
+        ]
+    )
+
+    assert event_types(decide(failed_on(1, "permanent"), overriding, NOW)) == ["RetryScheduled"]
+    assert event_types(decide(failed_on(1, "transient"), overriding, NOW)) == ["RunFailed"]
+
+
+def test_a_failure_can_carry_what_to_do_instead_of_its_class_default() -> None:
+    state = state_after(
+        StepStarted("fetch", 1),
+        StepFailed("fetch", 1, "budget_exceeded", "spent", detail={"then": "fail"}),
+    )
+
+    assert event_types(decide(state, retrying(), NOW)) == ["RunFailed"]
 
 
 def test_a_lost_worker_is_retried_but_only_up_to_the_maximum_attempts() -> None:
     assert event_types(decide(failed_on(2, "worker_lost"), retrying(), NOW)) == ["RetryScheduled"]
-    assert event_types(decide(failed_on(3, "worker_lost"), retrying(), NOW)) == ["RunFailed"]
+    assert event_types(decide(failed_on(3, "worker_lost"), retrying(), NOW)) == [
+        "RunNeedsAttention"
+    ]
 
 
 def test_a_run_failure_is_the_only_consequence_decided() -> None:
@@ -341,7 +386,7 @@ def test_a_run_failure_is_the_only_consequence_decided() -> None:
         StepFailed("a", 1, "transient", "x"),
     )
 
-    assert event_types(decide(state, fan_out, NOW)) == ["RunFailed"]
+    assert event_types(decide(state, fan_out, NOW)) == ["RunNeedsAttention"]
 
 
 def test_a_person_retrying_a_failed_step_restarts_it_through_the_same_rules() -> None:

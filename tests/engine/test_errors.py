@@ -25,7 +25,12 @@ def test_every_error_class_has_a_policy() -> None:
 def test_only_failures_that_may_pass_on_a_later_try_are_retryable() -> None:
     retryable = {error for error, policy in ERROR_CLASS_POLICY.items() if policy.retryable}
 
-    assert retryable == {ErrorClass.TRANSIENT, ErrorClass.RATE_LIMITED, ErrorClass.WORKER_LOST}
+    assert retryable == {
+        ErrorClass.TRANSIENT,
+        ErrorClass.RATE_LIMITED,
+        ErrorClass.WORKER_LOST,
+        ErrorClass.INVALID_OUTPUT,  # retried as a correction, with what was wrong
+    }
 
 
 def test_an_error_class_this_code_does_not_know_is_not_retried() -> None:

@@ -19,6 +19,7 @@ from vectorbea.engine import (
     Recorded,
     RunCompleted,
     RunFailed,
+    RunNeedsAttention,
     RunState,
     StepCompleted,
     StepDef,
@@ -148,7 +149,7 @@ def test_a_delay_with_bad_settings_fails_the_run_permanently(
 ) -> None:
     events = decide(state_after(*completed("a")), delay_flow(**config), NOW)
 
-    assert event_types(events) == ["StepFailed", "RunFailed"]
+    assert event_types(events) == ["StepFailed", "RunNeedsAttention"]
     failed = events[0]
     assert isinstance(failed, StepFailed)
     assert failed.error_class == "permanent"
@@ -173,8 +174,8 @@ def test_a_renderer_that_refuses_fails_the_step_with_its_message() -> None:
     events = decide(state_after(*completed("a")), delay_flow(), NOW, render=render)
 
     assert events[0] == StepFailed("wait", 1, "permanent", "Setting 'seconds': nope")
-    assert isinstance(events[1], RunFailed)
-    assert "Setting 'seconds': nope" in events[1].reason
+    assert isinstance(events[1], RunNeedsAttention)
+    assert "Setting 'seconds': nope" in events[1].summary
 
 
 def test_a_delay_at_the_start_of_a_run_waits_too() -> None:
@@ -314,7 +315,7 @@ def test_a_decision_stops_the_timeout() -> None:
 def test_a_gate_with_a_bad_timeout_fails_the_run() -> None:
     events = decide(state_after(), gate_flow(timeout_seconds=-5), NOW)
 
-    assert event_types(events) == ["StepFailed", "RunFailed"]
+    assert event_types(events) == ["StepFailed", "RunNeedsAttention"]
 
 
 def test_the_decision_is_kept_with_who_and_when() -> None:

@@ -32,6 +32,10 @@ def record(run_id, *facts) -> None:
 
 
 def fail(run_id, step_id: str = "s0", message: str = "bad config") -> None:
+    record(run_id, StepFailed(step_id, 1, "permanent", message, detail={"then": "fail"}))
+
+
+def needs_attention(run_id, step_id: str = "s0", message: str = "bad config") -> None:
     record(run_id, StepFailed(step_id, 1, "permanent", message))
 
 
@@ -111,7 +115,7 @@ def test_the_list_costs_a_fixed_number_of_queries(
     ("params", "expected"),
     [
         ({"status": "failed"}, ["failed"]),
-        ({"status": "attention"}, ["paused", "failed"]),
+        ({"status": "attention"}, []),
         ({"status": "cancelled"}, ["cancelled"]),
         ({"q": "globex"}, ["failed"]),
         ({"q": "TICKET"}, ["cancelled", "paused"]),
@@ -122,6 +126,22 @@ def test_filters_and_search(client, alice, some_runs, params, expected):
     client.force_login(alice)
     response = client.get(runs_url(**params))
     assert sorted(listed(response)) == sorted(str(some_runs[name].id) for name in expected)
+
+
+def test_runs_that_need_a_person_have_their_own_filter_and_badge(
+    client, alice, some_runs, workflows
+):
+    nightly, _ = workflows
+    stuck = start_run(nightly, {"customer": "Hooli"}, started_by=alice)
+    needs_attention(stuck.id, message="401 Unauthorized")
+    client.force_login(alice)
+
+    response = client.get(runs_url(status="attention"))
+
+    assert listed(response) == [str(stuck.id)]
+    html = response.content.decode()
+    assert 'data-status="needs_attention"' in html
+    assert "Needs attention" in html
 
 
 @pytest.mark.parametrize(

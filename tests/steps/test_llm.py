@@ -18,10 +18,13 @@ pytestmark = pytest.mark.django_db
 
 
 def make_ctx() -> StepContext:
+    from vectorbea.accounts.models import Workspace
+
     run_id = uuid4()
+    workspace = Workspace.objects.create(slug=f"ws-{run_id.hex[:12]}", name="Calls")
     return StepContext(
         run_id=run_id,
-        workspace_id=uuid4(),
+        workspace_id=workspace.id,
         step_id="ask",
         attempt=1,
         idempotency_key=f"vb-{run_id}-ask",
@@ -270,3 +273,47 @@ def test_a_step_base_url_goes_through_the_ssrf_guard(fake, settings, provider):
     # The installation's key goes only to the installation's provider, never to a host
     # that a step chose.
     assert KEY not in str(request.headers)
+
+
+def test_a_registered_validator_refuses_an_answer_and_its_problems_are_kept(fake):
+    from vectorbea.steps.tools import validator
+
+    @validator("cites_sources")
+    def cites_sources(value):
+        return [] if value.get("sources") else ["List at least one source in 'sources'."]
+
+    fake.script(ok_json({"summary": "Otters", "sources": []}))
+    schema = {"type": "object", "required": ["summary"]}
+    with pytest.raises(StepError) as caught:
+        run_llm(config("openai", output_schema=schema, validator="cites_sources"), make_ctx())
+
+    error = caught.value
+    assert error.error_class == ErrorClass.INVALID_OUTPUT
+    assert "The validator refused the answer: List at least one source" in error.message
+    assert error.detail == {
+        "answer": '{"summary": "Otters", "sources": []}',
+        "errors": ["List at least one source in 'sources'."],
+    }
+    assert error.usage["cost_usd"] > 0  # a refused answer is still paid for
+
+
+def test_an_unknown_validator_is_a_permanent_error(fake):
+    with pytest.raises(StepError, match="No validator named 'nope'") as caught:
+        run_llm(config("openai", validator="nope"), make_ctx())
+    assert caught.value.error_class == ErrorClass.PERMANENT
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_correction_shows_the_model_its_answer_and_exactly_what_was_wrong(fake, provider):
+    fake.script(ok_json({"label": "seven"}))
+    ctx = make_ctx()
+    ctx.correction = {"answer": "{label: 7", "errors": ["(root): not JSON"], "problem": "x"}
+
+    run_llm(config(provider, output_schema={"type": "object"}), ctx)
+
+    messages = fake.requests[0].body["messages"]
+    assert [m["role"] for m in messages][-3:] == ["user", "assistant", "user"]
+    assert messages[-2]["content"] == "{label: 7"
+    assert "- (root): not JSON" in messages[-1]["content"]
+    assert "fixing every problem listed" in messages[-1]["content"]

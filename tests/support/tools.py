@@ -90,5 +90,27 @@ def with_usage(args, ctx):
     usage = {"model": "fake-1", "input_tokens": 12, "output_tokens": 3, "cost_usd": 0.0004}
     _note(ctx, "start")
     if args.get("fail"):
-        raise StepError(ErrorClass.PERMANENT, "scripted failure after a paid call", usage=usage)
+        error_class = ErrorClass(args.get("error_class", "permanent"))
+        raise StepError(error_class, "scripted failure after a paid call", usage=usage)
     return StepResult({"ok": True}, usage=usage)
+
+
+@tool("lookup_region")
+def lookup_region(args, ctx):
+    """Fail permanently unless args.region is one the tool knows ("eu" or "us"), as a
+    step with a wrong setting does; a person fixes the setting and retries."""
+    _note(ctx, "start")
+    region = args.get("region")
+    if region not in ("eu", "us"):
+        raise StepError(ErrorClass.PERMANENT, f"Unknown region {region!r}: use 'eu' or 'us'")
+    return {"region": region, "customers": 3}
+
+
+@tool("kill_worker")
+def kill_worker(args, ctx):
+    """SIGKILL the worker process running this step, every time (a step that crashes its
+    worker: a segfaulting library, the OOM killer)."""
+    import signal
+
+    _note(ctx, "start")
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -359,6 +359,21 @@ def test_the_panel_renders_a_form_from_the_kinds_schema(as_alice, workflow):
     assert "<script>alert" not in content
 
 
+def test_the_panel_sets_what_happens_when_a_step_cannot_succeed(as_alice, workflow):
+    definition = valid_definition()
+    definition["steps"][0].update(on_failure="fail", max_corrections=1, allow_skip=True)
+    response = as_alice.post(
+        url("workflow-panel", workflow),
+        {"definition": json.dumps(definition), "step": definition["steps"][0]["id"]},
+    )
+
+    content = response.content.decode()
+    assert 'data-path="on_failure"' in content and '<option value="fail" selected>' in content
+    assert 'data-path="max_corrections"' in content and 'value="1"' in content
+    assert 'data-path="allow_skip" checked' in content
+    assert "Ask a person (needs attention)" in content
+
+
 def test_the_branch_panel_has_a_row_per_condition(as_alice, workflow):
     response = as_alice.post(
         url("workflow-panel", workflow),

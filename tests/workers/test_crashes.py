@@ -129,3 +129,40 @@ def test_duplicate_messages_produce_no_duplicate_events(live, acme):
         seen[(t, p.get("step_id"), p.get("attempt"))] += 1
     assert all(count == 1 for count in seen.values()), seen
     assert [e[0] for e in side_effects(run.id) if e[2] == "start"] == [f"s{i}" for i in range(5)]
+
+
+def test_a_step_that_kills_its_worker_every_time_stops_at_its_maximum_attempts(live, acme):
+    """No endless redelivery: each crash is one worker_lost attempt, and once the step's
+    attempts are used up the run waits for a person."""
+    definition = chain(2, "tool", {"tool": "record"}, retry=FAST_RETRY)
+    definition["steps"][0] = {
+        "id": "s0",
+        "kind": "tool",
+        "config": {"tool": "kill_worker"},
+        "retry": {**FAST_RETRY, "maximum_attempts": 3},
+    }
+    workflow = publish(acme, definition)
+    live.scheduler()
+    worker = live.worker()
+    run = start_run(workflow, {})
+    deadline = time.monotonic() + 90
+    while run_status(run.id) != "needs_attention" and time.monotonic() < deadline:
+        if worker.poll() is not None:  # Dramatiq stops when a worker dies: a supervisor
+            worker = live.worker()  # (honcho, systemd) starts it again
+        time.sleep(0.2)
+    # More workers keep running for a while: nothing more happens to the run.
+    if worker.poll() is not None:
+        worker = live.worker()
+    time.sleep(3)
+
+    assert run_status(run.id) == "needs_attention"
+    rows = event_rows(run.id)
+    types = [t for _, t, _ in rows]
+    assert types.count("StepStarted") == 3
+    lost = [p for _, t, p in rows if t == "StepFailed"]
+    assert [p["error_class"] for p in lost] == ["worker_lost"] * 3
+    assert types[-1] == "RunNeedsAttention"
+    (stopped,) = [p for _, t, p in rows if t == "RunNeedsAttention"]
+    assert "gave up after 3 attempts" in stopped["summary"]
+    assert [e[1] for e in side_effects(run.id) if e[0] == "s0"] == [1, 2, 3]  # ran 3 times
+    assert "s1" not in {e[0] for e in side_effects(run.id)}

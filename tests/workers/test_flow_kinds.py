@@ -12,7 +12,7 @@ from vectorbea.runs.commands import GateNotWaiting, decide_gate, start_run
 
 
 def finished(run_id):
-    return lambda: run_status(run_id) in ("completed", "failed", "cancelled")
+    return lambda: run_status(run_id) in ("completed", "failed", "cancelled", "needs_attention")
 
 
 def has_event(run_id, type_name):
@@ -272,7 +272,7 @@ def test_a_template_injection_fails_the_step_permanently_and_runs_nothing(live, 
     run = start_run(workflow, {})
     wait_for(finished(run.id))
 
-    assert run_status(run.id) == "failed"
+    assert run_status(run.id) == "needs_attention"  # a person can fix the template
     (failed,) = payloads(run.id, "StepFailed")
     assert failed["step_id"] == "s1" and failed["error_class"] == "permanent"
     assert "Setting 'args.sleep'" in failed["message"]
@@ -298,12 +298,12 @@ def test_an_oversized_output_fails_the_step_clearly_and_the_worker_survives(
     run = start_run(workflow, {})
     wait_for(finished(run.id))
 
-    assert run_status(run.id) == "failed"
+    assert run_status(run.id) == "needs_attention"
     (failed,) = payloads(run.id, "StepFailed")
     assert failed["error_class"] == "permanent"
     assert message in failed["message"]
-    (run_failed,) = payloads(run.id, "RunFailed")
-    assert message in run_failed["reason"]
+    (stopped,) = payloads(run.id, "RunNeedsAttention")
+    assert message in stopped["summary"]
     assert worker.poll() is None
     after = start_run(healthy, {})
     wait_for(finished(after.id))

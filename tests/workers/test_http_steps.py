@@ -34,7 +34,7 @@ def live(transactional_db, server):
 
 
 def finished(run_id):
-    return lambda: run_status(run_id) in ("completed", "failed", "cancelled")
+    return lambda: run_status(run_id) in ("completed", "failed", "cancelled", "needs_attention")
 
 
 def http_workflow(acme, url, **config):
@@ -82,7 +82,7 @@ def test_a_refused_address_fails_the_run_with_a_clear_message(live, acme, server
     live.worker()
     run = start_run(http_workflow(acme, "http://169.254.169.254/latest/meta-data/"), {})
     wait_for(finished(run.id), timeout=30)
-    assert run_status(run.id) == "failed"
+    assert run_status(run.id) == "needs_attention"
     [failed] = [p for _, t, p in event_rows(run.id) if t == "StepFailed"]
     assert failed["error_class"] == "permanent"
     assert failed["message"] == (
@@ -98,7 +98,7 @@ def test_a_server_error_is_retried_and_a_429_waits_for_retry_after(live, acme, s
     definition = chain(1, "http", {"url": url}, retry={**FAST_RETRY, "maximum_attempts": 2})
     run = start_run(publish(acme, definition), {})
     wait_for(finished(run.id), timeout=30)
-    assert run_status(run.id) == "failed"
+    assert run_status(run.id) == "needs_attention"
     rows = event_rows(run.id)
     [retry] = [p for _, t, p in rows if t == "RetryScheduled"]
     assert retry["reason"] == "rate_limited"

@@ -19,6 +19,7 @@ from tests.support.live import (
     wait_for,
 )
 from tests.support.workflows import FAST_RETRY, chain, publish
+from vectorbea.eventlog.models import RunSummary
 from vectorbea.llm.pricing import FALLBACK
 from vectorbea.runs.commands import start_run
 
@@ -52,14 +53,13 @@ def llm_run(acme, provider="openai", **config):
     step_config = {"provider": provider, "model": "gpt-4o-mini", "prompt": "Hi", **config}
     workflow = publish(acme, chain(1, "llm", step_config, retry=FAST_RETRY))
     run = start_run(workflow, {})
-    wait_for(lambda: run_status(run.id) in ("completed", "failed"), timeout=60)
+    wait_for(lambda: run_status(run.id) in ("completed", "failed", "needs_attention"), timeout=60)
     return run
 
 
 def steps(run_id):
-    return [
-        (t, p) for _, t, p in event_rows(run_id) if t.startswith("Step") or t == "RetryScheduled"
-    ]
+    shown = ("RetryScheduled", "CorrectionAttempted", "RunNeedsAttention")
+    return [(t, p) for _, t, p in event_rows(run_id) if t.startswith("Step") or t in shown]
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
@@ -101,12 +101,14 @@ def test_a_rate_limited_call_waits_as_long_as_retry_after_says(live, acme, fake)
     assert second.at - first.at >= 0.9
 
 
-def test_a_rejected_key_fails_the_run_without_retrying_or_recording_the_key(live, acme, fake):
+def test_a_rejected_key_needs_attention_at_once_without_retrying_or_recording_the_key(
+    live, acme, fake
+):
     echo = f"Incorrect API key provided: {KEY}. You can find your API key at example.com"
     fake.script(status(401, body={"error": {"message": echo, "type": "invalid_request_error"}}))
     run = llm_run(acme)
-    assert run_status(run.id) == "failed"
-    assert [t for t, _ in steps(run.id)] == ["StepStarted", "StepFailed"]
+    assert run_status(run.id) == "needs_attention"
+    assert [t for t, _ in steps(run.id)] == ["StepStarted", "StepFailed", "RunNeedsAttention"]
     failed = steps(run.id)[1][1]
     assert failed["error_class"] == "permanent"
     assert "HTTP 401" in failed["message"] and "[redacted]" in failed["message"]
@@ -143,11 +145,53 @@ def test_an_unknown_model_records_an_estimated_cost(live, acme, fake):
     )
 
 
-def test_an_answer_that_fails_its_schema_is_invalid_output_with_its_cost(live, acme, fake):
-    fake.script(ok_json({"label": 7}, usage=(40, 10)))
+def test_an_answer_that_fails_its_schema_is_corrected_once_and_completes(live, acme, fake):
+    fake.script(ok("{label: seven", usage=(40, 10)), ok_json({"label": "seven"}, usage=(60, 5)))
     schema = {"type": "object", "properties": {"label": {"type": "string"}}}
     run = llm_run(acme, output_schema=schema)
-    assert run_status(run.id) == "failed"
+
+    assert run_status(run.id) == "completed"
+    assert [t for t, _ in steps(run.id)] == [
+        "StepStarted",
+        "StepFailed",
+        "CorrectionAttempted",
+        "StepStarted",
+        "StepCompleted",
+    ]
+    failed = next(p for t, p in steps(run.id) if t == "StepFailed")
+    assert failed["error_class"] == "invalid_output"
+    correction = next(p for t, p in steps(run.id) if t == "CorrectionAttempted")
+    assert (correction["correction"], correction["of"]) == (1, 2)
+    assert correction["answer"] == "{label: seven"
+    # The second request shows the model its answer and the exact error, after the prompt.
+    messages = fake.requests[1].body["messages"]
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    assert messages[2]["content"] == "{label: seven"
+    assert "The model's answer is not JSON" in messages[3]["content"]
+    assert "Expecting property name enclosed in double quotes" in messages[3]["content"]
+    completed = next(p for t, p in steps(run.id) if t == "StepCompleted")
+    assert completed["output"]["json"] == {"label": "seven"}
+    # Both calls are paid for: the refused answer's cost stays with the step and the run.
+    assert (failed["usage"]["input_tokens"], completed["usage"]["input_tokens"]) == (40, 60)
+    both = failed["usage"]["cost_usd"] + completed["usage"]["cost_usd"]
+    assert float(RunSummary.objects.get(run_id=run.id).cost_usd) == pytest.approx(both, abs=1e-6)
+
+
+def test_an_answer_that_never_fits_stops_after_its_corrections_and_needs_attention(
+    live, acme, fake
+):
+    fake.script(*[ok_json({"label": 7}, usage=(40, 10))] * 3)
+    schema = {"type": "object", "properties": {"label": {"type": "string"}}}
+    run = llm_run(acme, output_schema=schema)
+
+    assert run_status(run.id) == "needs_attention"
+    kinds = [t for t, _ in steps(run.id)]
+    assert kinds.count("CorrectionAttempted") == 2 and kinds.count("StepStarted") == 3
+    assert kinds[-1] == "RunNeedsAttention"
+    assert len(fake.requests) == 3
+    assert "label: 7 is not of type 'string'" in fake.requests[2].body["messages"][-1]["content"]
+    stopped = next(p for t, p in steps(run.id) if t == "RunNeedsAttention")
+    assert "correct its answer 2 times" in stopped["summary"]
     failed = next(p for t, p in steps(run.id) if t == "StepFailed")
     assert failed["error_class"] == "invalid_output"
     assert "label: 7 is not of type 'string'" in failed["message"]

@@ -2,13 +2,15 @@
 
 from collections import Counter
 
+import pytest
+
 from tests.support.live import event_rows, event_types, run_status, side_effects, wait_for
 from tests.support.workflows import FAST_RETRY, chain, publish
 from vectorbea.runs.commands import start_run
 
 
 def finished(run_id):
-    return lambda: run_status(run_id) in ("completed", "failed", "cancelled")
+    return lambda: run_status(run_id) in ("completed", "failed", "cancelled", "needs_attention")
 
 
 def test_it_runs_a_chain_of_steps_to_completion(live, acme):
@@ -93,15 +95,22 @@ def test_a_failed_step_is_retried_alone_with_backoff(live, acme):
     assert len({e[3] for e in effects if e[0] == "s1"}) == 1
 
 
-def test_a_step_that_keeps_failing_fails_the_run_after_its_maximum_attempts(live, acme):
+@pytest.mark.parametrize(
+    ("on_failure", "status", "last"),
+    [("needs_attention", "needs_attention", "RunNeedsAttention"), ("fail", "failed", "RunFailed")],
+)
+def test_a_step_that_keeps_failing_stops_after_its_maximum_attempts(
+    live, acme, on_failure, status, last
+):
     definition = chain(2, "tool", {"tool": "fail_until", "args": {"attempt": 99}})
     definition["steps"][0]["retry"] = {**FAST_RETRY, "maximum_attempts": 2}
+    definition["steps"][0]["on_failure"] = on_failure
     workflow = publish(acme, definition)
     live.worker()
     live.scheduler()
     run = start_run(workflow, {})
     wait_for(finished(run.id), timeout=30)
-    assert run_status(run.id) == "failed"
+    assert run_status(run.id) == status
     types = event_types(run.id)
-    assert types.count("StepFailed") == 2 and types[-1] == "RunFailed"
+    assert types.count("StepFailed") == 2 and types[-1] == last
     assert "s1" not in {e[0] for e in side_effects(run.id)}

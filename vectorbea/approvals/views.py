@@ -26,8 +26,9 @@ from vectorbea.engine import (
     RunCancelled,
 )
 from vectorbea.eventlog import store
-from vectorbea.eventlog.models import Run
+from vectorbea.eventlog.models import Run, RunSummary
 from vectorbea.runs.commands import GateNotWaiting, NotAnApprover, decide_gate
+from vectorbea.runs.listing import NEEDS_ATTENTION
 from vectorbea.runs.timeline import TimelineRow, step_names
 from vectorbea.workflows.models import Workflow
 
@@ -75,6 +76,10 @@ def inbox(request: HttpRequest, access: Access) -> HttpResponse:
         "today": date.today().isoformat(),
         "month_ago": (date.today() - timedelta(days=30)).isoformat(),
     }
+    if not request.htmx:  # the section beside the approvals: runs that wait for a person
+        context["attention_count"] = RunSummary.objects.filter(
+            workspace=access.workspace, status__in=NEEDS_ATTENTION
+        ).count()
     template = "approvals/inbox.html#results" if request.htmx else "approvals/inbox.html"
     response = render(request, template, context)
     response["Vary"] = "HX-Request"
@@ -114,7 +119,7 @@ def get_gate(access: Access, run_id: UUID, step_id: str) -> Gate:
 def gate_history(run: Run, step_id: str) -> list[TimelineRow]:
     """Everything the log says about this step (every opening of its gate, every decision,
     escalation and timeout), and the run ending because of it, in plain language."""
-    names = step_names(store.definition_for(run.version_id))
+    names = step_names(store.definition_for(run.current_version_id))
     return [
         TimelineRow.of(recorded, names)
         for recorded in store.read_events(run.id)

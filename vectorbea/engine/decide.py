@@ -6,16 +6,26 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from vectorbea.engine.errors import StepError, class_policy
+from vectorbea.engine.errors import (
+    CORRECT,
+    FAIL,
+    NEEDS_ATTENTION,
+    RETRY,
+    StepError,
+    class_policy,
+)
 from vectorbea.engine.events import (
     ApprovalEscalated,
     ApprovalRequested,
     ApprovalTimedOut,
+    CorrectionAttempted,
     Event,
+    LoopRestarted,
     Recorded,
     RetryScheduled,
     RunCompleted,
     RunFailed,
+    RunNeedsAttention,
     StepCompleted,
     StepFailed,
     StepSkipped,
@@ -29,8 +39,10 @@ from vectorbea.engine.state import (
     RUN_RUNNING,
     STEP_COMPLETED,
     STEP_FAILED,
+    STEP_GAVE_UP,
     STEP_PENDING,
     STEP_RETRY_SCHEDULED,
+    STEP_RUNNING,
     STEP_SKIPPED,
     STEP_WAITING,
     RunState,
@@ -76,8 +88,11 @@ def decide(
             if isinstance(event, RunFailed):
                 return [event]
             decided.add(event, now)
-    if state.paused:  # a failure is still answered; nothing new starts until resumed
+    if state.paused or decided.state.attention:
+        # A failure is still answered; nothing new starts until resumed or resolved.
         return decided.events
+    for edge in definition.loop_edges:
+        decided.add_all(_loop_restart(decided.state, definition, edge), now)
     for step_id in definition.topo_order:
         events = _next_for_step(decided.state, definition, step_id, now, render)
         if events and isinstance(events[-1], RunFailed):
@@ -111,7 +126,8 @@ def edge_status(edge: Edge, state: RunState) -> EdgeStatus:
     """Taken when its source completed through it; dead when it never will be."""
     source = state.step(edge.source)
     if source.status == STEP_SKIPPED:
-        return "dead"
+        # A step a person skipped passes the run on; a branch not taken does not.
+        return "taken" if source.resolution == "skipped" else "dead"
     if source.status != STEP_COMPLETED:
         return "unresolved"
     if source.ports is None or edge.port in source.ports:
@@ -137,13 +153,34 @@ class _Decided:
 
 def _after_failure(
     state: RunState, definition: Definition, step_id: str, now: datetime
-) -> RetryScheduled | RunFailed:
+) -> RetryScheduled | CorrectionAttempted | RunNeedsAttention | RunFailed:
+    """What a failed attempt leads to: the step's policy for its error class (a retry, a
+    correction), and once those are used up (or the class never retries) a person's
+    attention or the run's failure."""
     step = state.step(step_id)
     step_def = definition.steps[step_id]
     error_class = step.error_class or "transient"
-    if class_policy(error_class).retryable and step.attempt < step_def.retry.maximum_attempts:
+    detail = step.failure_detail or {}
+    action = detail.get("then") or step_def.on_error.get(error_class)
+    action = action or class_policy(error_class).action
+    guard = (state.limits or {}).get("max_attempts")
+    within_guard = guard is None or step.failures_total < guard
+    if action == CORRECT and within_guard and step.corrections < step_def.max_corrections:
+        answer = detail.get("answer")
+        if isinstance(answer, str):
+            return CorrectionAttempted(
+                step_id=step_id,
+                next_attempt=step.attempt + 1,
+                correction=step.corrections + 1,
+                of=step_def.max_corrections,
+                problem=step.error_message or "",
+                answer=answer,
+                errors=tuple(str(e) for e in detail.get("errors") or ()),
+            )
+    retries_used = step.failures - step.corrections
+    if action == RETRY and within_guard and retries_used < step_def.retry.maximum_attempts:
         delay = retry_delay_seconds(
-            step_def.retry, step.attempt, _jitter_seed(state, step_id), step.retry_after_seconds
+            step_def.retry, retries_used, _jitter_seed(state, step_id), step.retry_after_seconds
         )
         return RetryScheduled(
             step_id=step_id,
@@ -152,20 +189,53 @@ def _after_failure(
             backoff_seconds=delay,
             reason=error_class,
         )
-    return RunFailed(reason=_failure_reason(state, definition, step_id), step_id=step_id)
+    if action not in (NEEDS_ATTENTION, FAIL):
+        action = step_def.on_failure
+    reason = _failure_reason(state, definition, step_id, within_guard, guard)
+    if action == NEEDS_ATTENTION:
+        return RunNeedsAttention(step_id, error_class, reason)
+    return RunFailed(reason=reason, step_id=step_id)
 
 
-def _failure_reason(state: RunState, definition: Definition, step_id: str) -> str:
+def _failure_reason(
+    state: RunState, definition: Definition, step_id: str, within_guard: bool, guard: int | None
+) -> str:
+    """What was tried and why it stopped, in plain language."""
     step = state.step(step_id)
     name = definition.steps[step_id].name
     error_class = step.error_class or "transient"
     label = class_policy(error_class).label
-    attempts = "1 attempt" if step.attempt == 1 else f"{step.attempt} attempts"
-    if class_policy(error_class).retryable:
+    tries = step.failures
+    attempts = "1 attempt" if tries == 1 else f"{tries} attempts"
+    if step.corrections:
+        times = "once" if step.corrections == 1 else f"{step.corrections} times"
+        attempts += f", after asking the model to correct its answer {times}"
+    if not within_guard:
+        summary = (
+            f"Step '{name}' stopped after {attempts}: the workspace allows at most {guard} "
+            f"failed attempts per step ({label})"
+        )
+    elif class_policy(error_class).action == RETRY or step.corrections:
         summary = f"Step '{name}' gave up after {attempts} ({label})"
     else:
         summary = f"Step '{name}' failed after {attempts} and will not be retried ({label})"
     return f"{summary}: {step.error_message}" if step.error_message else f"{summary}."
+
+
+def _loop_restart(state: RunState, definition: Definition, edge: Edge) -> list[Event]:
+    """A completed step that took a loop edge: start its loop over, once every step of the
+    loop has settled (a parallel branch inside it still running is waited for)."""
+    source = state.step(edge.source)
+    if source.status != STEP_COMPLETED:
+        return []
+    if source.ports is not None and edge.port not in source.ports:
+        return []
+    body = definition.loop_bodies[edge]
+    busy = (STEP_RUNNING, STEP_WAITING, STEP_RETRY_SCHEDULED, STEP_FAILED, STEP_GAVE_UP)
+    if any(state.step(step_id).status in busy for step_id in body):
+        return []
+    iteration = state.loops.get(f"{edge.source}>{edge.target}", 1) + 1
+    return [LoopRestarted(edge.source, edge.target, iteration, body)]
 
 
 def _jitter_seed(state: RunState, step_id: str) -> str:
@@ -196,7 +266,7 @@ def _next_for_step(
     if "unresolved" in statuses:
         return []
     if not statuses or "taken" in statuses:
-        return _start(state, definition, step_id, 1, now, render)
+        return _start(state, definition, step_id, step.attempt + 1, now, render)
     return [StepSkipped(step_id, reason=SKIP_REASON_BRANCH_NOT_TAKEN)]
 
 
@@ -211,6 +281,16 @@ def _start(
     """Start an attempt: a worker's step gets a StepStarted (and a lease); a step the engine
     moves itself is parked, and may be over at once (a delay until a time already past)."""
     step_def = definition.steps[step_id]
+    max_steps = (state.limits or {}).get("max_steps")
+    if max_steps is not None and state.steps_started >= max_steps:
+        return [
+            RunFailed(
+                f"Stopped by the runaway guard: the run has started {state.steps_started} "
+                f"steps, the most one run may start (max steps per run, in the workspace's "
+                f"limits). Step '{step_def.name}' was not started.",
+                step_id=step_id,
+            )
+        ]
     if step_def.kind not in ENGINE_KINDS:
         return [StepStarted(step_id, attempt)]
     try:

@@ -69,22 +69,37 @@ class ErrorClass(StrEnum):
     WORKER_LOST = "worker_lost"
 
 
+# What happens after a failed attempt, by error class (a step's `on_error` overrides it):
+RETRY = "retry"  # try again after a backoff (or the provider's Retry-After)
+CORRECT = "correct"  # ask the model again with what was wrong (LLM steps), then as RETRY
+NEEDS_ATTENTION = "needs_attention"  # stop and hand the run to a person
+FAIL = "fail"  # fail the run
+ERROR_ACTIONS = (RETRY, CORRECT, NEEDS_ATTENTION, FAIL)
+# What a step does once its retries (or corrections) are used up; its `on_failure` overrides.
+EXHAUSTED_ACTIONS = (NEEDS_ATTENTION, FAIL)
+
+
 @dataclass(frozen=True)
 class ClassPolicy:
-    retryable: bool
+    action: str
     label: str
+
+    @property
+    def retryable(self) -> bool:
+        return self.action in (RETRY, CORRECT)
 
 
 ERROR_CLASS_POLICY: dict[ErrorClass, ClassPolicy] = {
-    ErrorClass.TRANSIENT: ClassPolicy(True, "provider overloaded or temporary failure"),
-    ErrorClass.RATE_LIMITED: ClassPolicy(True, "rate limited by the provider"),
-    ErrorClass.INVALID_OUTPUT: ClassPolicy(False, "the output did not match its expected shape"),
+    ErrorClass.TRANSIENT: ClassPolicy(RETRY, "provider overloaded or temporary failure"),
+    ErrorClass.RATE_LIMITED: ClassPolicy(RETRY, "rate limited by the provider"),
+    ErrorClass.INVALID_OUTPUT: ClassPolicy(CORRECT, "the output did not match its expected shape"),
     ErrorClass.PERMANENT: ClassPolicy(
-        False, "permanent error such as bad configuration or a missing key"
+        NEEDS_ATTENTION, "permanent error such as bad configuration or a missing key"
     ),
-    ErrorClass.BUDGET_EXCEEDED: ClassPolicy(False, "the run's budget is spent"),
-    ErrorClass.CANCELLED: ClassPolicy(False, "the step was cancelled"),
-    ErrorClass.WORKER_LOST: ClassPolicy(True, "the worker running the step stopped responding"),
+    ErrorClass.BUDGET_EXCEEDED: ClassPolicy(NEEDS_ATTENTION, "the budget is spent"),
+    ErrorClass.CANCELLED: ClassPolicy(FAIL, "the step was cancelled"),
+    # Capped like any retry, so a step that kills its worker cannot loop forever.
+    ErrorClass.WORKER_LOST: ClassPolicy(RETRY, "the worker running the step stopped responding"),
 }
 
 
@@ -93,7 +108,7 @@ def class_policy(error_class: str) -> ClassPolicy:
     try:
         return ERROR_CLASS_POLICY[ErrorClass(error_class)]
     except ValueError:
-        return ClassPolicy(False, f"unrecognised error ({error_class})")
+        return ClassPolicy(NEEDS_ATTENTION, f"unrecognised error ({error_class})")
 
 
 class StepError(VectorbeaError):
@@ -105,6 +120,7 @@ class StepError(VectorbeaError):
         message: str,
         retry_after_seconds: float | None = None,
         usage: dict[str, Any] | None = None,
+        detail: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.error_class = ErrorClass(error_class)
@@ -112,3 +128,19 @@ class StepError(VectorbeaError):
         self.retry_after_seconds = retry_after_seconds
         # What the attempt consumed before it failed; recorded in the StepFailed event.
         self.usage = usage
+        # Facts about the failure the engine acts on: for invalid_output, the refused
+        # "answer" and its "errors" (what a correction asks about); "then": what to do
+        # instead of the class's default (e.g. "fail" when a budget's policy says so).
+        self.detail = detail
+
+
+class Deferred(VectorbeaError):
+    """What a step raises when it must not run yet (a rate limit, a concurrency limit, a
+    budget others hold): the attempt ends without counting as a failure and the step is
+    tried again at ``until`` seconds from now."""
+
+    def __init__(self, reason: str, message: str, wait_seconds: float) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.wait_seconds = max(0.05, float(wait_seconds))

@@ -30,7 +30,14 @@ class RunStarted(Event):
     version_id: str
     input: dict[str, Any]
     started_by: str | None = None
-    schema_version: ClassVar[int] = 1
+    # Runaway guards in force for the run, fixed when it starts:
+    # {"max_steps": n, "max_attempts": n}; None: no guard (runs started before guards).
+    limits: dict[str, Any] | None = None
+    schema_version: ClassVar[int] = 2
+
+    @staticmethod
+    def upcast_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, "limits": None}
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,10 @@ class StepFailed(Event):
     retry_after_seconds: float | None = None
     # What the failed attempt consumed before it failed (a paid LLM call that timed out…).
     usage: dict[str, Any] | None = None
-    schema_version: ClassVar[int] = 3
+    # See StepError.detail: the refused answer and its errors; "then" to override the
+    # class's default consequence.
+    detail: dict[str, Any] | None = None
+    schema_version: ClassVar[int] = 4
 
     @staticmethod
     def upcast_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
@@ -82,6 +92,96 @@ class StepFailed(Event):
     def upcast_v2_v3(data: dict[str, Any]) -> dict[str, Any]:
         # v2 recorded no usage.
         return {**data, "usage": None}
+
+    @staticmethod
+    def upcast_v3_v4(data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, "detail": None}
+
+
+@dataclass(frozen=True)
+class CorrectionAttempted(Event):
+    """A step's output failed its schema or validator: the model is asked again, shown its
+    previous answer and exactly what was wrong. Counts as a correction, not a retry."""
+
+    step_id: str
+    next_attempt: int
+    correction: int  # 1-based, within the step's current round
+    of: int  # the most corrections the step allows
+    problem: str  # what was wrong, in plain language
+    answer: str  # the refused answer, as the model gave it (clipped)
+    errors: tuple[str, ...]  # the validation errors the model is shown
+
+
+@dataclass(frozen=True)
+class StepDeferred(Event):
+    """The attempt did not run: a limit (rate, concurrency, a budget others hold) said
+    not yet. The step is tried again at ``until``; a deferral is not a failure."""
+
+    step_id: str
+    attempt: int
+    until: str  # ISO 8601, UTC
+    reason: str  # "rate_limited", "concurrency", "budget"
+    message: str
+
+
+@dataclass(frozen=True)
+class StepInterrupted(Event):
+    """A running attempt was abandoned by a person (the kill switch): its lease ends and
+    its late result is refused. When the run resumes the step starts again; an
+    interruption is not a failure."""
+
+    step_id: str
+    attempt: int
+    actor: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunNeedsAttention(Event):
+    """A step can go no further on its own (retries or corrections used up, a permanent
+    error, a spent budget): the run stops starting steps until a person resolves it."""
+
+    step_id: str
+    error_class: str
+    summary: str  # what was tried and why it stopped, in plain language
+
+
+@dataclass(frozen=True)
+class AttentionResolved(Event):
+    """A person's answer to a step that needed attention.
+
+    ``action``: "retry" (followed by a RetryScheduled; ``config`` replaces the step's
+    settings for the new attempts, ``version_id`` moves the run to that workflow
+    version), "supply_output" (``output`` becomes the step's output), "skip" (the step is
+    passed over; its successors run) or "fail" (followed by a RunFailed)."""
+
+    step_id: str
+    action: str
+    actor: str
+    note: str = ""
+    output: Any = None
+    config: dict[str, Any] | None = None
+    version_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LoopRestarted(Event):
+    """A step took a loop edge back to an earlier step: that step and everything after it
+    start over (their earlier outputs stay in the log). ``iteration`` counts from 2."""
+
+    source: str
+    target: str
+    iteration: int
+    steps: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BudgetWarning(Event):
+    """Spending crossed a soft threshold (or reached a cap) of a budget."""
+
+    scope: str  # "run", "day", "month"
+    percent: int
+    message: str
 
 
 @dataclass(frozen=True)
@@ -227,10 +327,18 @@ class RunCancelled(Event):
 
 @dataclass(frozen=True)
 class RunPaused(Event):
-    """An operator paused the run: steps already running finish, no new step starts."""
+    """An operator paused the run: steps already running finish, no new step starts.
+    ``stopped``: the workspace's kill switch paused it (its running steps were
+    interrupted, see StepInterrupted)."""
 
     actor: str
     reason: str
+    stopped: bool = False
+    schema_version: ClassVar[int] = 2
+
+    @staticmethod
+    def upcast_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
+        return {**data, "stopped": False}
 
 
 @dataclass(frozen=True)
@@ -270,6 +378,13 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ApprovalDenied,
         ApprovalTimedOut,
         ApprovalEscalated,
+        CorrectionAttempted,
+        StepDeferred,
+        StepInterrupted,
+        RunNeedsAttention,
+        AttentionResolved,
+        LoopRestarted,
+        BudgetWarning,
     )
 }
 

@@ -11,6 +11,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError, ValidationError
 
+from vectorbea.engine.errors import ERROR_ACTIONS, EXHAUSTED_ACTIONS, NEEDS_ATTENTION, ErrorClass
 from vectorbea.engine.retry import RetryPolicy
 from vectorbea.engine.waits import DEFAULT_PORTS
 
@@ -20,6 +21,8 @@ MAX_ATTEMPTS = 100
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 DEFAULT_TIMEOUT_SECONDS = 300.0
 STEP_ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+DEFAULT_MAX_CORRECTIONS = 2
+MAX_CORRECTIONS = 10
 DEFAULT_INPUT_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 RETRY_KEYS = (
     "maximum_attempts",
@@ -38,6 +41,13 @@ class StepDef:
     config: dict[str, Any] = field(default_factory=dict)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    # What a failed attempt leads to, by error class, instead of the class's default
+    # (errors.ERROR_CLASS_POLICY): {"permanent": "fail", "transient": "needs_attention"…}.
+    on_error: Mapping[str, str] = field(default_factory=dict)
+    # Once retries or corrections are used up: "needs_attention" (a person decides) or "fail".
+    on_failure: str = NEEDS_ATTENTION
+    max_corrections: int = DEFAULT_MAX_CORRECTIONS
+    allow_skip: bool = False  # may a person skip the step when it needs attention?
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,9 @@ class Edge:
     source: str
     target: str
     port: str | None = None
+    # A loop edge goes back to an earlier step: taking it starts that step, and every step
+    # after it, over. Loop edges are not part of the graph's order.
+    loop: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,12 +70,18 @@ class Definition:
     entry_steps: tuple[str, ...]
     sinks: tuple[str, ...]
     topo_order: tuple[str, ...]
+    loop_edges: tuple[Edge, ...] = ()
+    # For each loop edge: the steps that start over when it is taken (its target and every
+    # step after it), in topological order.
+    loop_bodies: Mapping[Edge, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Definition:
         """Build from a definition that ``validate_definition`` accepted."""
         steps = {raw["id"]: _step_from_json(raw) for raw in data["steps"]}
-        edges = tuple(_edge_from_json(raw, steps) for raw in data.get("edges") or ())
+        every_edge = tuple(_edge_from_json(raw, steps) for raw in data.get("edges") or ())
+        edges = tuple(edge for edge in every_edge if not edge.loop)
+        loop_edges = tuple(edge for edge in every_edge if edge.loop)
         incoming = {key: tuple(e for e in edges if e.target == key) for key in steps}
         outgoing = {key: tuple(e for e in edges if e.source == key) for key in steps}
         return cls(
@@ -73,15 +92,25 @@ class Definition:
             outgoing=outgoing,
             entry_steps=tuple(key for key in steps if not incoming[key]),
             sinks=tuple(key for key in steps if not outgoing[key]),
-            topo_order=_topological_order(tuple(steps), outgoing),
+            topo_order=(order := _topological_order(tuple(steps), outgoing)),
+            loop_edges=loop_edges,
+            loop_bodies={edge: _loop_body(edge, outgoing, order) for edge in loop_edges},
         )
+
+
+def _loop_body(
+    edge: Edge, outgoing: Mapping[str, tuple[Edge, ...]], order: Sequence[str]
+) -> tuple[str, ...]:
+    successors = {key: [e.target for e in edges] for key, edges in outgoing.items()}
+    body = _reachable([edge.target], successors)
+    return tuple(key for key in order if key in body)
 
 
 def _edge_from_json(raw: Mapping[str, Any], steps: Mapping[str, StepDef]) -> Edge:
     port = raw.get("port")
     if port is None:  # an approval's edge without a port is its "approved" edge
         port = DEFAULT_PORTS.get(steps[raw["source"]].kind)
-    return Edge(raw["source"], raw["target"], port)
+    return Edge(raw["source"], raw["target"], port, loop=raw.get("loop") is True)
 
 
 def _step_from_json(raw: Mapping[str, Any]) -> StepDef:
@@ -92,6 +121,10 @@ def _step_from_json(raw: Mapping[str, Any]) -> StepDef:
         config=raw.get("config") or {},
         retry=RetryPolicy.from_json(raw.get("retry")),
         timeout_seconds=float(raw.get("timeout_seconds", DEFAULT_TIMEOUT_SECONDS)),
+        on_error=dict(raw.get("on_error") or {}),
+        on_failure=raw.get("on_failure") or NEEDS_ATTENTION,
+        max_corrections=int(raw.get("max_corrections", DEFAULT_MAX_CORRECTIONS)),
+        allow_skip=raw.get("allow_skip") is True,
     )
 
 
@@ -250,6 +283,7 @@ def _checked_step(
         issues += _config_issues(path, config, step_id, kind)
     issues += _retry_issues(path, raw.get("retry"), step_id)
     issues += _timeout_issues(path, raw, step_id)
+    issues += _failure_setting_issues(path, raw, step_id)
     return _Step(index, step_id, kind, config), issues
 
 
@@ -381,6 +415,52 @@ def _timeout_issues(path: str, raw: Mapping[str, Any], step_id: str) -> list[Iss
     return [Issue(f"{path}.timeout_seconds", message, step_id=step_id)]
 
 
+def _failure_setting_issues(path: str, raw: Mapping[str, Any], step_id: str) -> list[Issue]:
+    issues = []
+    on_error = raw.get("on_error")
+    if on_error is not None:
+        classes = ", ".join(f"'{c}'" for c in ErrorClass)
+        actions = ", ".join(f"'{a}'" for a in ERROR_ACTIONS)
+        if not isinstance(on_error, Mapping):
+            message = f"'on_error' of step '{step_id}' must map error classes to what to do."
+            issues.append(Issue(f"{path}.on_error", message, step_id=step_id))
+        else:
+            for key, value in on_error.items():
+                if key not in tuple(ErrorClass):
+                    message = (
+                        f"'on_error' of step '{step_id}' names an unknown error class "
+                        f"{_quote(key)}; use one of {classes}."
+                    )
+                    issues.append(Issue(f"{path}.on_error", message, step_id=step_id))
+                elif value not in ERROR_ACTIONS:
+                    message = (
+                        f"'on_error' of step '{step_id}' says {_quote(value)} for '{key}'; "
+                        f"use one of {actions}."
+                    )
+                    issues.append(Issue(f"{path}.on_error.{key}", message, step_id=step_id))
+    if "on_failure" in raw and raw["on_failure"] not in EXHAUSTED_ACTIONS:
+        message = (
+            f"'on_failure' of step '{step_id}' must be 'needs_attention' (a person decides) "
+            "or 'fail' (the run fails)."
+        )
+        issues.append(Issue(f"{path}.on_failure", message, step_id=step_id))
+    corrections = raw.get("max_corrections", DEFAULT_MAX_CORRECTIONS)
+    if not (
+        isinstance(corrections, int)
+        and not isinstance(corrections, bool)
+        and 0 <= corrections <= MAX_CORRECTIONS
+    ):
+        message = (
+            f"'max_corrections' of step '{step_id}' must be a whole number from 0 to "
+            f"{MAX_CORRECTIONS}."
+        )
+        issues.append(Issue(f"{path}.max_corrections", message, step_id=step_id))
+    if "allow_skip" in raw and not isinstance(raw["allow_skip"], bool):
+        message = f"'allow_skip' of step '{step_id}' must be true or false."
+        issues.append(Issue(f"{path}.allow_skip", message, step_id=step_id))
+    return issues
+
+
 def _checked_edges(raw_edges: Any, steps: Mapping[str, _Step]) -> tuple[list[Edge], list[Issue]]:
     """Issues with the edges, and the edges the graph checks can still use."""
     if not isinstance(raw_edges, list):
@@ -416,7 +496,11 @@ def _checked_edge(
     if port is not None and not isinstance(port, str):
         message = f"Edge {index} names a port that is not text."
         return None, [Issue(f"{path}.port", message, step_id=source, edge_index=index)]
-    edge = Edge(source, target, port)
+    loop = raw.get("loop", False)
+    if not isinstance(loop, bool):
+        message = f"Edge {index}: 'loop' must be true or false."
+        return None, [Issue(f"{path}.loop", message, step_id=source, edge_index=index)]
+    edge = Edge(source, target, port, loop=loop)
     if edge in first_index:
         message = f"Edge {index} repeats edge {first_index[edge]} from '{source}' to '{target}'."
         return None, [Issue(path, message, step_id=source, edge_index=index)]
@@ -456,10 +540,27 @@ def _port_issues(index: int, port: Any, source: _Step) -> list[Issue]:
     return [Issue(path, message, step_id=source.id, edge_index=index)]
 
 
-def _graph_issues(steps: Mapping[str, _Step], edges: Sequence[Edge]) -> list[Issue]:
+def _graph_issues(steps: Mapping[str, _Step], every_edge: Sequence[Edge]) -> list[Issue]:
+    edges = [edge for edge in every_edge if not edge.loop]
     issues = _cycle_issues(steps, edges)
+    issues += _loop_issues(steps, every_edge, edges)
     issues += _unreachable_issues(steps, edges)
-    issues += _unconnected_issues(steps, edges)
+    issues += _unconnected_issues(steps, every_edge)
+    return issues
+
+
+def _loop_issues(
+    steps: Mapping[str, _Step], every_edge: Sequence[Edge], edges: Sequence[Edge]
+) -> list[Issue]:
+    successors = _successors(steps, edges)
+    issues = []
+    for index, edge in enumerate(every_edge):
+        if edge.loop and edge.source not in _reachable([edge.target], successors):
+            message = (
+                f"The loop from '{edge.source}' back to '{edge.target}' must go back to an "
+                f"earlier step: '{edge.target}' does not lead to '{edge.source}'."
+            )
+            issues.append(Issue("edges", message, step_id=edge.source, edge_index=index))
     return issues
 
 

@@ -14,18 +14,25 @@ from vectorbea.engine.events import (
     ApprovalGranted,
     ApprovalRequested,
     ApprovalTimedOut,
+    AttentionResolved,
+    BudgetWarning,
+    CorrectionAttempted,
     Event,
+    LoopRestarted,
     OutputCorrected,
     Recorded,
     RetryScheduled,
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunNeedsAttention,
     RunPaused,
     RunResumed,
     RunStarted,
     StepCompleted,
+    StepDeferred,
     StepFailed,
+    StepInterrupted,
     StepSkipped,
     StepStarted,
     StepWaiting,
@@ -38,6 +45,7 @@ from vectorbea.engine.state import (
     STEP_COMPLETED,
     STEP_FAILED,
     STEP_GAVE_UP,
+    STEP_PENDING,
     STEP_RETRY_SCHEDULED,
     STEP_RUNNING,
     STEP_SKIPPED,
@@ -83,6 +91,7 @@ def _(event: RunStarted, state: RunState, at: datetime) -> RunState:
         input=event.input,
         started_by=event.started_by,
         started_at=at,
+        limits=event.limits,
     )
 
 
@@ -95,7 +104,9 @@ def _(event: StepStarted, state: RunState, at: datetime) -> RunState:
         retry_at=None,
         started_at=at,
         finished_at=None,
+        resolution=None,
     )
+    state = replace(state, steps_started=state.steps_started + 1)
     return _with_step(state, event.step_id, step)
 
 
@@ -114,6 +125,8 @@ def _(event: StepCompleted, state: RunState, at: datetime) -> RunState:
         finished_at=at,
         wait_until=None,
         usage=add_usage(previous.usage, event.usage),
+        failure_detail=None,
+        correction=None,
     )
     return _with_step(state, event.step_id, step)
 
@@ -130,6 +143,9 @@ def _(event: StepFailed, state: RunState, at: datetime) -> RunState:
         retry_after_seconds=event.retry_after_seconds,
         finished_at=at,
         usage=add_usage(previous.usage, event.usage),
+        failures=previous.failures + 1,
+        failures_total=previous.failures_total + 1,
+        failure_detail=event.detail,
     )
     return _with_step(state, event.step_id, step)
 
@@ -142,6 +158,9 @@ def _(event: RetryScheduled, state: RunState, at: datetime) -> RunState:
         attempt=event.next_attempt - 1,
         retry_at=event.retry_at,
     )
+    if event.actor is not None:  # a person's retry: a new round of attempts
+        step = replace(step, failures=0, corrections=0, correction=None)
+        state = _without_attention(state, event.step_id)
     state = _with_step(state, event.step_id, step)
     if state.status != RUN_FAILED:
         return state
@@ -168,6 +187,7 @@ def _(event: RunFailed, state: RunState, at: datetime) -> RunState:
         error=event.reason,
         failed_step_id=event.step_id,
         finished_at=at,
+        attention={},
     )
     step = state.step(event.step_id) if event.step_id is not None else None
     if event.step_id is None or step is None or step.status != STEP_FAILED:
@@ -182,12 +202,119 @@ def _(event: RunCancelled, state: RunState, at: datetime) -> RunState:
 
 @_apply.register
 def _(event: RunPaused, state: RunState, at: datetime) -> RunState:
-    return replace(state, paused=True)
+    return replace(state, paused=True, stopped=event.stopped)
 
 
 @_apply.register
 def _(event: RunResumed, state: RunState, at: datetime) -> RunState:
-    return replace(state, paused=False)
+    return replace(state, paused=False, stopped=False)
+
+
+@_apply.register
+def _(event: CorrectionAttempted, state: RunState, at: datetime) -> RunState:
+    previous = state.step(event.step_id)
+    step = replace(
+        previous,
+        status=STEP_RETRY_SCHEDULED,
+        attempt=event.next_attempt - 1,
+        retry_at=None,  # at once
+        corrections=previous.corrections + 1,
+        correction={"answer": event.answer, "errors": list(event.errors), "problem": event.problem},
+    )
+    return _with_step(state, event.step_id, step)
+
+
+@_apply.register
+def _(event: StepDeferred, state: RunState, at: datetime) -> RunState:
+    step = replace(
+        state.step(event.step_id),
+        status=STEP_RETRY_SCHEDULED,
+        attempt=max(state.step(event.step_id).attempt, event.attempt),
+        retry_at=event.until,
+        finished_at=at,
+    )
+    return _with_step(state, event.step_id, step)
+
+
+@_apply.register
+def _(event: StepInterrupted, state: RunState, at: datetime) -> RunState:
+    step = replace(
+        state.step(event.step_id),
+        status=STEP_RETRY_SCHEDULED,
+        attempt=max(state.step(event.step_id).attempt, event.attempt),
+        retry_at=at.isoformat(),  # due when the run resumes
+        finished_at=at,
+    )
+    return _with_step(state, event.step_id, step)
+
+
+@_apply.register
+def _(event: RunNeedsAttention, state: RunState, at: datetime) -> RunState:
+    attention = {
+        **state.attention,
+        event.step_id: {
+            "error_class": event.error_class,
+            "summary": event.summary,
+            "at": at.isoformat(),
+        },
+    }
+    step = replace(state.step(event.step_id), status=STEP_GAVE_UP, finished_at=at)
+    return _with_step(replace(state, attention=attention), event.step_id, step)
+
+
+@_apply.register
+def _(event: AttentionResolved, state: RunState, at: datetime) -> RunState:
+    state = _without_attention(state, event.step_id)
+    step = state.step(event.step_id)
+    if event.action == "retry":
+        if event.config is not None:
+            step = replace(step, config=dict(event.config))
+        if event.version_id is not None:
+            state = replace(state, version_id=event.version_id)
+    elif event.action == "supply_output":
+        step = replace(
+            step,
+            status=STEP_COMPLETED,
+            output=event.output,
+            ports=None,
+            error_class=None,
+            error_message=None,
+            finished_at=at,
+            resolution="supplied",
+            correction=None,
+        )
+    elif event.action == "skip":
+        step = replace(step, status=STEP_SKIPPED, finished_at=at, resolution="skipped")
+    return _with_step(state, event.step_id, step)
+
+
+def _without_attention(state: RunState, step_id: str) -> RunState:
+    if step_id not in state.attention:
+        return state
+    return replace(
+        state, attention={key: value for key, value in state.attention.items() if key != step_id}
+    )
+
+
+@_apply.register
+def _(event: LoopRestarted, state: RunState, at: datetime) -> RunState:
+    steps = dict(state.steps)
+    for step_id in event.steps:
+        old = state.step(step_id)
+        # A fresh start that keeps what the step has cost and how often it has failed.
+        steps[step_id] = StepState(
+            status=STEP_PENDING,
+            attempt=old.attempt,
+            usage=old.usage,
+            failures_total=old.failures_total,
+        )
+    loops = {**state.loops, f"{event.source}>{event.target}": event.iteration}
+    return replace(state, steps=steps, loops=loops)
+
+
+@_apply.register
+def _(event: BudgetWarning, state: RunState, at: datetime) -> RunState:
+    return state
 
 
 @_apply.register
@@ -254,6 +381,7 @@ def _waiting(
         wait_reason=reason,
         decision=None,
     )
+    state = replace(state, steps_started=state.steps_started + 1)
     return _with_step(state, step_id, step)
 
 

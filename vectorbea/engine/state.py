@@ -62,6 +62,19 @@ class StepState:
     # "payload", "approvers", "required", "allow_self_approval", "form", "on_timeout",
     # "escalate", "level", "grants": [{"by", "reason", "fields", "at"}]}.
     gate: Mapping[str, Any] | None = None
+    # Failed attempts and corrections in the step's current round (a person's retry starts
+    # a new round), and failed attempts ever (what the runaway guard counts).
+    failures: int = 0
+    corrections: int = 0
+    failures_total: int = 0
+    # The last failure's detail (StepFailed.detail): a refused answer and its errors.
+    failure_detail: Mapping[str, Any] | None = None
+    # What the next attempt is asked to correct: {"answer", "errors", "problem"}.
+    correction: Mapping[str, Any] | None = None
+    # Settings a person gave the step when retrying it; replaces the definition's config.
+    config: Mapping[str, Any] | None = None
+    # How a person resolved the step: "supplied" (they gave its output) or "skipped".
+    resolution: str | None = None
 
 
 PENDING_STEP = StepState(status=STEP_PENDING)
@@ -82,6 +95,14 @@ class RunState:
     failed_step_id: str | None = None
     started_by: str | None = None
     paused: bool = False
+    stopped: bool = False  # paused by the workspace's kill switch
+    # Steps that need a person: {step_id: {"error_class", "summary", "at"}}. While any
+    # step needs attention no new step starts.
+    attention: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Runaway guards fixed at the start: {"max_steps", "max_attempts"}; None: none.
+    limits: Mapping[str, Any] | None = None
+    steps_started: int = 0  # step attempts started, all steps, loops included
+    loops: Mapping[str, int] = field(default_factory=dict)  # "source>target": iteration
 
     @classmethod
     def initial(cls) -> RunState:
@@ -146,6 +167,11 @@ def state_to_json(state: RunState) -> dict[str, Any]:
         "failed_step_id": state.failed_step_id,
         "started_by": state.started_by,
         "paused": state.paused,
+        "stopped": state.stopped,
+        "attention": {key: dict(value) for key, value in state.attention.items()},
+        "limits": None if state.limits is None else dict(state.limits),
+        "steps_started": state.steps_started,
+        "loops": dict(state.loops),
     }
 
 
@@ -172,7 +198,13 @@ def _state_from_json(data: Mapping[str, Any]) -> RunState:
         error=data["error"],
         failed_step_id=data["failed_step_id"],
         started_by=data["started_by"],
-        paused=data.get("paused", False),  # checkpoints written before pausing existed
+        # Absent from checkpoints written before these existed.
+        paused=data.get("paused", False),
+        stopped=data.get("stopped", False),
+        attention=data.get("attention") or {},
+        limits=data.get("limits"),
+        steps_started=data.get("steps_started", 0),
+        loops=data.get("loops") or {},
     )
 
 
@@ -193,6 +225,13 @@ def _step_to_json(step: StepState) -> dict[str, Any]:
         "decision": None if step.decision is None else dict(step.decision),
         "usage": None if step.usage is None else dict(step.usage),
         "gate": None if step.gate is None else dict(step.gate),
+        "failures": step.failures,
+        "corrections": step.corrections,
+        "failures_total": step.failures_total,
+        "failure_detail": None if step.failure_detail is None else dict(step.failure_detail),
+        "correction": None if step.correction is None else dict(step.correction),
+        "config": None if step.config is None else dict(step.config),
+        "resolution": step.resolution,
     }
 
 
@@ -214,6 +253,13 @@ def _step_from_json(data: Mapping[str, Any]) -> StepState:
         decision=data.get("decision"),
         usage=data.get("usage"),  # absent from checkpoints written before usage was kept
         gate=data.get("gate"),  # absent from checkpoints written before gates kept their rules
+        failures=data.get("failures", 0),
+        corrections=data.get("corrections", 0),
+        failures_total=data.get("failures_total", 0),
+        failure_detail=data.get("failure_detail"),
+        correction=data.get("correction"),
+        config=data.get("config"),
+        resolution=data.get("resolution"),
     )
 
 

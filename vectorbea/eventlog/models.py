@@ -39,6 +39,18 @@ class Run(models.Model):
     def __str__(self) -> str:
         return str(self.id)
 
+    @property
+    def current_version_id(self) -> uuid.UUID:
+        """The version the run is on now: the one it started on, unless a person moved it
+        to another when retrying a step (the summary follows the log)."""
+        summary = getattr(self, "summary", None)
+        return (summary and summary.version_id) or self.version_id
+
+    @property
+    def current_version(self) -> WorkflowVersion:
+        summary = getattr(self, "summary", None)
+        return (summary and summary.version) or self.version
+
 
 class Event(models.Model):
     """Append-only: the database rejects UPDATE and DELETE (migration 0002)."""
@@ -77,6 +89,10 @@ class RunSummary(models.Model):
     )
     workspace = models.ForeignKey(Workspace, on_delete=models.DO_NOTHING, related_name="+")
     workflow = models.ForeignKey(Workflow, on_delete=models.DO_NOTHING, related_name="+")
+    # The version the run is on now (a person may move it on when retrying a step).
+    version = models.ForeignKey(
+        WorkflowVersion, null=True, on_delete=models.DO_NOTHING, related_name="+"
+    )
     status = models.CharField(max_length=24)
     last_seq = models.PositiveIntegerField()
     steps = models.JSONField(default=dict)

@@ -17,6 +17,8 @@ def display_status(state: RunState) -> str:
     """One word for lists and badges: the engine's run status, refined while running."""
     if state.status != "running":
         return state.status
+    if state.attention:
+        return "needs_attention"
     if state.paused:
         return "paused"
     statuses = {step.status for step in state.steps.values()}
@@ -52,10 +54,19 @@ def current_label(state: RunState, definition: Definition) -> str:
             return f"{name(step_id)} (attempt {step.attempt})"
         return name(step_id)
 
+    if state.attention:
+        return ", ".join(f"{name(step_id)} (needs attention)" for step_id in state.attention)[
+            :CURRENT_LABEL_CHARS
+        ]
     current = [step_id for step_id, step in state.steps.items() if step.status in CURRENT]
     if not current and state.failed_step_id and state.status == "failed":
         current = [state.failed_step_id]
     return ", ".join(said(step_id) for step_id in current)[:CURRENT_LABEL_CHARS]
+
+
+def attention_summary(state: RunState) -> str:
+    """Why the run needs a person, in plain language ("" when it does not)."""
+    return " ".join(str(info.get("summary", "")) for info in state.attention.values())
 
 
 def search_text(state: RunState) -> str:
@@ -70,9 +81,17 @@ def cost_usd(state: RunState) -> Decimal:
     return Decimal(f"{state.cost_usd:.6f}")
 
 
+def _version_id(state: RunState) -> UUID | None:
+    try:
+        return UUID(state.version_id) if state.version_id else None
+    except ValueError:  # hand-made logs in tests name versions "v1"
+        return None
+
+
 def summary_fields(state: RunState, definition: Definition, at: datetime) -> dict[str, Any]:
     """The RunSummary columns for `state`, whose last event was recorded at `at`."""
     return {
+        "version_id": _version_id(state),
         "status": display_status(state),
         "last_seq": state.last_seq,
         "steps": {
@@ -83,7 +102,7 @@ def summary_fields(state: RunState, definition: Definition, at: datetime) -> dic
             step_id for step_id, step in state.steps.items() if step.status in CURRENT
         ],
         "attempts": state.attempts_total,
-        "error": state.error or "",
+        "error": state.error or attention_summary(state),
         "started_at": state.started_at,
         "finished_at": state.finished_at,
         "updated_at": at,
@@ -95,6 +114,7 @@ def summary_fields(state: RunState, definition: Definition, at: datetime) -> dic
 
 
 COLUMNS = (
+    "version_id",
     "status",
     "last_seq",
     "steps",

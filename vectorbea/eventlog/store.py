@@ -34,7 +34,9 @@ from vectorbea.engine import (
     RunFailed,
     RunState,
     StepCompleted,
+    StepDeferred,
     StepFailed,
+    StepInterrupted,
     StepStarted,
     event_from_payload,
     event_to_payload,
@@ -155,9 +157,21 @@ def load(run_id: UUID) -> Loaded:
     if cp_state is not None:
         base = state_from_json(json.loads(cp_state) if isinstance(cp_state, str) else cp_state)
     state = fold(read_events(run_id, after_seq=cp_seq or 0), base)
+    version_id = _current_version(state, version_id)
     return Loaded(
         run_id, workspace_id, version_id, state, definition_for(version_id), DbClock.reading(now)
     )
+
+
+def _current_version(state: RunState, started_on: UUID) -> UUID:
+    """The version the run is on: the one it started on, unless a person moved it
+    (AttentionResolved with a version)."""
+    if not state.version_id or state.version_id == str(started_on):
+        return started_on
+    try:
+        return UUID(state.version_id)
+    except ValueError:  # hand-made test logs name versions "v1"
+        return started_on
 
 
 def state_as_of(run_id: UUID, seq: int) -> RunState:
@@ -224,14 +238,25 @@ def append(
                 raise LeaseLost(f"A step attempt of run {run_id} is no longer leased to us")
     except IntegrityError as exc:
         raise ConcurrencyConflict(run_id, state.last_seq) from exc
-    _push_after_commit(run_id, workspace_id, new_state.last_seq)
+    _push_after_commit(run_id, workspace_id, new_state.last_seq, recorded)
     return Appended(new_state, tuple(recorded), tuple(started), DbClock.reading(committed_at))
 
 
-def _push_after_commit(run_id: UUID, workspace_id: UUID, seq: int) -> None:
+# Called after the commit of every append with (run_id, workspace_id, recorded events):
+# what other apps do about new events (e.g. email when a run needs attention). Registered
+# in AppConfig.ready(); a hook must be quick or hand its work off, and must not raise.
+AfterAppend = Callable[[UUID, UUID, Sequence[Recorded]], None]
+AFTER_APPEND_HOOKS: list[AfterAppend] = []
+
+
+def _push_after_commit(
+    run_id: UUID, workspace_id: UUID, seq: int, recorded: Sequence[Recorded] = ()
+) -> None:
     from vectorbea.runs.live import OUTBOX
 
     transaction.on_commit(lambda: OUTBOX.notify(run_id, workspace_id, seq), robust=True)
+    for hook in AFTER_APPEND_HOOKS:
+        transaction.on_commit(lambda hook=hook: hook(run_id, workspace_id, recorded), robust=True)
 
 
 def _statement_scope(savepoint: bool) -> Any:
@@ -259,8 +284,13 @@ def _append_statement(
     ended = [
         (r.event.step_id, r.event.attempt)
         for r in recorded
-        if isinstance(r.event, StepCompleted | StepFailed)
+        if isinstance(r.event, StepCompleted | StepFailed | StepDeferred)
         and old.step(r.event.step_id).status == "running"
+    ]
+    # A person interrupting attempts (the kill switch) takes their leases away: the
+    # holder's heartbeat notices and abandons the work, and its late result is refused.
+    interrupted = [
+        (r.event.step_id, r.event.attempt) for r in recorded if isinstance(r.event, StepInterrupted)
     ]
     if len(ended) > 1:
         raise ValueError("One append may record the outcome of one step attempt at most")
@@ -272,19 +302,18 @@ def _append_statement(
         params += [run_id, *ended[0]]
     else:
         ctes.append("ok AS (SELECT true AS ok)")
-    if any(isinstance(r.event, RunCancelled | RunFailed | RunCompleted) for r in recorded):
-        ctes.append(
-            "cleared AS (DELETE FROM eventlog_steplease WHERE run_id = %s "
-            "AND NOT (step_id = %s AND attempt = %s) AND (SELECT ok FROM ok))"
-        )
-        params += [run_id, *(ended[0] if ended else ("", 0))]
     rows = ", ".join(
         ["(%s::uuid, %s::integer, %s, %s::smallint, %s::jsonb, %s::timestamptz)"] * len(recorded)
     )
+    # The events go in first: a writer that lost the race fails (or waits for the winner)
+    # on (run_id, seq) before it takes any other lock, so two appends to one run never
+    # hold each other's lease or summary rows (no deadlock). Everything else hangs on
+    # `wrote`, which reads the inserted rows and so runs after the insert.
     ctes.append(
         "events AS (INSERT INTO eventlog_event "
         "(run_id, seq, type, schema_version, payload, created_at) "
-        f"SELECT * FROM (VALUES {rows}) v WHERE (SELECT ok FROM ok))"
+        f"SELECT * FROM (VALUES {rows}) v WHERE (SELECT ok FROM ok) RETURNING seq), "
+        "wrote AS (SELECT count(*) > 0 AS wrote FROM events)"
     )
     for r in recorded:
         params += [
@@ -295,6 +324,18 @@ def _append_statement(
             json.dumps(event_to_payload(r.event)),
             r.at,
         ]
+    if any(isinstance(r.event, RunCancelled | RunFailed | RunCompleted) for r in recorded):
+        ctes.append(
+            "cleared AS (DELETE FROM eventlog_steplease WHERE run_id = %s "
+            "AND NOT (step_id = %s AND attempt = %s) AND (SELECT wrote FROM wrote))"
+        )
+        params += [run_id, *(ended[0] if ended else ("", 0))]
+    for index, (step_id, attempt) in enumerate(interrupted):
+        ctes.append(
+            f"interrupted{index} AS (DELETE FROM eventlog_steplease WHERE run_id = %s "
+            "AND step_id = %s AND attempt = %s AND (SELECT wrote FROM wrote))"
+        )
+        params += [run_id, step_id, attempt]
     started = [(r.event.step_id, r.event.attempt) for r in recorded if type(r.event) is StepStarted]
     if started:
         lease_rows = ", ".join(
@@ -303,7 +344,7 @@ def _append_statement(
         ctes.append(
             "leases AS (INSERT INTO eventlog_steplease "
             "(run_id, step_id, attempt, worker, expires_at) "
-            f"SELECT * FROM (VALUES {lease_rows}) v WHERE (SELECT ok FROM ok))"
+            f"SELECT * FROM (VALUES {lease_rows}) v WHERE (SELECT wrote FROM wrote))"
         )
         ttl = timedelta(seconds=settings.VECTORBEA_LEASE_SECONDS)
         for index, (step_id, attempt) in enumerate(started):
@@ -312,14 +353,15 @@ def _append_statement(
         run_id, new, definition, recorded[-1].at
     )
     ctes.append(
-        f"summary AS ({summary_sql} AND (SELECT ok FROM ok) {RunSummaryProjection.ON_CONFLICT})"
+        f"summary AS ({summary_sql} AND (SELECT wrote FROM wrote) "
+        f"{RunSummaryProjection.ON_CONFLICT})"
     )
     params += summary_params
     every = settings.VECTORBEA_CHECKPOINT_EVERY
     if new.last_seq // every > old.last_seq // every or new.is_terminal:
         ctes.append(
             "checkpoint AS (INSERT INTO eventlog_checkpoint (run_id, seq, state) "
-            "SELECT %s, %s, %s::jsonb WHERE (SELECT ok FROM ok))"
+            "SELECT %s, %s, %s::jsonb WHERE (SELECT wrote FROM wrote))"
         )
         params += [run_id, new.last_seq, json.dumps(state_to_json(new))]
     sql = (

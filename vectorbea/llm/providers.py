@@ -32,6 +32,14 @@ class Prompt:
     max_tokens: int = 1024
     # When set, the answer is asked for as JSON matching this schema.
     json_schema: dict[str, Any] | None = None
+    # Turns after the user's message, as (role, text) with role "assistant" or "user": a
+    # correction shows the model its refused answer and what was wrong with it.
+    followups: tuple[tuple[str, str], ...] = ()
+
+    def messages(self) -> list[dict[str, str]]:
+        """The conversation after the system text, as both providers take it."""
+        turns = [{"role": "user", "content": self.user}]
+        return turns + [{"role": role, "content": text} for role, text in self.followups]
 
 
 @dataclass(frozen=True)
@@ -78,10 +86,10 @@ def complete_openai(prompt: Prompt, call: Call) -> Answer:
         timeout=call.timeout_seconds,
         http_client=call.http_client,
     )
-    messages = []
+    messages: list[dict[str, str]] = []
     if system := _system_text(prompt):
         messages.append({"role": "system", "content": system})
-    messages.append({"role": "user", "content": prompt.user})
+    messages += prompt.messages()
     options: dict[str, Any] = {"model": prompt.model, "messages": messages}
     # OpenAI's own API wants max_completion_tokens (its reasoning models refuse max_tokens);
     # the servers that copy its format know max_tokens.
@@ -122,7 +130,7 @@ def complete_anthropic(prompt: Prompt, call: Call) -> Answer:
     options: dict[str, Any] = {
         "model": prompt.model,
         "max_tokens": prompt.max_tokens,
-        "messages": [{"role": "user", "content": prompt.user}],
+        "messages": prompt.messages(),
     }
     if system := _system_text(prompt):
         options["system"] = system

@@ -7,23 +7,27 @@ from typing import Any
 from uuid import UUID
 
 import jsonschema
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from vectorbea.approvals import projection as gates
 from vectorbea.engine import (
     APPROVAL_KIND,
     ApprovalDenied,
     ApprovalGranted,
+    AttentionResolved,
     Event,
     OutputCorrected,
     RetryScheduled,
     RunCancelled,
+    RunFailed,
     RunPaused,
     RunResumed,
     RunStarted,
     RunState,
     StepCompleted,
     VectorbeaError,
+    json_problem,
+    validate_definition,
 )
 from vectorbea.engine.state import STEP_WAITING
 from vectorbea.eventlog import store
@@ -45,8 +49,44 @@ class InvalidRunInput(VectorbeaError):
         self.problems = problems
 
 
-class NotPublished(VectorbeaError):
+class CannotStart(VectorbeaError):
+    """A run that may not start now, said plainly."""
+
+
+class NotPublished(CannotStart):
     pass
+
+
+class WorkspaceStopped(CannotStart):
+    """The workspace's kill switch is thrown: no run starts until it is turned off."""
+
+
+DEFAULT_LIMITS = {"max_steps": 1000, "max_attempts": 10}
+
+
+def _runaway_limits(workspace_id: Any) -> dict[str, int]:
+    """The workspace's runaway guards, read under a share lock on the workspace row: the
+    kill switch takes that row's update lock, so a run either starts before the switch
+    (and is stopped by it) or sees it thrown and is refused. Raises WorkspaceStopped."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT l.stopped_at, l.stop_reason, l.max_steps_per_run, l.max_attempts_per_step "
+            "FROM accounts_workspace w "
+            "LEFT JOIN budgets_workspacelimits l ON l.workspace_id = w.id "
+            "WHERE w.id = %s FOR SHARE OF w",
+            [workspace_id],
+        )
+        stopped_at, reason, max_steps, max_attempts = cursor.fetchone()
+    if stopped_at is not None:
+        why = f" ({reason})" if reason else ""
+        raise WorkspaceStopped(
+            f"Runs are stopped in this workspace{why}: an admin threw the kill switch. "
+            "Nothing starts until it is turned off on the Limits page."
+        )
+    return {
+        "max_steps": max_steps or DEFAULT_LIMITS["max_steps"],
+        "max_attempts": max_attempts or DEFAULT_LIMITS["max_attempts"],
+    }
 
 
 def input_problems(schema: dict[str, Any], data: Any) -> list[InputProblem]:
@@ -99,6 +139,7 @@ def start_run(
                 version_id=str(version.id),
                 input=run_input,
                 started_by=getattr(started_by, "username", None),
+                limits=_runaway_limits(workflow.workspace_id),
             )
             appended = store.append(
                 run.id,
@@ -182,6 +223,7 @@ def pause_run(run_id: UUID, *, actor: str, reason: str = "") -> None:
 def resume_run(run_id: UUID, *, actor: str) -> None:
     def facts(loaded: store.Loaded) -> list[Event]:
         _running(loaded, "resumed")
+        _not_stopped(loaded.workspace_id)
         if not loaded.state.paused:
             raise ActionRefused("The run is not paused.")
         return [RunResumed(actor)]
@@ -195,6 +237,9 @@ def retry_failed_step(run_id: UUID, *, actor: str) -> str:
 
     def facts(loaded: store.Loaded) -> list[Event]:
         state = loaded.state
+        if state.attention and not state.is_terminal:  # the step that needs attention
+            step_id = sorted(state.attention)[0]
+            return _retry_facts(loaded, step_id, actor, "", None, None)
         step_id = state.failed_step_id
         if state.status != "failed" or step_id is None:
             raise ActionRefused("Only a run that failed at a step can be retried from it.")
@@ -202,7 +247,7 @@ def retry_failed_step(run_id: UUID, *, actor: str) -> str:
         now = loaded.clock.now().isoformat()
         return [RetryScheduled(step_id, step.attempt + 1, now, 0.0, "manual", actor=actor)]
 
-    return act(run_id, facts).events[0].event.step_id
+    return act(run_id, facts).events[-1].event.step_id
 
 
 def rerun(run_id: UUID, *, started_by: Any) -> Run:
@@ -345,3 +390,177 @@ def _check_gate_waiting(loaded: store.Loaded, step_id: str, gate: str | None = N
             f"Approval '{step_def.name}' was asked again since you opened it; reload it to see "
             "what it asks now."
         )
+
+
+def _not_stopped(workspace_id: Any) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT stopped_at FROM budgets_workspacelimits WHERE workspace_id = %s",
+            [workspace_id],
+        )
+        row = cursor.fetchone()
+    if row is not None and row[0] is not None:
+        raise ActionRefused(
+            "The workspace's kill switch is on; turn it off on the Limits page first."
+        )
+
+
+# --- needs attention ----------------------------------------------------------------------------
+
+RESOLUTIONS = ("retry", "supply_output", "skip", "fail")
+
+
+def resolve_attention(
+    run_id: UUID,
+    step_id: str,
+    action: str,
+    *,
+    actor: str,
+    note: str = "",
+    output: Any = None,
+    config: dict[str, Any] | None = None,
+    version: WorkflowVersion | None = None,
+) -> store.Appended:
+    """A person's answer to a step that needs attention, as events with their name:
+
+    - "retry": the step runs again (a new round of attempts), optionally with new settings
+      (`config`, checked against the step kind's schema) and on another version of the
+      workflow (`version`); the retry is the same RetryScheduled every retry goes through.
+    - "supply_output": `output` becomes the step's output and the run goes on.
+    - "skip": the step is passed over (only where the workflow allows it).
+    - "fail": the run fails, with the person's note as the reason.
+
+    Raises ActionRefused (with a plain reason) when the action does not apply."""
+    if action not in RESOLUTIONS:
+        raise ActionRefused(f"Unknown resolution {action!r}.")
+    note = (note or "").strip()[:2000]
+
+    def facts(loaded: store.Loaded) -> list[Event]:
+        state = loaded.state
+        if state.is_terminal:
+            raise ActionRefused(f"The run has {state.status}; there is nothing to resolve.")
+        if step_id not in state.attention:
+            raise ActionRefused("That step does not need attention (someone may have resolved it).")
+        step_def = loaded.definition.steps[step_id]
+        if action == "retry":
+            return _retry_facts(loaded, step_id, actor, note, config, version)
+        if action == "supply_output":
+            return [_supplied(step_def, output, actor, note)]
+        if action == "skip":
+            if not step_def.allow_skip:
+                raise ActionRefused(
+                    f"Step '{step_def.name}' may not be skipped: the workflow does not allow it. "
+                    "Retry it, supply its output or fail the run."
+                )
+            return [AttentionResolved(step_id, "skip", actor, note)]
+        reason = f"{actor} failed the run at step '{step_def.name}'"
+        reason += f": {note}" if note else "."
+        return [AttentionResolved(step_id, "fail", actor, note), RunFailed(reason, step_id)]
+
+    return act(run_id, facts)
+
+
+def _retry_facts(
+    loaded: store.Loaded,
+    step_id: str,
+    actor: str,
+    note: str,
+    config: dict[str, Any] | None,
+    version: WorkflowVersion | None,
+) -> list[Event]:
+    version_id = None
+    definition = loaded.definition
+    if version is not None and str(version.id) != str(loaded.version_id):
+        definition = _switchable(loaded, version)
+        version_id = str(version.id)
+    if step_id not in definition.steps:
+        raise ActionRefused(f"The chosen version has no step {step_id!r}.")
+    if config is not None:
+        _check_step_config(definition.steps[step_id], config)
+    step = loaded.state.step(step_id)
+    now = loaded.clock.now().isoformat()
+    return [
+        AttentionResolved(step_id, "retry", actor, note, config=config, version_id=version_id),
+        RetryScheduled(step_id, step.attempt + 1, now, 0.0, "manual", actor=actor),
+    ]
+
+
+def _switchable(loaded: store.Loaded, version: WorkflowVersion) -> Any:
+    """The definition of `version`, if the run may move to it: the same workflow, and every
+    step the run has reached is still there, as the same kind."""
+    if str(version.workflow_id) != str(loaded.state.workflow_id):
+        raise ActionRefused("That version belongs to another workflow.")
+    definition = store.definition_for(version.id)
+    for step_id in loaded.state.steps:
+        new = definition.steps.get(step_id)
+        old = loaded.definition.steps.get(step_id)
+        if new is None or (old is not None and new.kind != old.kind):
+            raise ActionRefused(
+                f"Version {version.number} cannot take over this run: step '{step_id}', which "
+                "the run has already reached, is missing or of another kind there."
+            )
+    return definition
+
+
+def _check_step_config(step_def: Any, config: Any) -> None:
+    """The settings a person gave a step, checked as the builder checks them on publish."""
+    from vectorbea.steps.registry import kind_specs
+
+    if not isinstance(config, dict):
+        raise ActionRefused("The step's settings must be a JSON object.")
+    problem = json_problem(config, "The step's settings", max_bytes=256_000)
+    if problem:
+        raise ActionRefused(problem)
+    spec = kind_specs()[step_def.kind]
+    step = {"id": step_def.id, "kind": step_def.kind, "name": step_def.name, "config": config}
+    issues = validate_definition({"steps": [step], "edges": []}, {step_def.kind: spec})
+    if issues:
+        raise ActionRefused("; ".join(issue.message for issue in issues[:3]))
+
+
+def _supplied(step_def: Any, output: Any, actor: str, note: str) -> AttentionResolved:
+    from vectorbea.steps.registry import kind_specs
+
+    spec = kind_specs().get(step_def.kind)
+    if spec is not None and spec.ports is not None:
+        raise ActionRefused(
+            f"Step '{step_def.name}' chooses a path; its output cannot be supplied by hand. "
+            "Retry it or fail the run."
+        )
+    problem = json_problem(output, "The output", max_bytes=1_000_000)
+    if problem:
+        raise ActionRefused(problem)
+    return AttentionResolved(step_def.id, "supply_output", actor, note, output=output)
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    run_id: UUID
+    ok: bool
+    message: str
+
+
+def retry_attention_runs(
+    run_ids: list[UUID], *, actor: str, newest_version: bool = True
+) -> list[BulkOutcome]:
+    """Retry the failed step of each run that needs attention, on its workflow's newest
+    published version when `newest_version`. Each run is its own action: one refusal does
+    not stop the others."""
+    outcomes = []
+    for run_id in run_ids:
+        try:
+            loaded = store.load(run_id)
+            if not loaded.state.attention:
+                raise ActionRefused("It does not need attention.")
+            version = None
+            if newest_version:
+                workflow = Workflow.objects.get(pk=loaded.state.workflow_id)
+                version = workflow.latest_version()
+            for step_id in sorted(loaded.state.attention):
+                resolve_attention(run_id, step_id, "retry", actor=actor, version=version)
+                version = None  # the run is on it now
+        except (ActionRefused, LookupError) as exc:
+            outcomes.append(BulkOutcome(run_id, False, str(exc)))
+        else:
+            outcomes.append(BulkOutcome(run_id, True, "Retrying."))
+    return outcomes

@@ -23,9 +23,12 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
 from vectorbea.approvals import projection as gates
+from vectorbea.budgets import guard
 from vectorbea.engine import (
     APPROVAL_KIND,
+    BudgetWarning,
     ConcurrencyConflict,
+    Deferred,
     Definition,
     ErrorClass,
     Event,
@@ -33,6 +36,7 @@ from vectorbea.engine import (
     Recorded,
     RunState,
     StepCompleted,
+    StepDeferred,
     StepError,
     StepFailed,
     decide,
@@ -106,11 +110,12 @@ def execute_step(run_id: UUID, step_id: str, attempt: int) -> None:
             return
         loaded = store.load(run_id)
         _drive(RunRef.of(loaded), loaded.state, loaded.clock, (step_id, attempt))
-    except DatabaseError:
+    except DatabaseError as exc:
         log.warning(
-            "Database unavailable while running %s/%s; its lease will expire and be recovered",
+            "Database error while running %s/%s (%s); its lease will expire and be recovered",
             run_id,
             step_id,
+            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
         )
         connection.close()
 
@@ -145,7 +150,7 @@ def _drive(
     next step it started, until the run waits, ends, or is no longer ours."""
     while current is not None:
         step_id, attempt = current
-        facts = [_run_attempt(run, state, step_id, attempt)]
+        facts = _run_attempt(run, state, clock, step_id, attempt)
         appended = _append(run, state, clock, facts, claim=True)
         if appended is None:
             return
@@ -209,7 +214,7 @@ def _gate_scope(run: RunRef) -> Any:
 
 def _check_still_current(state: RunState, facts: Sequence[Event]) -> None:
     for fact in facts:
-        if isinstance(fact, StepCompleted | StepFailed):
+        if isinstance(fact, StepCompleted | StepFailed | StepDeferred):
             step = state.step(fact.step_id)
             if step.status != "running" or step.attempt != fact.attempt:
                 raise LeaseLost(
@@ -228,11 +233,25 @@ def _claim(run_id: UUID, step_id: str, attempt: int) -> bool:
         return cursor.rowcount == 1
 
 
-def _run_attempt(run: RunRef, state: RunState, step_id: str, attempt: int) -> Event:
-    """Render the step's config, run one attempt's handler, and say what happened, as an
-    event."""
+def _run_attempt(
+    run: RunRef, state: RunState, clock: store.DbClock, step_id: str, attempt: int
+) -> list[Event]:
+    """Run one attempt and say what happened, as events: its outcome, then any notices it
+    gave (budget warnings)."""
+    ctx, outcome = _attempt(run, state, clock, step_id, attempt)
+    return [
+        outcome,
+        *(BudgetWarning(n["scope"], int(n["percent"]), str(n["message"])) for n in ctx.notices),
+    ]
+
+
+def _attempt(
+    run: RunRef, state: RunState, clock: store.DbClock, step_id: str, attempt: int
+) -> tuple[StepContext, Event]:
+    """Check the workspace's limits, render the step's config, run the handler."""
     run_id = run.id
     step = run.definition.steps[step_id]
+    step_state = state.step(step_id)
     outputs = {key: s.output for key, s in state.steps.items() if s.status == "completed"}
     ctx = StepContext(
         run_id=run_id,
@@ -242,34 +261,43 @@ def _run_attempt(run: RunRef, state: RunState, step_id: str, attempt: int) -> Ev
         idempotency_key=f"vb-{run_id}-{step_id}",
         run_input=state.input or {},
         outputs=outputs,
+        workflow_id=state.workflow_id,
+        correction=step_state.correction,
     )
+    # A person's retry may have given the step new settings.
+    raw_config = dict(step_state.config) if step_state.config is not None else step.config
     try:
         kind = get_kind(step.kind)
-        config = step.config
+        config = raw_config
         if kind.render_config:
-            config = render_config(step.config, template_context(state.input, outputs))
+            config = render_config(raw_config, template_context(state.input, outputs))
         with HEARTBEATS.holding(ctx):
+            guard.admit_step(ctx)
             result = kind.handler(config, ctx)
+    except Deferred as exc:
+        until = clock.now() + timedelta(seconds=exc.wait_seconds)
+        return ctx, StepDeferred(step_id, attempt, until.isoformat(), exc.reason, exc.message)
     except StepError as exc:
-        return StepFailed(
+        return ctx, StepFailed(
             step_id,
             attempt,
             str(exc.error_class),
             exc.message,
             exc.retry_after_seconds,
             usage=None if _usage_problem(exc.usage) else exc.usage,
+            detail=None if _detail_problem(exc.detail) else exc.detail,
         )
     except Exception as exc:  # a bug in a handler or a tool: retried as transient
         log.exception("Step %s of run %s raised", step_id, run_id)
-        return StepFailed(step_id, attempt, ErrorClass.TRANSIENT, _describe(exc))
+        return ctx, StepFailed(step_id, attempt, ErrorClass.TRANSIENT, _describe(exc))
     if not isinstance(result, StepResult):
         result = StepResult(result)
     usage_problem = _usage_problem(result.usage)
     usage = None if usage_problem else result.usage
     problem = _output_problem(result.output) or usage_problem
     if problem:
-        return StepFailed(step_id, attempt, ErrorClass.PERMANENT, problem, usage=usage)
-    return StepCompleted(step_id, attempt, result.output, result.ports, usage=usage)
+        return ctx, StepFailed(step_id, attempt, ErrorClass.PERMANENT, problem, usage=usage)
+    return ctx, StepCompleted(step_id, attempt, result.output, result.ports, usage=usage)
 
 
 def _describe(exc: Exception) -> str:
@@ -288,6 +316,14 @@ def _usage_problem(usage: Any) -> str | None:
     if not isinstance(usage, dict):
         return "The step reported its usage as something other than an object."
     return json_problem(usage, "The step's usage report", max_bytes=10_000, max_depth=4)
+
+
+def _detail_problem(detail: Any) -> str | None:
+    if detail is None:
+        return None
+    if not isinstance(detail, dict):
+        return "The step reported its failure detail as something other than an object."
+    return json_problem(detail, "The step's failure detail", max_bytes=64_000, max_depth=8)
 
 
 def _settle_wake_at(run: RunRef, state: RunState, now: datetime) -> None:

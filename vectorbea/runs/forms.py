@@ -1,3 +1,6 @@
+import json
+from typing import Any
+
 from django import forms
 from django.contrib.auth import get_user_model
 
@@ -60,3 +63,74 @@ class RunFilterForm(forms.Form):
             q=(data.get("q") or "").strip(),
             sort=data.get("sort") or DEFAULT_SORT,
         )
+
+
+# Answers to a step that needs attention (vectorbea.runs.commands.resolve_attention).
+
+
+def parse_json(text: str) -> Any:
+    """`text` as JSON, or a ValidationError that says where it goes wrong."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise forms.ValidationError(
+            f"This is not valid JSON: {exc.msg.lower()} at line {exc.lineno}, column {exc.colno}."
+        ) from None
+
+
+class ResolveForm(forms.Form):
+    step = forms.CharField(max_length=64, widget=forms.HiddenInput)
+    note = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="Note",
+        widget=forms.TextInput(attrs={"placeholder": "Why? Shown in the timeline"}),
+    )
+
+
+class RetryStepForm(ResolveForm):
+    settings = forms.CharField(
+        required=False,
+        max_length=256_000,
+        label="The step's settings (JSON)",
+        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false", "class": "json-input"}),
+    )
+    # The number of the newer version to move the run to (a checkbox on the page).
+    version = forms.IntegerField(required=False, min_value=1)
+
+    @property
+    def settings_edited(self) -> bool:
+        """Whether the person touched the settings (the page keeps them open)."""
+        return self.is_bound and ("settings" in self.errors or "settings" in self.changed_data)
+
+    def clean_settings(self) -> dict[str, Any] | None:
+        text = self.cleaned_data["settings"].strip()
+        if not text:
+            return None
+        settings = parse_json(text)
+        if not isinstance(settings, dict):
+            raise forms.ValidationError("The settings must be a JSON object: { … }.")
+        return settings
+
+
+class SupplyOutputForm(ResolveForm):
+    output = forms.CharField(
+        max_length=1_000_000,
+        label="The step's output (JSON)",
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "class": "json-input"}),
+        error_messages={"required": "Give the step's output as JSON."},
+    )
+
+    def clean_output(self) -> Any:
+        output = parse_json(self.cleaned_data["output"])
+        if output is None:
+            raise forms.ValidationError("The output is null; give the value the step should have.")
+        return output
+
+
+RESOLVE_FORMS: dict[str, type[ResolveForm]] = {
+    "retry": RetryStepForm,
+    "supply_output": SupplyOutputForm,
+    "skip": ResolveForm,
+    "fail": ResolveForm,
+}

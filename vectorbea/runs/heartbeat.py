@@ -71,17 +71,32 @@ class Heartbeats:
             return
         ttl = timedelta(seconds=settings.VECTORBEA_LEASE_SECONDS)
         rows = ", ".join(["(%s::uuid, %s, %s::integer)"] * len(held))
-        params: list = [ttl, worker_id()]
-        for key in held:
-            params += list(key)
+        keys: list = [value for key in held for value in key]
         with connection.cursor() as cursor:
+            # SKIP LOCKED: never wait on a lease another transaction has locked (an append
+            # ending that attempt, which may itself wait on a sibling's event insert):
+            # waiting while holding the other leases' locks can close a deadlock cycle.
             cursor.execute(
-                "UPDATE eventlog_steplease SET expires_at = now() + %s "
-                "WHERE worker = %s AND (run_id, step_id, attempt) IN (" + rows + ") "
-                "RETURNING run_id, step_id, attempt",
-                params,
+                "WITH mine AS (SELECT run_id, step_id, attempt FROM eventlog_steplease "
+                "  WHERE worker = %s AND (run_id, step_id, attempt) IN (" + rows + ") "
+                "  FOR UPDATE SKIP LOCKED) "
+                "UPDATE eventlog_steplease AS lease SET expires_at = now() + %s FROM mine "
+                "WHERE lease.run_id = mine.run_id AND lease.step_id = mine.step_id "
+                "AND lease.attempt = mine.attempt "
+                "RETURNING lease.run_id, lease.step_id, lease.attempt",
+                [worker_id(), *keys, ttl],
             )
             alive = {(r[0], r[1], r[2]) for r in cursor.fetchall()}
+            missing = [key for key in held if key not in alive]
+            if missing:  # skipped because locked, or gone: only the gone are lost
+                cursor.execute(
+                    "SELECT run_id, step_id, attempt FROM eventlog_steplease WHERE worker = %s "
+                    "AND (run_id, step_id, attempt) IN ("
+                    + ", ".join(["(%s::uuid, %s, %s::integer)"] * len(missing))
+                    + ")",
+                    [worker_id(), *(value for key in missing for value in key)],
+                )
+                alive |= {(r[0], r[1], r[2]) for r in cursor.fetchall()}
         for key, ctx in held.items():
             if key not in alive:
                 log.warning("Lease lost for run %s step %s attempt %s", *key)

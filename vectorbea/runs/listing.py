@@ -18,8 +18,9 @@ from django.utils import timezone
 from vectorbea.eventlog.models import RunSummary
 
 PAGE_SIZE = 50
-NEEDS_ATTENTION = ("failed", "paused")
+NEEDS_ATTENTION = ("needs_attention",)
 STATUSES = (
+    ("needs_attention", "Needs attention"),
     ("running", "Running"),
     ("retrying", "Retrying"),
     ("waiting", "Waiting"),
@@ -134,8 +135,9 @@ def run_page(workspace_id: UUID, filters: Filters, cursor: str = "", size: int =
 
 def with_row_columns(runs: QuerySet[RunSummary]) -> QuerySet[RunSummary]:
     """What a row shows, in one query (and not the definitions' JSON)."""
-    return runs.select_related("run__version", "run__started_by", "workflow").only(
+    return runs.select_related("run__version", "run__started_by", "workflow", "version").only(
         "run_id",
+        "version__number",
         "status",
         "last_seq",
         "attempts",

@@ -4,7 +4,8 @@
   a wake-up message that was lost): claimed with FOR UPDATE SKIP LOCKED, pushed back by
   a recheck interval (so a lost message is re-sent), and kicked;
 - expired step leases: an unclaimed one (its dispatch message was lost) is dispatched
-  again; a claimed one means its worker died or stalled, recorded as worker_lost.
+  again; a claimed one means its worker died or stalled, recorded as worker_lost;
+- budget reservations of calls whose worker died: released.
 
 Several schedulers may run at once: SKIP LOCKED hands each row to one of them.
 """
@@ -65,5 +66,12 @@ def recover_expired_leases(limit: int = 200) -> int:
     return recovered
 
 
+def release_lost_reservations() -> int:
+    """Budget reservations whose worker died mid-call: give their money back."""
+    from vectorbea.budgets import ledger
+
+    return ledger.sweep_expired()
+
+
 def tick() -> int:
-    return recover_expired_leases() + wake_due_runs()
+    return recover_expired_leases() + wake_due_runs() + release_lost_reservations()

@@ -2,8 +2,10 @@
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
+
+from django.core.exceptions import ValidationError
 
 from vectorbea.engine import (
     ERROR_CLASS_POLICY,
@@ -12,18 +14,25 @@ from vectorbea.engine import (
     ApprovalGranted,
     ApprovalRequested,
     ApprovalTimedOut,
+    AttentionResolved,
+    BudgetWarning,
+    CorrectionAttempted,
     ErrorClass,
+    LoopRestarted,
     OutputCorrected,
     Recorded,
     RetryScheduled,
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunNeedsAttention,
     RunPaused,
     RunResumed,
     RunStarted,
     StepCompleted,
+    StepDeferred,
     StepFailed,
+    StepInterrupted,
     StepSkipped,
     StepStarted,
     StepWaiting,
@@ -58,10 +67,8 @@ def describe(recorded: Recorded, names: dict[str, str] | None = None) -> str:
             return f"{label} failed: {_error_label(event.error_class)} — {event.message}"
         case RetryScheduled():
             who = f" (asked by {event.actor})" if event.actor else ""
-            return (
-                f"{label} will retry in {event.backoff_seconds:.1f} s — "
-                f"attempt {event.next_attempt}{who}"
-            )
+            when = f"in {event.backoff_seconds:.1f} s" if event.backoff_seconds >= 0.05 else "now"
+            return f"{label} will retry {when} — attempt {event.next_attempt}{who}"
         case StepSkipped():
             return f"{label} skipped: {event.reason}"
         case RunCompleted():
@@ -72,6 +79,8 @@ def describe(recorded: Recorded, names: dict[str, str] | None = None) -> str:
             return f"Run cancelled by {event.actor or 'the system'}: {event.reason}"
         case OutputCorrected():
             return f"{label} output corrected by {event.actor}: {event.reason}"
+        case RunPaused(stopped=True):
+            return f"Stopped by the kill switch ({event.actor}){_because(event.reason)}"
         case RunPaused():
             return (
                 f"Run paused by {event.actor}{_because(event.reason)}. "
@@ -96,7 +105,87 @@ def describe(recorded: Recorded, names: dict[str, str] | None = None) -> str:
                 f"{label}: nobody decided in time, so it was escalated to "
                 f"{_approvers(event.approvers)}{_deadline(event.timeout_at)}"
             )
+        case CorrectionAttempted():
+            return (
+                f"{label} gave an answer that did not fit: {_sentence(event.problem)} "
+                f"Asked the model again with the errors (correction {event.correction} "
+                f"of {event.of})."
+            )
+        case StepDeferred():
+            why = event.message or DEFERRAL_REASONS.get(event.reason, event.reason)
+            return f"{label} waits until {_clock(event.until, recorded.at)}{_because(why)}"
+        case StepInterrupted():
+            return f"{label} was interrupted by {event.actor}{_because(event.reason)}"
+        case RunNeedsAttention():
+            return f"Needs attention: {event.summary}"
+        case AttentionResolved():
+            return _resolved(event, names.get(event.step_id, event.step_id))
+        case LoopRestarted():
+            count = len(event.steps)
+            return (
+                f"Step '{names.get(event.source, event.source)}' looped back to step "
+                f"'{names.get(event.target, event.target)}': round {event.iteration}, "
+                f"{count} step{'s' if count != 1 else ''} start over"
+            )
+        case BudgetWarning():
+            return event.message
     return type(event).__name__
+
+
+DEFERRAL_REASONS = {
+    "rate_limited": "the provider's rate limit",
+    "concurrency": "too many steps of this kind are running",
+    "budget": "a budget others hold",
+}
+
+
+def _resolved(event: AttentionResolved, name: str) -> str:
+    """A person's answer to a step that needed attention, with their note."""
+    match event.action:
+        case "retry":
+            text = f"{event.actor} retried step '{name}'"
+            if event.config is not None:
+                text += " with new settings"
+            if event.version_id:
+                text += f" on {_version_label(event.version_id)}"
+        case "supply_output":
+            text = f"{event.actor} supplied the output of step '{name}'"
+        case "skip":
+            text = f"{event.actor} skipped step '{name}'"
+        case "fail":
+            text = f"{event.actor} failed the run at step '{name}'"
+        case _:
+            text = f"{event.actor} resolved step '{name}' ({event.action})"
+    return text + _because(event.note)
+
+
+def _version_label(version_id: str) -> str:
+    from vectorbea.workflows.models import WorkflowVersion
+
+    try:
+        number = (
+            WorkflowVersion.objects.filter(pk=version_id).values_list("number", flat=True).first()
+        )
+    except (ValueError, ValidationError):  # hand-made logs name versions "v2"
+        number = None
+    return f"version {number}" if number is not None else "another version"
+
+
+def _sentence(text: str) -> str:
+    """`text` ending with one full stop."""
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
+def _clock(iso: str, recorded_at: datetime) -> str:
+    """14:03:10 UTC, with the date when it is not the day the event was recorded."""
+    try:
+        at = datetime.fromisoformat(iso).astimezone(UTC)
+    except ValueError:
+        return iso
+    if at.date() == recorded_at.astimezone(UTC).date():
+        return at.strftime("%H:%M:%S UTC")
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _approvers(approvers: dict) -> str:
@@ -148,6 +237,13 @@ KIND_OF = {
     "ApprovalDenied": "failed",
     "ApprovalTimedOut": "retry",
     "ApprovalEscalated": "waiting",
+    "CorrectionAttempted": "retry",
+    "StepDeferred": "waiting",
+    "StepInterrupted": "retry",
+    "RunNeedsAttention": "attention",
+    "AttentionResolved": "resolved",
+    "LoopRestarted": "run",
+    "BudgetWarning": "retry",
 }
 
 
@@ -200,10 +296,20 @@ def step_rows(definition: Definition, summary) -> list[dict]:
             "id": step_id,
             "name": names[step_id],
             "kind": definition.steps[step_id].kind,
-            **summary.steps.get(step_id, {"status": "pending", "attempt": 0}),
+            **with_shown_status(summary.steps.get(step_id), summary.status),
         }
         for step_id in definition.topo_order
     ]
+
+
+def with_shown_status(step: dict | None, run_status: str) -> dict:
+    """A summary's step with the status its badge shows: a step that gave up while the
+    run waits for a person "needs attention" (its data-status stays the engine's)."""
+    step = step or {"status": "pending", "attempt": 0}
+    shown = step["status"]
+    if shown == "gave_up" and run_status == "needs_attention":
+        shown = "needs_attention"
+    return {**step, "shown": shown}
 
 
 def timeline_rows(
@@ -227,7 +333,17 @@ def timeline_rows(
     return [TimelineRow.of(r, names) for r in events]
 
 
-FAILURE_TYPES = ("StepFailed", "RetryScheduled", "RunFailed", "RunCancelled", "ApprovalDenied")
+FAILURE_TYPES = (
+    "StepFailed",
+    "RetryScheduled",
+    "CorrectionAttempted",
+    "StepInterrupted",
+    "RunNeedsAttention",
+    "AttentionResolved",
+    "RunFailed",
+    "RunCancelled",
+    "ApprovalDenied",
+)
 
 
 def read_events_of_types(
@@ -246,7 +362,7 @@ def read_events_of_types(
 def _version_of(run_id: UUID) -> UUID:
     from vectorbea.eventlog.models import Run
 
-    return Run.objects.values_list("version_id", flat=True).get(pk=run_id)
+    return Run.objects.select_related("summary").get(pk=run_id).current_version_id
 
 
 def render_live_update(
@@ -260,13 +376,14 @@ def render_live_update(
     from vectorbea.eventlog.models import Run
 
     run = Run.objects.select_related("summary").get(pk=run_id)
-    rows = timeline_rows(run_id, after, limit, version_id=run.version_id)
+    rows = timeline_rows(run_id, after, limit, version_id=run.current_version_id)
     if not rows:
         return "", None
     context = {
         **run_context(run, run.summary, workspace_slug),
         "rows": rows,
         "can_operate": can_operate,
+        "live": True,  # a stop's forms already on the page keep what is typed in them
     }
     return render_to_string("runs/detail.html#live_update", context), rows[-1].seq
 
@@ -276,11 +393,13 @@ def run_context(run, summary, ws_slug: str) -> dict:
     from django.urls import reverse
 
     from vectorbea.eventlog import store
+    from vectorbea.runs.attention import attention_items
     from vectorbea.runs.graph import layout_for, with_status
 
-    definition = store.definition_for(run.version_id)
-    graph = layout_for(run.version_id)
+    definition = store.definition_for(run.current_version_id)
+    graph = layout_for(run.current_version_id)
     kwargs = {"ws": ws_slug, "run_id": run.id}
+    nodes = with_status(graph, summary.steps)
     return {
         "ws_slug": ws_slug,
         "step_url": reverse("run-step", kwargs=kwargs),  # once, not once per row
@@ -289,7 +408,9 @@ def run_context(run, summary, ws_slug: str) -> dict:
         "summary": summary,
         "steps": step_rows(definition, summary),
         "graph": graph,
-        "graph_nodes": with_status(graph, summary.steps),
+        "graph_nodes": [{**node, **with_shown_status(node, summary.status)} for node in nodes],
+        # Loaded only for a run that waits for a person (its state says which steps).
+        "attention": attention_items(run.id) if summary.status == "needs_attention" else [],
     }
 
 

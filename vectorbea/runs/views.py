@@ -6,16 +6,23 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.http import HttpResponseClientRedirect, reswap
 
 from vectorbea.accounts.access import Access, Capability, workspace_view
 from vectorbea.eventlog import store
 from vectorbea.eventlog.models import Run, RunSummary
 from vectorbea.runs import commands, listing
-from vectorbea.runs.forms import RunFilterForm
+from vectorbea.runs.attention import AttentionItem, attention_items
+from vectorbea.runs.forms import RESOLVE_FORMS, RunFilterForm
 from vectorbea.runs.graph import layout_for, with_status
 from vectorbea.runs.step_detail import step_detail
-from vectorbea.runs.timeline import run_context, steps_of_state, timeline_rows
+from vectorbea.runs.timeline import (
+    run_context,
+    steps_of_state,
+    timeline_rows,
+    with_shown_status,
+)
+from vectorbea.workflows.models import WorkflowVersion
 
 FIRST_PAGE = 200  # the timeline shows the first events, then pages by seq, then the live tail
 MORE_PAGE = 200
@@ -25,7 +32,7 @@ MAX_BULK = 100
 def get_run(access: Access, run_id: UUID) -> Run:
     """A run of this workspace, or 404: another workspace's run does not exist here."""
     return get_object_or_404(
-        Run.objects.select_related("workflow", "version", "started_by", "summary"),
+        Run.objects.select_related("workflow", "version", "started_by", "summary__version"),
         pk=run_id,
         workspace=access.workspace,
     )
@@ -61,11 +68,22 @@ def runs(request: HttpRequest, access: Access) -> HttpResponse:
     if request.htmx and request.GET.get("cursor"):
         return render(request, "runs/list.html#more_rows", context)
     if request.htmx and not request.htmx.boosted:
-        return render(request, "runs/list.html#results", context)
+        return render(request, "runs/list.html#filtered", context)
     return render(request, "runs/list.html", context)
 
 
-BULK_ACTIONS = {"cancel", "retry"}
+@workspace_view()
+@require_GET
+def runs_attention_count(request: HttpRequest, access: Access) -> HttpResponse:
+    """How many runs wait for a person: the count on the run list's "Needs attention" tab,
+    loaded after the page so the list itself costs no extra query."""
+    count = RunSummary.objects.filter(
+        workspace=access.workspace, status__in=listing.NEEDS_ATTENTION
+    ).count()
+    return render(request, "runs/list.html#attention_count", {"attention_count": count})
+
+
+BULK_ACTIONS = {"cancel", "retry", "retry_newest"}
 
 
 @workspace_view(Capability.OPERATE_RUNS)
@@ -78,22 +96,26 @@ def runs_bulk(request: HttpRequest, access: Access) -> HttpResponse:
             ids.append(UUID(value))
         except ValueError:
             continue
-    found = set(
-        Run.objects.filter(workspace=access.workspace, pk__in=ids).values_list("pk", flat=True)
+    ids = list(dict.fromkeys(ids))
+    workflow_of = dict(
+        Run.objects.filter(workspace=access.workspace, pk__in=ids).values_list("pk", "workflow_id")
     )
-    results = []
+    results: list[tuple[UUID | None, str]] = []
     if action not in BULK_ACTIONS:
         results.append((None, "Choose an action for the selected runs."))
     elif not ids:
         results.append((None, "Select one or more runs first."))
-    for run_id in ids:
-        if action not in BULK_ACTIONS:
-            break
-        if run_id not in found:
-            results.append((run_id, "Not found in this workspace."))
-            continue
-        results.append((run_id, _bulk_one(action, run_id, request.user.username)))
-    changed = [r for r, _ in results if r in found]
+    elif action == "retry_newest" and len(set(workflow_of.values())) > 1:
+        results.append(
+            (
+                None,
+                "Select runs of one workflow: retrying on the newest version moves each run "
+                "to that workflow's newest version, so do one workflow at a time.",
+            )
+        )
+    else:
+        results = _bulk(action, ids, set(workflow_of), request.user.username)
+    changed = [r for r, _ in results if r in workflow_of]
     rows = listing.with_row_columns(
         RunSummary.objects.filter(workspace=access.workspace, run_id__in=changed)
     )
@@ -109,6 +131,17 @@ def runs_bulk(request: HttpRequest, access: Access) -> HttpResponse:
             messages.info(request, f"Run {str(run_id)[:8]}: {message}" if run_id else message)
         return redirect("runs", ws=access.workspace.slug)
     return render(request, "runs/list.html#bulk_result", context)
+
+
+def _bulk(action: str, ids: list[UUID], found: set[UUID], actor: str) -> list[tuple[UUID, str]]:
+    """What happened to each selected run, in the order selected."""
+    mine = [run_id for run_id in ids if run_id in found]
+    if action == "retry_newest":
+        outcomes = commands.retry_attention_runs(mine, actor=actor, newest_version=True)
+        said = {o.run_id: o.message if o.ok else f"Not retried: {o.message}" for o in outcomes}
+    else:
+        said = {run_id: _bulk_one(action, run_id, actor) for run_id in mine}
+    return [(run_id, said.get(run_id, "Not found in this workspace.")) for run_id in ids]
 
 
 def _bulk_one(action: str, run_id: UUID, actor: str) -> str:
@@ -130,6 +163,10 @@ def _bulk_one(action: str, run_id: UUID, actor: str) -> str:
 @require_GET
 def run_detail(request: HttpRequest, access: Access, run_id: UUID) -> HttpResponse:
     run = get_run(access, run_id)
+    return render(request, "runs/detail.html", _page_context(request, access, run))
+
+
+def _page_context(request: HttpRequest, access: Access, run: Run) -> dict:
     summary = run.summary
     failures_only = request.GET.get("failures") == "1"
     rows = timeline_rows(
@@ -137,10 +174,10 @@ def run_detail(request: HttpRequest, access: Access, run_id: UUID) -> HttpRespon
         limit=FIRST_PAGE,
         upto=summary.last_seq,
         failures_only=failures_only,
-        version_id=run.version_id,
+        version_id=run.current_version_id,
     )
     shown = rows[-1].seq if rows else 0
-    context = {
+    return {
         **run_context(run, summary, access.workspace.slug),
         "access": access,
         "can_operate": access.can(Capability.OPERATE_RUNS),
@@ -149,7 +186,6 @@ def run_detail(request: HttpRequest, access: Access, run_id: UUID) -> HttpRespon
         "last_seq": summary.last_seq,
         "more": _more(run, shown, summary.last_seq, failures_only, len(rows) == FIRST_PAGE),
     }
-    return render(request, "runs/detail.html", context)
 
 
 def _more(run: Run, after: int, upto: int, failures_only: bool, full: bool) -> dict | None:
@@ -179,7 +215,7 @@ def run_events(request: HttpRequest, access: Access, run_id: UUID) -> HttpRespon
         MORE_PAGE,
         upto=upto,
         failures_only=failures_only,
-        version_id=run.version_id,
+        version_id=run.current_version_id,
     )
     shown = rows[-1].seq if rows else upto
     context = {
@@ -201,7 +237,13 @@ def run_step(request: HttpRequest, access: Access, run_id: UUID) -> HttpResponse
     detail = step_detail(run.id, loaded.state, loaded.definition, request.GET.get("id", ""))
     if detail is None:
         raise Http404("No such step")
-    context = {"run": run, "step": detail, "ws_slug": access.workspace.slug, "access": access}
+    context = {
+        "run": run,
+        "step": detail,
+        "shown": with_shown_status({"status": detail.status}, run.summary.status)["shown"],
+        "ws_slug": access.workspace.slug,
+        "access": access,
+    }
     template = "runs/detail.html#step_detail" if request.htmx else "runs/step.html"
     return render(request, template, context)
 
@@ -215,8 +257,8 @@ def run_as_of(request: HttpRequest, access: Access, run_id: UUID) -> HttpRespons
     seq = min(max(int_param(request, "seq", last), 1), last)
     state = store.state_as_of(run.id, seq)
     steps = steps_of_state(state)
-    graph = layout_for(run.version_id)
-    definition = store.definition_for(run.version_id)
+    graph = layout_for(run.current_version_id)
+    definition = store.definition_for(run.current_version_id)
     from vectorbea.eventlog.projections import display_status
 
     context = {
@@ -226,7 +268,7 @@ def run_as_of(request: HttpRequest, access: Access, run_id: UUID) -> HttpRespons
         "seq": seq,
         "last_seq": last,
         "as_of_status": display_status(state),
-        "as_of_at": timeline_rows(run.id, seq - 1, 1, version_id=run.version_id)[0].at,
+        "as_of_at": timeline_rows(run.id, seq - 1, 1, version_id=run.current_version_id)[0].at,
         "graph": graph,
         "graph_nodes": with_status(graph, steps),
         "graph_id": "as-of-graph",
@@ -287,7 +329,7 @@ def _resume(run: Run, actor: str) -> str:
 
 def _retry(run: Run, actor: str) -> str:
     step_id = commands.retry_failed_step(run.id, actor=actor)
-    name = store.definition_for(run.version_id).steps[step_id].name or step_id
+    name = store.definition_for(run.current_version_id).steps[step_id].name or step_id
     return f"Retrying from step '{name}'."
 
 
@@ -322,7 +364,7 @@ def run_rerun(request: HttpRequest, access: Access, run_id: UUID) -> HttpRespons
     run = get_run(access, run_id)
     try:
         new = commands.rerun(run.id, started_by=request.user)
-    except (commands.NotPublished, commands.InvalidRunInput) as exc:
+    except (commands.CannotStart, commands.InvalidRunInput) as exc:
         if request.htmx:
             context = {
                 "run": run,
@@ -339,3 +381,86 @@ def run_rerun(request: HttpRequest, access: Access, run_id: UUID) -> HttpRespons
     if request.htmx:
         return HttpResponseClientRedirect(url)
     return redirect(url)
+
+
+# A step that needs attention: a person retries it (perhaps with new settings, perhaps on
+# the newest version), supplies its output, skips it or fails the run.
+
+
+@workspace_view(Capability.OPERATE_RUNS)
+@require_POST
+def run_resolve(request: HttpRequest, access: Access, run_id: UUID, action: str) -> HttpResponse:
+    if action not in commands.RESOLUTIONS:
+        raise Http404("No such action")
+    run = get_run(access, run_id)
+    step_id = request.POST.get("step", "")
+    item = next((i for i in attention_items(run.id) if i.step_id == step_id), None)
+    if item is None:
+        message = "That step does not need attention any more; someone may have resolved it."
+        return _resolved(request, access, run, message, refused=True)
+    shown = item.forms[action]
+    form = RESOLVE_FORMS[action](request.POST, initial=shown.initial, auto_id=shown.auto_id)
+    if form.is_valid():
+        try:
+            message = _resolve(run, item, action, form.cleaned_data, request.user.username)
+        except commands.ActionRefused as refused:
+            form.add_error(None, str(refused))
+        else:
+            return _resolved(request, access, run, message)
+    item.with_form(action, form)
+    if request.htmx:
+        context = {"run": run, "ws_slug": access.workspace.slug, "item": item, "form": form}
+        return render(request, f"runs/detail.html#{action}_form", context)
+    context = _page_context(request, access, run)
+    context["attention"] = [item if i.step_id == step_id else i for i in context["attention"]]
+    return render(request, "runs/detail.html", context, status=400)
+
+
+def _resolve(run: Run, item: AttentionItem, action: str, data: dict, actor: str) -> str:
+    """Answer the step; say what happens next. Raises ActionRefused."""
+    step, note = item.step_id, data["note"]
+    if action == "retry":
+        config = data["settings"] if data["settings"] != item.settings else None
+        version = None
+        if data["version"]:
+            version = WorkflowVersion.objects.filter(
+                workflow_id=run.workflow_id, number=data["version"]
+            ).first()
+            if version is None:
+                raise commands.ActionRefused(f"The workflow has no version {data['version']}.")
+        commands.resolve_attention(
+            run.id, step, "retry", actor=actor, note=note, config=config, version=version
+        )
+        how = " with the new settings" if config is not None else ""
+        where = f" on version {version.number}" if version is not None else ""
+        return f"Retrying step '{item.name}'{how}{where}."
+    if action == "supply_output":
+        commands.resolve_attention(
+            run.id, step, "supply_output", actor=actor, note=note, output=data["output"]
+        )
+        return f"Step '{item.name}' has the output you gave; the run goes on."
+    commands.resolve_attention(run.id, step, action, actor=actor, note=note)
+    if action == "skip":
+        return f"Skipped step '{item.name}'; the run goes on."
+    return f"The run failed at step '{item.name}'."
+
+
+def _resolved(
+    request: HttpRequest, access: Access, run: Run, message: str, *, refused: bool = False
+) -> HttpResponse:
+    """After an answer (or one that came too late): the panel as it is now, and what
+    happened, both out of band: the live update may have replaced the panel (and the form
+    that asked) already. The live timeline shows the rest."""
+    if not request.htmx:
+        (messages.error if refused else messages.success)(request, message)
+        return redirect("run-detail", ws=access.workspace.slug, run_id=run.id)
+    context = {
+        "run": run,
+        "ws_slug": access.workspace.slug,
+        "step_url": reverse("run-step", kwargs={"ws": access.workspace.slug, "run_id": run.id}),
+        "can_operate": True,
+        "attention": attention_items(run.id),
+        "action_message": message,
+        "action_refused": refused,
+    }
+    return reswap(render(request, "runs/detail.html#attention_response", context), "none")

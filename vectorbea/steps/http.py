@@ -17,6 +17,7 @@ import httpx
 from vectorbea.engine import ErrorClass, StepError
 from vectorbea.llm.errors import clip, error_class_for_status, redact, retry_after_seconds
 from vectorbea.steps import ssrf
+from vectorbea.steps.abandon import abandonable
 from vectorbea.steps.registry import StepContext, StepKind, register
 
 DEFAULT_MAX_RESPONSE_BYTES = 1_000_000
@@ -132,7 +133,9 @@ def run_http(config: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
     ) as client:
         for _hop in range(MAX_REDIRECTS + 1):
             sent = (method, url, headers, content)
-            status, response_headers, raw = _send(client, sent, limit, deadline, ctx, secrets)
+            status, response_headers, raw = abandonable(
+                ctx, _send, client, sent, limit, deadline, ctx, secrets
+            )
             location = response_headers.get("location")
             if status in REDIRECTS and location and status not in expected:
                 next_url = urljoin(url, location)

@@ -15,12 +15,14 @@ from django.conf import settings
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from vectorbea.budgets.guard import estimated_tokens, metered_call
 from vectorbea.engine import ErrorClass, StepError
 from vectorbea.llm import Answer, MissingKey, Prompt, cost_of, provider_key
 from vectorbea.llm.errors import clip
 from vectorbea.llm.keys import PLATFORM, OwnKeyRequired
 from vectorbea.llm.providers import Call, complete
 from vectorbea.steps import ssrf
+from vectorbea.steps.abandon import abandonable
 from vectorbea.steps.registry import StepContext, StepKind, StepResult, register
 
 DEFAULT_BASE_URL_SETTING = {
@@ -93,6 +95,15 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "validate, or the attempt fails as invalid_output."
             ),
         },
+        "validator": {
+            "type": "string",
+            "title": "Validator",
+            "description": (
+                "The name of a Python validator (registered with @validator) that checks "
+                "the JSON answer beyond its schema. What it finds wrong is sent back to "
+                "the model to correct."
+            ),
+        },
         "timeout_seconds": {
             "type": "number",
             "exclusiveMinimum": 0,
@@ -114,6 +125,7 @@ def run_llm(config: Mapping[str, Any], ctx: StepContext) -> StepResult:
         _check_schema(schema)
     if ctx.is_cancelled:
         raise StepError(ErrorClass.CANCELLED, "The step was cancelled before calling the model")
+    check = _validator(config.get("validator"))
     call, key_id = _call(config, ctx, provider)
     prompt = Prompt(
         model=config["model"],
@@ -122,23 +134,62 @@ def run_llm(config: Mapping[str, Any], ctx: StepContext) -> StepResult:
         temperature=config.get("temperature"),
         max_tokens=int(config.get("max_tokens", 1024)),
         json_schema=schema,
+        followups=correction_turns(ctx.correction),
     )
-    try:
-        answer = complete(provider, prompt, call)
-    except StepError as exc:
-        if key_id and exc.usage is None:  # which key a rejected call used (its id only)
-            exc.usage = {"provider": provider, "key_id": key_id}
-        raise
-    usage = usage_of(provider, answer)
+    input_tokens = estimated_tokens(prompt.system, *(m["content"] for m in prompt.messages()))
+    with metered_call(ctx, provider, prompt.model, input_tokens, prompt.max_tokens) as meter:
+        try:
+            answer = abandonable(ctx, complete, provider, prompt, call)
+        except StepError as exc:
+            if exc.usage and isinstance(exc.usage.get("cost_usd"), int | float):
+                meter.cost_usd = exc.usage["cost_usd"]
+            if key_id and exc.usage is None:  # which key a rejected call used (its id only)
+                exc.usage = {"provider": provider, "key_id": key_id}
+            raise
+        usage = usage_of(provider, answer)
+        meter.cost_usd = usage["cost_usd"]
     if key_id:
         usage["key_id"] = key_id
     output = {
         "text": answer.text,
-        "json": None if schema is None else _validated_json(answer, schema, usage),
+        "json": None if schema is None else _validated_json(answer, schema, usage, check),
         "model": answer.model,
         "finish_reason": answer.finish_reason,
     }
     return StepResult(output, usage=usage)
+
+
+MAX_ANSWER_KEPT = 8000
+
+
+def correction_turns(correction: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    """What a correction adds to the conversation: the refused answer, then exactly what
+    was wrong with it and what is asked instead."""
+    if not correction:
+        return ()
+    errors = [str(error) for error in correction.get("errors") or ()]
+    listed = "\n".join(f"- {error}" for error in errors) or f"- {correction.get('problem', '')}"
+    ask = (
+        "Your previous answer was not accepted. These are the problems with it:\n"
+        f"{listed}\n\n"
+        "Answer again, fixing every problem listed, with only the JSON value and no other text."
+    )
+    return (("assistant", str(correction.get("answer", ""))), ("user", ask))
+
+
+def _validator(name: Any) -> Any:
+    if not name:
+        return None
+    from vectorbea.steps.tools import VALIDATORS
+
+    function = VALIDATORS.get(str(name))
+    if function is None:
+        raise StepError(
+            ErrorClass.PERMANENT,
+            f"No validator named {name!r} is registered (list its module in "
+            "VECTORBEA_TOOL_MODULES).",
+        )
+    return function
 
 
 def usage_of(provider: str, answer: Answer) -> dict[str, Any]:
@@ -204,7 +255,9 @@ def parse_answer_json(text: str) -> Any:
     return json.loads(match.group(1) if match else text)
 
 
-def _validated_json(answer: Answer, schema: dict[str, Any], usage: dict[str, Any]) -> Any:
+def _validated_json(
+    answer: Answer, schema: dict[str, Any], usage: dict[str, Any], check: Any = None
+) -> Any:
     cut_short = (
         " (the answer was cut off at max_tokens)"
         if answer.finish_reason
@@ -217,7 +270,8 @@ def _validated_json(answer: Answer, schema: dict[str, Any], usage: dict[str, Any
     try:
         value = parse_answer_json(answer.text)
     except ValueError as exc:
-        raise _invalid(f"The model's answer is not JSON{cut_short}: {exc}", usage) from None
+        message = f"The model's answer is not JSON{cut_short}: {exc}"
+        raise _invalid(message, usage, answer, [message]) from None
     errors = sorted(
         Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.absolute_path)
     )
@@ -227,15 +281,39 @@ def _validated_json(answer: Answer, schema: dict[str, Any], usage: dict[str, Any
             for error in errors[:MAX_ERRORS_SHOWN]
         )
         more = f" (and {len(errors) - MAX_ERRORS_SHOWN} more)" if len(errors) > 5 else ""
+        each = [
+            f"{'/'.join(str(p) for p in error.absolute_path) or '(root)'}: {error.message}"
+            for error in errors[:20]
+        ]
         raise _invalid(
-            f"The model's answer does not match output_schema{cut_short}: {shown}{more}", usage
+            f"The model's answer does not match output_schema{cut_short}: {shown}{more}",
+            usage,
+            answer,
+            each,
         )
+    if check is not None:
+        problems = _validator_problems(check, value)
+        if problems:
+            shown = "; ".join(problems[:MAX_ERRORS_SHOWN])
+            raise _invalid(f"The validator refused the answer: {shown}", usage, answer, problems)
     return value
 
 
-def _invalid(message: str, usage: dict[str, Any]) -> StepError:
-    # The call was paid for even though its answer is refused: record what it cost.
-    return StepError(ErrorClass.INVALID_OUTPUT, clip(message), usage=usage)
+def _validator_problems(check: Any, value: Any) -> list[str]:
+    try:
+        problems = check(value)
+    except Exception as exc:  # a broken validator is the workflow's problem, not the model's
+        raise StepError(
+            ErrorClass.PERMANENT, clip(f"The validator raised {type(exc).__name__}: {exc}")
+        ) from None
+    return [clip(str(problem)) for problem in (problems or [])][:20]
+
+
+def _invalid(message: str, usage: dict[str, Any], answer: Answer, errors: list[str]) -> StepError:
+    # The call was paid for even though its answer is refused: record what it cost, and
+    # what a correction needs: the answer and exactly what was wrong with it.
+    detail = {"answer": answer.text[:MAX_ANSWER_KEPT], "errors": [clip(e) for e in errors]}
+    return StepError(ErrorClass.INVALID_OUTPUT, clip(message), usage=usage, detail=detail)
 
 
 register(

@@ -26,6 +26,12 @@ class StepContext:
     run_input: Mapping[str, Any]
     outputs: Mapping[str, Any]
     cancelled: threading.Event = field(default_factory=threading.Event)
+    workflow_id: str | None = None
+    # Set when this attempt is a correction: {"answer", "errors", "problem"} of the last one.
+    correction: Mapping[str, Any] | None = None
+    # What the attempt wants recorded beside its outcome (budget warnings), as
+    # {"scope", "percent", "message"}.
+    notices: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def is_cancelled(self) -> bool:

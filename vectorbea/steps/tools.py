@@ -27,3 +27,27 @@ def tool(name: str) -> Callable[[ToolFunction], ToolFunction]:
         return function
 
     return register
+
+
+# An output validator: given an LLM step's parsed answer, the list of what is wrong with
+# it (plain sentences; empty when it is fine). An LLM step names one in `validator`; a
+# non-empty list fails the attempt as invalid_output and the model is asked to correct it.
+ValidatorFunction = Callable[[Any], list[str]]
+VALIDATORS: dict[str, ValidatorFunction] = {}
+
+
+def validator(name: str) -> Callable[[ValidatorFunction], ValidatorFunction]:
+    """Register an output validator, in a module listed in VECTORBEA_TOOL_MODULES:
+
+    @validator("has_citations")
+    def has_citations(value):
+        return [] if value.get("sources") else ["Cite at least one source in 'sources'."]
+    """
+
+    def register(function: ValidatorFunction) -> ValidatorFunction:
+        if name in VALIDATORS and VALIDATORS[name] is not function:
+            raise ValueError(f"Validator {name!r} is registered twice")
+        VALIDATORS[name] = function
+        return function
+
+    return register

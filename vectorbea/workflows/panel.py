@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vectorbea.engine import RetryPolicy
-from vectorbea.engine.graph import DEFAULT_TIMEOUT_SECONDS
-from vectorbea.steps.registry import KINDS, kind_specs
+from vectorbea.engine.graph import DEFAULT_MAX_CORRECTIONS, DEFAULT_TIMEOUT_SECONDS
+from vectorbea.steps.registry import KINDS, kind_specs, load_kinds
 
 LONG_TEXT = frozenset({"prompt", "system", "instructions", "when", "body", "payload", "output"})
 INPUT_TYPES = (
@@ -175,6 +175,7 @@ def _rows_field(path: str, schema: Mapping[str, Any], value: Any, common: dict) 
 
 def step_fields(step: Mapping[str, Any]) -> dict[str, list[Field]]:
     """The panel's sections for one step: its settings, then retries and timeout."""
+    load_kinds()
     kind = KINDS.get(str(step.get("kind")))
     config = step.get("config") if isinstance(step.get("config"), Mapping) else {}
     settings: list[Field] = []
@@ -225,6 +226,30 @@ def step_fields(step: Mapping[str, Any]) -> dict[str, list[Field]]:
             _scalar_text(step.get("timeout_seconds")),
             "An attempt running longer fails as transient and is retried.",
             placeholder=_scalar_text(DEFAULT_TIMEOUT_SECONDS),
+        ),
+        Field(
+            "on_failure",
+            "If it cannot succeed",
+            "select",
+            _text(step.get("on_failure") or ""),
+            "After its retries or corrections are used up, or on a permanent error.",
+            choices=[("", "Ask a person (needs attention)"), ("fail", "Fail the run")],
+        ),
+        Field(
+            "max_corrections",
+            "Corrections of an invalid answer",
+            "integer",
+            _scalar_text(step.get("max_corrections")),
+            "LLM steps: how often the model is asked to fix an answer that fails its schema "
+            "or validator, shown what was wrong.",
+            placeholder=str(DEFAULT_MAX_CORRECTIONS),
+        ),
+        Field(
+            "allow_skip",
+            "A person may skip this step",
+            "checkbox",
+            bool(step.get("allow_skip")),
+            "Offered, with retry and supplying its output, once the step needs attention.",
         ),
     ]
     return {"settings": settings, "retries": retries}

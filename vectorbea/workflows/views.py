@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from vectorbea.accounts.access import Access, Capability, workspace_view
 from vectorbea.engine.limits import json_problem
 from vectorbea.eventlog.models import Run
-from vectorbea.runs.commands import InvalidRunInput, NotPublished, input_problems, start_run
+from vectorbea.runs.commands import CannotStart, InvalidRunInput, input_problems, start_run
 from vectorbea.steps.registry import KINDS
 from vectorbea.workflows import commands, panel
 from vectorbea.workflows.checks import draft_issues, issue_json, ports_of
@@ -460,7 +460,7 @@ def workflow_run(request: HttpRequest, access: Access, workflow_id: UUID) -> Htt
             except InvalidRunInput as exc:
                 for problem in exc.problems:
                     form.add_input_problem(problem.path, problem.message)
-            except NotPublished as exc:
+            except CannotStart as exc:  # not published, or the kill switch is on
                 form.add_error(None, str(exc))
             else:
                 return redirect("run-detail", ws=access.workspace.slug, run_id=run.id)

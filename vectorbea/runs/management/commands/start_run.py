@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from vectorbea.runs.commands import InvalidRunInput, NotPublished, start_run
+from vectorbea.runs.commands import CannotStart, InvalidRunInput, start_run
 from vectorbea.workflows.models import Workflow
 
 
@@ -22,7 +22,7 @@ class Command(BaseCommand):
             raise CommandError(f"--input is not valid JSON: {exc}") from None
         try:
             run = start_run(workflow, data, idempotency_key=options["idempotency_key"])
-        except (InvalidRunInput, NotPublished) as exc:
+        except (InvalidRunInput, CannotStart) as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(str(run.id))
 

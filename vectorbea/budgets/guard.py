@@ -1,0 +1,258 @@
+"""Where workers meet the workspace's limits: before a step runs, and around each paid call.
+
+- `admit_step(ctx)`: the concurrency limits (max runs going on per workspace and per
+  workflow). A run that has no slot and finds none free is deferred, not failed.
+- `metered_call(ctx, ...)`: around one LLM call. The provider's rate limits (requests and
+  tokens per minute, across every worker process) defer the step; then the call's
+  worst-case cost is reserved against the run's, the day's and the month's budgets
+  (ledger.reserve), and afterwards settled with what it really cost. A spent budget is a
+  BUDGET_EXCEEDED failure (the run needs attention, or fails if the workspace says so);
+  crossing a soft threshold becomes a BudgetWarning on the run and an email.
+
+The limits are read through a short in-process cache: a change reaches every worker
+within LIMITS_TTL_SECONDS. The kill switch is not read here: it acts through the log.
+"""
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db import connection
+
+from vectorbea.budgets import ledger, ratelimit, slots
+from vectorbea.engine import Deferred, ErrorClass, StepError
+from vectorbea.llm.pricing import cost_of
+from vectorbea.steps.registry import StepContext
+
+log = logging.getLogger(__name__)
+
+LIMITS_TTL_SECONDS = 5.0
+SLOT_RETRY_SECONDS = 5.0
+# A call refused only because other calls in flight hold the budget waits for them this
+# long (they settle within their own call time) before the step is deferred.
+PENDING_WAIT_SECONDS = 15.0
+PENDING_POLL_SECONDS = 0.2
+# Tokens added to a prompt's estimated size: message framing, the JSON instruction.
+PROMPT_OVERHEAD_TOKENS = 64
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_concurrent_runs: int | None
+    max_concurrent_runs_per_workflow: int | None
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+    over_budget: str
+
+
+NO_LIMITS = Limits(None, None, None, None, "pause")
+
+
+class _Cache:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._limits: dict[UUID, tuple[float, Limits]] = {}
+        self._slotted: set[UUID] = set()  # runs known to hold a slot (for life)
+
+    def limits(self, workspace_id: UUID) -> Limits:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._limits.get(workspace_id)
+        if cached is not None and now - cached[0] < LIMITS_TTL_SECONDS:
+            return cached[1]
+        limits = _read_limits(workspace_id)
+        with self._lock:
+            self._limits[workspace_id] = (now, limits)
+        return limits
+
+    def has_slot(self, run_id: UUID) -> bool:
+        with self._lock:
+            return run_id in self._slotted
+
+    def slotted(self, run_id: UUID) -> None:
+        with self._lock:
+            if len(self._slotted) > 100_000:
+                self._slotted.clear()
+            self._slotted.add(run_id)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._limits.clear()
+            self._slotted.clear()
+
+
+CACHE = _Cache()
+
+
+def _read_limits(workspace_id: UUID) -> Limits:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT max_concurrent_runs, max_concurrent_runs_per_workflow, "
+            "requests_per_minute, tokens_per_minute, over_budget "
+            "FROM budgets_workspacelimits WHERE workspace_id = %s",
+            [workspace_id],
+        )
+        row = cursor.fetchone()
+    return NO_LIMITS if row is None else Limits(*row)
+
+
+def admit_step(ctx: StepContext) -> None:
+    """Raise Deferred when the run may not go on yet because of a concurrency limit."""
+    limits = CACHE.limits(ctx.workspace_id)
+    per_workspace = limits.max_concurrent_runs
+    per_workflow = limits.max_concurrent_runs_per_workflow
+    if (per_workspace is None and per_workflow is None) or CACHE.has_slot(ctx.run_id):
+        return
+    if ctx.workflow_id is None:
+        return
+    if slots.claim_slot(
+        ctx.run_id,
+        ctx.workspace_id,
+        UUID(str(ctx.workflow_id)),
+        workspace_limit=per_workspace,
+        workflow_limit=per_workflow,
+    ):
+        CACHE.slotted(ctx.run_id)
+        return
+    parts = []
+    if per_workspace is not None:
+        parts.append(f"{per_workspace} at once in the workspace")
+    if per_workflow is not None:
+        parts.append(f"{per_workflow} at once per workflow")
+    raise Deferred(
+        "concurrency",
+        f"Waiting for a free slot: the workspace allows {' and '.join(parts)}.",
+        SLOT_RETRY_SECONDS,
+    )
+
+
+def estimated_tokens(*texts: str) -> int:
+    """A prompt's size in tokens, estimated from its characters (about 4 per token)."""
+    return math.ceil(sum(len(text) for text in texts) / 4) + PROMPT_OVERHEAD_TOKENS
+
+
+def worst_case_usd(model: str, input_tokens: int, max_tokens: int) -> Decimal:
+    return Decimal(str(cost_of(model, input_tokens, max_tokens).usd))
+
+
+@dataclass
+class Meter:
+    """Filled in by the caller with what the call cost (None: nothing was paid)."""
+
+    cost_usd: float | None = None
+    warnings: list[ledger.Threshold] = field(default_factory=list)
+
+
+@contextmanager
+def metered_call(
+    ctx: StepContext, provider: str, model: str, input_tokens: int, max_tokens: int
+) -> Iterator[Meter]:
+    """Admit one paid call (rate limits, then the budgets), and settle it afterwards with
+    `meter.cost_usd`. Raises Deferred (wait) or StepError(BUDGET_EXCEEDED)."""
+    limits = CACHE.limits(ctx.workspace_id)
+    _rate_limit(ctx, provider, limits, input_tokens + max_tokens)
+    workflow_id = UUID(str(ctx.workflow_id)) if ctx.workflow_id else None
+    caps = (
+        ledger.caps_for(ctx.workspace_id, workflow_id)
+        if workflow_id
+        else ledger.Caps(None, None, None, 80)
+    )
+    held = _reserve(ctx, caps, limits, worst_case_usd(model, input_tokens, max_tokens))
+    meter = Meter()
+    try:
+        yield meter
+    finally:
+        actual = Decimal(str(meter.cost_usd)) if meter.cost_usd is not None else Decimal(0)
+        try:
+            meter.warnings = ledger.settle(held.reservation_id, actual, caps)
+        except Exception:  # the sweeper releases it; the cost is still in the step's usage
+            log.exception("Could not settle budget reservation %s", held.reservation_id)
+            connection.close()
+        for warning in meter.warnings:
+            ctx.notices.append(
+                {"scope": warning.scope, "percent": warning.percent, "message": warning.message}
+            )
+        if meter.warnings:
+            _email_owners(ctx, meter.warnings)
+
+
+def _rate_limit(ctx: StepContext, provider: str, limits: Limits, tokens: int) -> None:
+    rpm, tpm = limits.requests_per_minute, limits.tokens_per_minute
+    wait = ratelimit.acquire(
+        ctx.workspace_id,
+        provider,
+        requests_per_minute=rpm,
+        tokens_per_minute=tpm,
+        tokens=tokens,
+        window_seconds=settings.VECTORBEA_RATE_LIMIT_WINDOW_SECONDS,
+    )
+    if wait <= 0:
+        return
+    said = []
+    if rpm is not None:
+        said.append(f"{rpm} requests a minute")
+    if tpm is not None:
+        said.append(f"{tpm:,} tokens a minute")
+    at = (datetime.now(UTC) + timedelta(seconds=wait)).strftime("%H:%M:%S UTC")
+    raise Deferred(
+        "rate_limited",
+        f"The workspace's rate limit for {provider} ({' and '.join(said)}) is reached; "
+        f"the step continues at {at}.",
+        wait,
+    )
+
+
+def _reserve(ctx: StepContext, caps: ledger.Caps, limits: Limits, amount: Decimal) -> Any:
+    deadline = time.monotonic() + PENDING_WAIT_SECONDS
+    while True:
+        outcome = ledger.reserve(
+            ctx.workspace_id, ctx.run_id, ctx.step_id, ctx.attempt, amount, caps
+        )
+        if isinstance(outcome, ledger.Held):
+            return outcome
+        if not outcome.pending:
+            then = {"then": "fail"} if limits.over_budget == "fail" else None
+            advice = (
+                " Raise the budget on the Limits page, then retry the step."
+                if limits.over_budget != "fail"
+                else ""
+            )
+            raise StepError(ErrorClass.BUDGET_EXCEEDED, outcome.message + advice, detail=then)
+        if time.monotonic() > deadline or ctx.is_cancelled:
+            raise Deferred("budget", outcome.message, 2.0)
+        time.sleep(PENDING_POLL_SECONDS)
+
+
+def _email_owners(ctx: StepContext, warnings: list[ledger.Threshold]) -> None:
+    from django.core.mail import send_mail
+
+    from vectorbea.accounts.models import Membership, Role
+
+    try:
+        emails = list(
+            Membership.objects.filter(
+                workspace_id=ctx.workspace_id, role__in=(Role.OWNER, Role.ADMIN)
+            )
+            .exclude(user__email="")
+            .values_list("user__email", flat=True)
+        )
+        if emails:
+            body = "\n".join(warning.message for warning in warnings)
+            send_mail(
+                "Vectorbea: a budget is running out",
+                f"{body}\n\nRun {ctx.run_id}. Limits can be changed on the Limits page.",
+                settings.DEFAULT_FROM_EMAIL,
+                emails,
+                fail_silently=True,
+            )
+    except Exception:
+        log.exception("Could not email the budget warning")

@@ -1,0 +1,119 @@
+"""The kill switch: stop every run of a workspace within seconds, and let them go again.
+
+Throwing it (1) marks the workspace stopped, under the workspace row's update lock, so no
+run starts from then on (start_run takes a share lock on the same row), then (2) appends
+to every active run a RunPaused(stopped=True) and a StepInterrupted for each attempt in
+flight, each with the actor. From that append on, decide() starts nothing in the run, the
+interrupted attempts' leases are gone (their workers' heartbeats cancel the handlers, and
+late results are refused), and the scheduler's wake-ups find nothing to do.
+"""
+
+from typing import Any
+from uuid import UUID
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from vectorbea.budgets.models import LimitsChange, WorkspaceLimits
+from vectorbea.engine import Event, RunPaused, RunResumed, StepInterrupted
+from vectorbea.engine.state import STEP_RUNNING
+from vectorbea.eventlog import store
+from vectorbea.runs.commands import ActionRefused, act
+
+
+def stop_everything(workspace_id: UUID, *, actor: str, reason: str, user: Any = None) -> int:
+    """Throw the switch; returns how many runs it stopped."""
+    reason = (reason or "").strip()[:500] or "Kill switch"
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM accounts_workspace WHERE id = %s FOR UPDATE", [workspace_id]
+            )
+        limits, _ = WorkspaceLimits.objects.select_for_update().get_or_create(
+            workspace_id=workspace_id
+        )
+        if not limits.stopped:
+            limits.stopped_at = timezone.now()
+            limits.stopped_by = actor
+            limits.stop_reason = reason
+            limits.save(update_fields=["stopped_at", "stopped_by", "stop_reason", "updated_at"])
+            _history(workspace_id, user, {"Kill switch": ["off", f"on: {reason}"]})
+    stopped = 0
+    for run_id in _active_runs(workspace_id):
+        if _stop_run(run_id, actor, reason):
+            stopped += 1
+    return stopped
+
+
+def allow_again(workspace_id: UUID, *, actor: str, user: Any = None) -> None:
+    """Turn the switch off: runs may start again; stopped runs stay paused until resumed."""
+    with transaction.atomic():
+        limits, _ = WorkspaceLimits.objects.select_for_update().get_or_create(
+            workspace_id=workspace_id
+        )
+        if limits.stopped:
+            limits.stopped_at = None
+            limits.stopped_by = ""
+            limits.stop_reason = ""
+            limits.save(update_fields=["stopped_at", "stopped_by", "stop_reason", "updated_at"])
+            _history(workspace_id, user, {"Kill switch": ["on", f"off ({actor})"]})
+
+
+def resume_stopped(workspace_id: UUID, *, actor: str) -> int:
+    """Resume every run the switch paused; refused while the switch is on."""
+    limits = WorkspaceLimits.objects.filter(workspace_id=workspace_id).first()
+    if limits is not None and limits.stopped:
+        raise ActionRefused("Turn the kill switch off before resuming the runs it stopped.")
+    resumed = 0
+    for run_id in _active_runs(workspace_id):
+
+        def facts(loaded: store.Loaded) -> list[Event]:
+            if not loaded.state.stopped:
+                raise ActionRefused("not stopped by the switch")
+            return [RunResumed(actor)]
+
+        try:
+            act(run_id, facts)
+        except ActionRefused:
+            continue
+        resumed += 1
+    return resumed
+
+
+def _stop_run(run_id: UUID, actor: str, reason: str) -> bool:
+    def facts(loaded: store.Loaded) -> list[Event]:
+        state = loaded.state
+        if state.is_terminal:
+            raise ActionRefused("finished")
+        events: list[Event] = []
+        if not state.paused:
+            events.append(RunPaused(actor, reason, stopped=True))
+        for step_id in state.steps_with_status(STEP_RUNNING):
+            events.append(StepInterrupted(step_id, state.step(step_id).attempt, actor, reason))
+        if not events:
+            raise ActionRefused("already paused")
+        return events
+
+    try:
+        act(run_id, facts)
+    except ActionRefused:
+        return False
+    return True
+
+
+def _active_runs(workspace_id: UUID) -> list[UUID]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT run_id FROM eventlog_runsummary WHERE workspace_id = %s "
+            "AND status NOT IN ('completed', 'failed', 'cancelled')",
+            [workspace_id],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _history(workspace_id: UUID, user: Any, changes: dict[str, list[str]]) -> None:
+    LimitsChange.objects.create(
+        workspace_id=workspace_id,
+        actor=user if getattr(user, "pk", None) else None,
+        changes=changes,
+    )

@@ -1,0 +1,321 @@
+"""Budget reservations that hold under concurrency, across threads and processes.
+
+Before a paid call a worker reserves the call's worst-case cost against three `SpendLedger`
+rows: the run's, the workspace's UTC day's and its month's. After the call it settles the
+reservation with what the call really cost. A reservation whose worker died is released
+by `sweep_expired` once its `expires_at` passes.
+
+Admission, per scope with a cap: there is headroom left (`spent + reserved < cap`). The
+check and the hold are one conditional UPDATE per row, so they cannot race: in READ
+COMMITTED, Postgres re-evaluates the WHERE clause on the newest version of a row after
+waiting for its lock. Every admitted call saw every earlier admission, so concurrent
+callers overspend a cap by at most one call's worst case, never more.
+
+Rows are always locked in one order (run, then day, then month) and one reservation per
+transaction, so reservers, settlers and sweepers never deadlock. Call these functions
+outside a transaction of your own: inside one, the ledger rows stay locked (and every
+other call of the run and the workspace waits) until it commits.
+
+Times come from the database's clock (`now()`), one clock for every worker.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from uuid import UUID
+
+from django.db import connection, transaction
+
+from vectorbea.budgets.models import LedgerScope, WorkflowLimits, WorkspaceLimits
+
+RUN, DAY, MONTH = LedgerScope.RUN.value, LedgerScope.DAY.value, LedgerScope.MONTH.value
+
+
+@dataclass(frozen=True)
+class Caps:
+    """The caps (USD, None: no cap) a call is admitted against, and the percent of a cap
+    at which a warning is given."""
+
+    run: Decimal | None
+    day: Decimal | None
+    month: Decimal | None
+    soft_percent: int
+
+    def cap(self, scope: str) -> Decimal | None:
+        return {RUN: self.run, DAY: self.day, MONTH: self.month}[scope]
+
+
+@dataclass(frozen=True)
+class Held:
+    """An admitted call: settle or release `reservation_id` when the call is over."""
+
+    reservation_id: UUID
+    amount: Decimal
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A call not admitted because `scope`'s cap has no headroom left.
+
+    `pending`: settled spend alone is still under the cap; other calls in flight hold the
+    rest, so waiting for them and trying again may succeed. Otherwise the cap is spent."""
+
+    scope: str
+    cap: Decimal
+    spent: Decimal
+    reserved: Decimal
+    pending: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A ledger row's spend reached `percent` (the soft threshold, or 100) of its cap."""
+
+    scope: str
+    percent: int
+    spent: Decimal
+    cap: Decimal
+    message: str
+
+
+class _Refusal(Exception):
+    """Raised inside reserve's transaction to roll its holds back."""
+
+    def __init__(self, refused: Refused) -> None:
+        self.refused = refused
+
+
+def limits_for(workspace_id: UUID) -> WorkspaceLimits:
+    """The workspace's limits row, created with the model's defaults on first use."""
+    limits, _ = WorkspaceLimits.objects.get_or_create(workspace_id=workspace_id)
+    return limits
+
+
+def caps_for(workspace_id: UUID, workflow_id: UUID) -> Caps:
+    """The caps for a call in a run of `workflow_id`: the workspace's, with the workflow's
+    run cap instead of the workspace's when it has one. Creates nothing: a workspace
+    without a limits row has the model's defaults (no caps, warning at 80%)."""
+    limits = WorkspaceLimits.objects.filter(pk=workspace_id).first() or WorkspaceLimits(
+        workspace_id=workspace_id
+    )
+    workflow_run_cap = (
+        WorkflowLimits.objects.filter(pk=workflow_id).values_list("run_cap_usd", flat=True).first()
+    )
+    return Caps(
+        run=workflow_run_cap if workflow_run_cap is not None else limits.run_cap_usd,
+        day=limits.daily_cap_usd,
+        month=limits.monthly_cap_usd,
+        soft_percent=limits.soft_threshold_percent,
+    )
+
+
+def reserve(
+    workspace_id: UUID,
+    run_id: UUID,
+    step_id: str,
+    attempt: int,
+    amount: Decimal,
+    caps: Caps,
+    *,
+    ttl_seconds: float = 900,
+) -> Held | Refused:
+    """Hold `amount` (the call's worst-case cost) against the run's, the day's and the
+    month's ledger rows, all three or none. Refused names the first scope without headroom.
+
+    `ttl_seconds` should outlast the call: once it passes, the sweeper may release the
+    reservation, and a settle that comes later records nothing."""
+    if amount < 0:
+        raise ValueError(f"A reservation cannot be negative ({amount})")
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD'), "
+                "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM')"
+            )
+            day, month = cursor.fetchone()
+            rows = _ledger_rows(run_id, day, month)
+            cursor.execute(
+                "INSERT INTO budgets_spendledger "
+                "(workspace_id, scope, key, spent_usd, reserved_usd, warned_percent) "
+                "VALUES (%s, %s, %s, 0, 0, 0), (%s, %s, %s, 0, 0, 0), (%s, %s, %s, 0, 0, 0) "
+                "ON CONFLICT (workspace_id, scope, key) DO NOTHING",
+                [value for scope, key in rows for value in (workspace_id, scope, key)],
+            )
+            for scope, key in rows:
+                cap = caps.cap(scope)
+                cursor.execute(
+                    "UPDATE budgets_spendledger SET reserved_usd = reserved_usd + %s "
+                    "WHERE workspace_id = %s AND scope = %s AND key = %s "
+                    "AND (%s::numeric IS NULL OR spent_usd + reserved_usd < %s::numeric) "
+                    "RETURNING id",
+                    [amount, workspace_id, scope, key, cap, cap],
+                )
+                if cursor.fetchone() is None:
+                    assert cap is not None
+                    raise _Refusal(_refused(cursor, workspace_id, scope, key, cap))
+            cursor.execute(
+                "INSERT INTO budgets_reservation "
+                "(id, workspace_id, run_id, step_id, attempt, amount_usd, day, month, "
+                "created_at, expires_at) "
+                "VALUES (gen_random_uuid(), %s, %s, %s, %s, %s, %s, %s, now(), "
+                "now() + make_interval(secs => %s)) RETURNING id, expires_at",
+                [workspace_id, run_id, step_id, attempt, amount, day, month, ttl_seconds],
+            )
+            reservation_id, expires_at = cursor.fetchone()
+    except _Refusal as refusal:
+        return refusal.refused
+    return Held(reservation_id, amount, expires_at)
+
+
+def _refused(cursor, workspace_id: UUID, scope: str, key: str, cap: Decimal) -> Refused:
+    cursor.execute(
+        "SELECT spent_usd, reserved_usd FROM budgets_spendledger "
+        "WHERE workspace_id = %s AND scope = %s AND key = %s",
+        [workspace_id, scope, key],
+    )
+    spent, reserved = cursor.fetchone()
+    pending = spent < cap
+    message = _spent_of(scope, spent, cap)
+    message += "; other calls in flight hold the rest." if pending else "."
+    return Refused(scope, cap, spent, reserved, pending, message)
+
+
+def settle(reservation_id: UUID, actual: Decimal, caps: Caps) -> list[Threshold]:
+    """Replace a reservation by what the call really cost, in one transaction.
+
+    Returns the thresholds this settle made its ledger rows reach: the soft threshold
+    (`caps.soft_percent`, when between 1 and 99) and then 100%, each given once per
+    ledger row however many settlers race; a settle that jumps past both gives only the
+    100% one. Settling a reservation that is gone (settled, released or swept) does
+    nothing and returns []."""
+    if actual < 0:
+        raise ValueError(f"A call cannot cost less than nothing ({actual})")
+    return _settle(reservation_id, actual, caps)
+
+
+def release(reservation_id: UUID) -> None:
+    """Give a reservation back without spending anything (the call was never made)."""
+    _settle(reservation_id, Decimal(0), None)
+
+
+def _settle(reservation_id: UUID, actual: Decimal, caps: Caps | None) -> list[Threshold]:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM budgets_reservation WHERE id = %s "
+            "RETURNING workspace_id, run_id, amount_usd, day, month",
+            [reservation_id],
+        )
+        taken = cursor.fetchone()
+        return _settle_taken(cursor, taken, actual, caps) if taken else []
+
+
+def sweep_expired() -> int:
+    """Release reservations past their `expires_at` (their worker died mid-call).
+
+    One reservation per transaction, skipping those another sweeper or a settler holds,
+    so several sweepers can run at once. Returns how many this call released."""
+    released = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM budgets_reservation WHERE id = ("
+                "  SELECT id FROM budgets_reservation WHERE expires_at < now() "
+                "  ORDER BY expires_at LIMIT 1 FOR UPDATE SKIP LOCKED"
+                ") RETURNING workspace_id, run_id, amount_usd, day, month"
+            )
+            taken = cursor.fetchone()
+            if taken is None:
+                return released
+            _settle_taken(cursor, taken, Decimal(0), None)
+            released += 1
+
+
+def _settle_taken(cursor, taken: tuple, actual: Decimal, caps: Caps | None) -> list[Threshold]:
+    """Move a deleted reservation's amount out of `reserved` and `actual` into `spent` on
+    its three rows, in the lock order; with caps, note the thresholds newly reached."""
+    workspace_id, run_id, amount, day, month = taken
+    reached = []
+    for scope, key in _ledger_rows(run_id, day, month):
+        cursor.execute(
+            "UPDATE budgets_spendledger "
+            "SET reserved_usd = reserved_usd - %s, spent_usd = spent_usd + %s "
+            "WHERE workspace_id = %s AND scope = %s AND key = %s "
+            "RETURNING id, spent_usd, warned_percent",
+            [amount, actual, workspace_id, scope, key],
+        )
+        row = cursor.fetchone()
+        cap = caps.cap(scope) if caps else None
+        if row is None or cap is None:
+            continue
+        ledger_id, spent, warned = row
+        level = _level(spent, cap, caps.soft_percent)
+        if level > warned:  # this transaction holds the row's lock: no settler races it
+            cursor.execute(
+                "UPDATE budgets_spendledger SET warned_percent = %s WHERE id = %s",
+                [level, ledger_id],
+            )
+            message = _spent_of(scope, spent, cap)
+            message += "." if level == 100 else f" ({_percent(spent, cap)}%)."
+            reached.append(Threshold(scope, level, spent, cap, message))
+    return reached
+
+
+def _ledger_rows(run_id: UUID, day: str, month: str) -> tuple[tuple[str, str], ...]:
+    """A call's three ledger rows as (scope, key), in the one order they are locked."""
+    return ((RUN, str(run_id)), (DAY, day), (MONTH, month))
+
+
+def _level(spent: Decimal, cap: Decimal, soft_percent: int) -> int:
+    """The highest threshold `spent` has reached: 100, the soft one, or 0 for none."""
+    if spent >= cap:
+        return 100
+    if 0 < soft_percent < 100 and spent * 100 >= cap * soft_percent:
+        return soft_percent
+    return 0
+
+
+def _percent(spent: Decimal, cap: Decimal) -> int:
+    return int(spent * 100 / cap) if cap else 100
+
+
+def spent(workspace_id: UUID, scope: str, key: str) -> Decimal:
+    """Settled spend on one ledger row: scope "run" (key: the run id), "day" ("2026-11-21",
+    UTC) or "month" ("2026-11"). Nothing recorded yet: 0."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT spent_usd FROM budgets_spendledger "
+            "WHERE workspace_id = %s AND scope = %s AND key = %s",
+            [workspace_id, scope, key],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else Decimal(0)
+
+
+def run_spent(run_id: UUID) -> Decimal:
+    """What a run's settled calls cost."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT spent_usd FROM budgets_spendledger WHERE scope = %s AND key = %s",
+            [RUN, str(run_id)],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else Decimal(0)
+
+
+SUBJECTS = {
+    RUN: ("This run", "budget"),
+    DAY: ("The workspace", "daily budget"),
+    MONTH: ("The workspace", "monthly budget"),
+}
+
+
+def _spent_of(scope: str, spent: Decimal, cap: Decimal) -> str:
+    subject, budget = SUBJECTS[scope]
+    return f"{subject} has spent {_usd(spent)} of its {_usd(cap)} {budget}"
+
+
+def _usd(amount: Decimal) -> str:
+    """Dollars and cents; four decimals below a dollar, where calls are priced."""
+    return f"${amount:.4f}" if abs(amount) < 1 else f"${amount:,.2f}"
