@@ -2,6 +2,8 @@
 every refusal is said plainly (issue 09). Workers are not needed: the facts a worker
 would record are appended directly."""
 
+import json
+
 import pytest
 
 from tests.support.workflows import chain, publish
@@ -51,17 +53,23 @@ def test_retry_with_new_settings_is_checked_and_recorded_with_the_actor(acme):
 
     with pytest.raises(ActionRefused, match="tool"):
         resolve_attention(run.id, "s0", "retry", actor="alice", config={"tool": 7})
+    fixed = {"tool": "record", "args": {"fixed": True}}
     appended = resolve_attention(
-        run.id, "s0", "retry", actor="alice", note="fixed the name", config={"tool": "record"}
+        run.id, "s0", "retry", actor="alice", note="fixed the name", config=fixed
     )
 
     resolved, retry, started = (r.event for r in appended.events)
     assert (resolved.action, resolved.actor, resolved.note) == ("retry", "alice", "fixed the name")
-    assert resolved.config == {"tool": "record"}
+    assert resolved.config == fixed
     assert (retry.actor, retry.reason) == ("alice", "manual")
     assert (started.step_id, started.attempt) == ("s0", 2)
-    state = store.load(run.id).state
-    assert not state.attention and state.step("s0").config == {"tool": "record"}
+    loaded = store.load(run.id)
+    assert not loaded.state.attention and loaded.state.step("s0").config == fixed
+    # The step's page shows the settings it now runs with, not the definition's.
+    from vectorbea.runs.step_detail import step_detail
+
+    detail = step_detail(run.id, loaded.state, loaded.definition, "s0")
+    assert json.loads(detail.settings) == fixed
 
 
 def test_a_retry_can_move_the_run_to_a_newer_version(acme):

@@ -48,7 +48,12 @@ from vectorbea.eventlog import store
 from vectorbea.runs import scheduling
 from vectorbea.runs.heartbeat import HEARTBEATS, worker_id
 from vectorbea.steps.registry import StepContext, StepResult, get_kind
-from vectorbea.steps.templating import render_config, render_step_config, template_context
+from vectorbea.steps.templating import (
+    effective_config,
+    render_config,
+    render_step_config,
+    template_context,
+)
 
 log = logging.getLogger(__name__)
 
@@ -264,8 +269,7 @@ def _attempt(
         workflow_id=state.workflow_id,
         correction=step_state.correction,
     )
-    # A person's retry may have given the step new settings.
-    raw_config = dict(step_state.config) if step_state.config is not None else step.config
+    raw_config = effective_config(step, state)  # a person's retry may have given new ones
     try:
         kind = get_kind(step.kind)
         config = raw_config

@@ -89,20 +89,20 @@ def attempts_of(run_id: UUID, step_id: str) -> list[Attempt]:
 def step_detail(
     run_id: UUID, state: RunState, definition: Definition, step_id: str
 ) -> StepDetail | None:
-    from vectorbea.steps.templating import TemplateProblem, render_step_config
+    from vectorbea.steps.templating import TemplateProblem, effective_config, render_step_config
 
     step_def = definition.steps.get(step_id)
     if step_def is None:
         return None
     step = state.step(step_id)
-    settings: Any = step_def.config
+    settings: Any = effective_config(step_def, state)
     rendered = False
     if step.status != "pending":
         try:
             settings = render_step_config(step_def, state)
             rendered = True
         except (TemplateProblem, ValueError, TypeError):
-            settings = step_def.config
+            settings = effective_config(step_def, state)
     duration = None
     if step.started_at and step.finished_at:
         duration = (step.finished_at - step.started_at).total_seconds()

@@ -520,9 +520,16 @@ def context_for_state(state: RunState) -> dict:
     return template_context(state.input, outputs)
 
 
+def effective_config(step: StepDef, state: RunState) -> dict[str, Any]:
+    """The settings a step runs with: the ones a person gave it when retrying it (kept in
+    the run's state), else the definition's."""
+    override = state.step(step.id).config
+    return dict(override) if override is not None else step.config
+
+
 def render_step_config(step: StepDef, state: RunState) -> dict[str, Any]:
     """A step's config rendered against the run so far: the engine's ConfigRenderer."""
-    return render_config(step.config, context_for_state(state))
+    return render_config(effective_config(step, state), context_for_state(state))
 
 
 def render_config(config: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
