@@ -11,10 +11,17 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vectorbea.settings")
 django.setup()
 
+import time  # noqa: E402
+
 import dramatiq  # noqa: E402
+import redis  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import close_old_connections  # noqa: E402
-from dramatiq.brokers.redis import RedisBroker  # noqa: E402
+from dramatiq.broker import MessageProxy  # noqa: E402
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer  # noqa: E402
+from dramatiq.common import compute_backoff  # noqa: E402
+from dramatiq.errors import ConnectionClosed  # noqa: E402
+from dramatiq.message import Message  # noqa: E402
 from dramatiq.middleware import (  # noqa: E402
     AgeLimit,
     Callbacks,
@@ -37,7 +44,77 @@ class DbConnections(dramatiq.Middleware):
     after_skip_message = after_process_message
 
 
-broker = RedisBroker(
+class _DoorbellConsumer(_RedisConsumer):
+    """Dramatiq's Redis consumer (pinned dramatiq 2.2.1), except that an idle consumer waits
+    on its queue's doorbell list (BLPOP) instead of sleeping: a message enqueued while it
+    waits wakes it within a Redis round trip, not after the idle poll (up to
+    dramatiq_worker_timeout). The poll stays as the fallback, so a lost ring only delays."""
+
+    def __next__(self):
+        try:
+            while True:
+                try:
+                    data = self.message_cache.pop(0)
+                    if data is None:
+                        continue
+                    self.misses = 0
+                    message = Message.decode(data)
+                    self.queued_message_ids.add(message.message_id)
+                    return MessageProxy(message)
+                except IndexError:
+                    messages = []
+                    if self.outstanding_message_count < self.prefetch:
+                        self.message_cache = messages = self.broker.do_fetch(
+                            self.queue_name, self.prefetch - self.outstanding_message_count
+                        )
+                    if not messages:
+                        self.misses, backoff_ms = compute_backoff(
+                            self.misses, max_backoff=self.timeout
+                        )
+                        if self.outstanding_message_count < self.prefetch:
+                            if self.broker.wait_for_doorbell(self.queue_name, backoff_ms / 1000):
+                                self.misses = 0
+                        else:  # full: only an ack frees room, no ring can help
+                            time.sleep(backoff_ms / 1000)
+                        return None
+        except redis.ConnectionError as e:
+            raise ConnectionClosed(e) from None
+
+
+class DoorbellBroker(RedisBroker):
+    """RedisBroker whose enqueue also rings the queue's doorbell (one token per message,
+    the list capped so rings nobody waited for cannot pile up)."""
+
+    RING_CAP = 64
+
+    @property
+    def consumer_class(self):
+        return _DoorbellConsumer
+
+    def doorbell_key(self, queue_name: str) -> str:
+        return f"{self.namespace}:doorbell:{queue_name}"
+
+    def enqueue(self, message, *, delay=None):
+        message = super().enqueue(message, delay=delay)
+        if delay is None:
+            key = self.doorbell_key(message.queue_name)
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.lpush(key, 1)
+                pipe.ltrim(key, 0, self.RING_CAP - 1)
+                pipe.execute()
+        return message
+
+    def wait_for_doorbell(self, queue_name: str, seconds: float) -> bool:
+        """Block until the queue's doorbell rings or `seconds` pass; True if it rang."""
+        if seconds <= 0:
+            return False
+        return (
+            self.client.blpop([self.doorbell_key(queue_name)], timeout=max(seconds, 0.01))
+            is not None
+        )
+
+
+broker = DoorbellBroker(
     url=settings.REDIS_URL,
     namespace=f"{settings.REDIS_PREFIX}:dramatiq",
     middleware=[

@@ -1,0 +1,67 @@
+"""An idle Dramatiq consumer is woken by the doorbell a message rings when it is enqueued,
+not by its idle poll (which can be as long as the worker's idle timeout)."""
+
+import threading
+import time
+import uuid
+
+import dramatiq
+import pytest
+from django.conf import settings
+from dramatiq.message import Message
+
+from tests.support.live import flush_own_redis
+from workers.broker import DoorbellBroker
+
+IDLE_POLL_MS = 30_000  # far longer than the test waits: only the doorbell can wake it
+
+
+@pytest.fixture
+def broker():
+    flush_own_redis()
+    broker = DoorbellBroker(url=settings.REDIS_URL, namespace=f"doorbell-{uuid.uuid4().hex[:8]}")
+    broker.declare_queue("q")
+    yield broker
+    broker.client.close()
+
+
+def message() -> Message:
+    return Message(queue_name="q", actor_name="noop", args=(), kwargs={}, options={})
+
+
+def test_an_idle_consumer_wakes_when_a_message_is_enqueued(broker):
+    consumer = broker.consume("q", prefetch=1, timeout=IDLE_POLL_MS)
+    consumer.misses = 20  # long idle: its next poll would wait the whole IDLE_POLL_MS
+    got = []
+
+    def consume() -> None:
+        started = time.monotonic()
+        while not got and time.monotonic() - started < 10:
+            proxy = next(consumer)
+            if proxy is not None:
+                got.append((proxy, time.monotonic()))
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    time.sleep(0.5)  # the consumer is blocked on the doorbell now
+    sent_at = time.monotonic()
+    broker.enqueue(message())
+    thread.join(timeout=10)
+
+    assert got, "the consumer was not woken"
+    assert got[0][1] - sent_at < IDLE_POLL_MS / 1000 / 10  # woken by the ring, not the poll
+    consumer.ack(got[0][0])
+
+
+def test_rings_nobody_waited_for_are_capped(broker):
+    for _ in range(200):
+        broker.enqueue(message())
+
+    assert broker.client.llen(broker.doorbell_key("q")) == DoorbellBroker.RING_CAP
+
+
+def test_the_app_broker_rings_the_doorbell():
+    from workers.broker import broker as app_broker
+
+    assert isinstance(app_broker, DoorbellBroker)
+    assert dramatiq.get_broker() is app_broker
