@@ -267,6 +267,8 @@ VECTORBEA_SCHEDULER_INTERVAL_SECONDS = envfloat("VECTORBEA_SCHEDULER_INTERVAL_SE
 VECTORBEA_TOOL_MODULES = envlist("VECTORBEA_TOOL_MODULES", "")
 # A checkpoint of folded run state is written every this many events.
 VECTORBEA_CHECKPOINT_EVERY = envint("VECTORBEA_CHECKPOINT_EVERY", "25")
+# How long a stopping worker lets its in-flight steps finish before handing them back.
+VECTORBEA_SHUTDOWN_GRACE_SECONDS = envfloat("VECTORBEA_SHUTDOWN_GRACE_SECONDS", "10")
 # The window of the per-minute rate limits (seconds); tests shorten it.
 VECTORBEA_RATE_LIMIT_WINDOW_SECONDS = envfloat("VECTORBEA_RATE_LIMIT_WINDOW_SECONDS", "60")
 

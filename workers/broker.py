@@ -44,6 +44,16 @@ class DbConnections(dramatiq.Middleware):
     after_skip_message = after_process_message
 
 
+class GracefulShutdown(dramatiq.Middleware):
+    """On SIGTERM: start no new step here, hand back what is still running after the
+    grace period (vectorbea.runs.shutdown)."""
+
+    def before_worker_shutdown(self, broker, worker):
+        from vectorbea.runs import shutdown
+
+        shutdown.begin()
+
+
 class _DoorbellConsumer(_RedisConsumer):
     """Dramatiq's Redis consumer (pinned dramatiq 2.2.1), except that an idle consumer waits
     on its queue's doorbell list (BLPOP) instead of sleeping: a message enqueued while it
@@ -125,6 +135,7 @@ broker = DoorbellBroker(
         Pipelines(),
         Retries(max_retries=0),
         DbConnections(),
+        GracefulShutdown(),
     ],
     # A killed worker's unacked messages come back sooner; Postgres leases are what
     # actually recover work, this only speeds up the doorbell.

@@ -114,3 +114,18 @@ def kill_worker(args, ctx):
 
     _note(ctx, "start")
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@tool("slow_first_attempt")
+def slow_first_attempt(args, ctx):
+    """Attempt 1 works for args.seconds, stopping early (as a well-behaved tool does) when
+    its attempt is cancelled; later attempts finish at once."""
+    _note(ctx, "start")
+    if ctx.attempt == 1:
+        deadline = time.monotonic() + float(args.get("seconds", 30))
+        while time.monotonic() < deadline:
+            if ctx.is_cancelled:
+                raise StepError(ErrorClass.CANCELLED, "stopped: the attempt was cancelled")
+            time.sleep(0.05)
+    _note(ctx, "end")
+    return {"attempt": ctx.attempt}

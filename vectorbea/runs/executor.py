@@ -45,7 +45,7 @@ from vectorbea.engine import (
     next_wake_at,
 )
 from vectorbea.eventlog import store
-from vectorbea.runs import scheduling
+from vectorbea.runs import scheduling, shutdown
 from vectorbea.runs.heartbeat import HEARTBEATS, worker_id
 from vectorbea.steps.registry import StepContext, StepResult, get_kind
 from vectorbea.steps.templating import (
@@ -155,12 +155,27 @@ def _drive(
     next step it started, until the run waits, ends, or is no longer ours."""
     while current is not None:
         step_id, attempt = current
+        if shutdown.STOPPING.is_set():  # this process is stopping: another worker runs it
+            _hand_back(run.id, step_id, attempt)
+            return
         facts = _run_attempt(run, state, clock, step_id, attempt)
         appended = _append(run, state, clock, facts, claim=True)
         if appended is None:
             return
         state, clock = appended.state, appended.clock
         current = _dispatch_others(run, appended)
+
+
+def _hand_back(run_id: UUID, step_id: str, attempt: int) -> None:
+    """Release a claimed lease we will not run, and dispatch the step to another worker."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE eventlog_steplease SET worker = '' WHERE run_id = %s AND step_id = %s "
+            "AND attempt = %s AND worker = %s",
+            [run_id, step_id, attempt, worker_id()],
+        )
+        if cursor.rowcount == 1:
+            scheduling.dispatch(run_id, step_id, attempt)
 
 
 def _dispatch_others(run: RunRef, appended: store.Appended) -> tuple[str, int] | None:

@@ -48,6 +48,11 @@ class Heartbeats:
             with self._lock:
                 self._held.pop(key, None)
 
+    def held(self) -> dict[Key, StepContext]:
+        """The attempts this process is running now."""
+        with self._lock:
+            return dict(self._held)
+
     def _ensure_thread(self) -> None:
         if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
             self._pid = os.getpid()
