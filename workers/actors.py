@@ -7,12 +7,16 @@ from uuid import UUID
 
 import dramatiq
 
-from vectorbea.steps.registry import load_kinds
-from workers.broker import broker  # noqa: F401  (must come before any actor)
+from vectorbea.steps.registry import KINDS, load_kinds
+from workers.broker import broker
 
 # Load every step kind (and the tool modules) once, at start, not inside the first step:
 # a slow import must never eat into a step's lease.
 load_kinds()
+# Every queue a step kind names (e.g. "llm"): a worker started without --queues takes them
+# all; `dramatiq workers.actors --queues llm` runs a pool for one of them.
+for _kind in KINDS.values():
+    broker.declare_queue(_kind.queue)
 
 SIX_HOURS_MS = 6 * 3600 * 1000
 

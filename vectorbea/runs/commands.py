@@ -151,7 +151,8 @@ def start_run(
             )
             gates.project_appended(run.id, appended, definition)  # same transaction
             for step_id, attempt in appended.started:
-                scheduling.dispatch(run.id, step_id, attempt)
+                queue = scheduling.queue_of(definition, step_id)
+                scheduling.dispatch(run.id, step_id, attempt, queue)
     except IntegrityError:
         if not idempotency_key:
             raise
@@ -183,7 +184,8 @@ def act(run_id: UUID, facts_for: Callable[[store.Loaded], list[Event]]) -> store
         except store.ConcurrencyConflict:
             continue
         for step_id, attempt in appended.started:
-            scheduling.dispatch(run_id, step_id, attempt)
+            queue = scheduling.queue_of(loaded.definition, step_id)
+            scheduling.dispatch(run_id, step_id, attempt, queue)
         return appended
     raise store.ConcurrencyConflict(run_id, 0)
 

@@ -58,6 +58,7 @@ from vectorbea.steps.templating import (
 log = logging.getLogger(__name__)
 
 MAX_CONFLICT_RETRIES = 50
+ADVANCE_QUEUE = "runs"  # wake-ups: housekeeping, runs ordinary steps inline
 MAX_OUTPUT_BYTES = 1_000_000
 
 
@@ -100,7 +101,8 @@ def advance(run_id: UUID) -> None:
         if appended is None or not appended.events:
             _settle_wake_at(run, loaded.state, loaded.clock.now())
             return
-        _drive(run, appended.state, appended.clock, _dispatch_others(run, appended))
+        current = _dispatch_others(run, appended)
+        _drive(run, appended.state, appended.clock, current, ADVANCE_QUEUE)
     except LookupError:
         log.warning("Asked to advance run %s, which does not exist", run_id)
     except DatabaseError:
@@ -114,7 +116,9 @@ def execute_step(run_id: UUID, step_id: str, attempt: int) -> None:
         if not _claim(run_id, step_id, attempt):
             return
         loaded = store.load(run_id)
-        _drive(RunRef.of(loaded), loaded.state, loaded.clock, (step_id, attempt))
+        run = RunRef.of(loaded)
+        queue = scheduling.queue_of(run.definition, step_id)
+        _drive(run, loaded.state, loaded.clock, (step_id, attempt), queue)
     except DatabaseError as exc:
         log.warning(
             "Database error while running %s/%s (%s); its lease will expire and be recovered",
@@ -145,18 +149,23 @@ def mark_lost(run_id: UUID, step_id: str, attempt: int) -> None:
             )
         return
     for started_step, started_attempt in appended.started:
-        scheduling.dispatch(run_id, started_step, started_attempt)
+        queue = scheduling.queue_of(run.definition, started_step)
+        scheduling.dispatch(run_id, started_step, started_attempt, queue)
 
 
 def _drive(
-    run: RunRef, state: RunState, clock: store.DbClock, current: tuple[str, int] | None
+    run: RunRef,
+    state: RunState,
+    clock: store.DbClock,
+    current: tuple[str, int] | None,
+    queue: str,
 ) -> None:
     """Run `current`, record its outcome with its consequences, and go on inline with the
     next step it started, until the run waits, ends, or is no longer ours."""
     while current is not None:
         step_id, attempt = current
-        if shutdown.STOPPING.is_set():  # this process is stopping: another worker runs it
-            _hand_back(run.id, step_id, attempt)
+        if shutdown.STOPPING.is_set() or not _runs_here(run, step_id, queue):
+            _hand_back(run, step_id, attempt)  # another worker (or pool) runs it
             return
         facts = _run_attempt(run, state, clock, step_id, attempt)
         appended = _append(run, state, clock, facts, claim=True)
@@ -166,16 +175,24 @@ def _drive(
         current = _dispatch_others(run, appended)
 
 
-def _hand_back(run_id: UUID, step_id: str, attempt: int) -> None:
+def _runs_here(run: RunRef, step_id: str, queue: str) -> bool:
+    """Inline continuation stays within a pool: a step of its own queue (an LLM call's
+    "llm") runs only on the workers that consume that queue; ordinary steps run anywhere."""
+    step_queue = scheduling.queue_of(run.definition, step_id)
+    return step_queue in (queue, scheduling.STEPS_QUEUE)
+
+
+def _hand_back(run: RunRef, step_id: str, attempt: int) -> None:
     """Release a claimed lease we will not run, and dispatch the step to another worker."""
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE eventlog_steplease SET worker = '' WHERE run_id = %s AND step_id = %s "
             "AND attempt = %s AND worker = %s",
-            [run_id, step_id, attempt, worker_id()],
+            [run.id, step_id, attempt, worker_id()],
         )
         if cursor.rowcount == 1:
-            scheduling.dispatch(run_id, step_id, attempt)
+            queue = scheduling.queue_of(run.definition, step_id)
+            scheduling.dispatch(run.id, step_id, attempt, queue)
 
 
 def _dispatch_others(run: RunRef, appended: store.Appended) -> tuple[str, int] | None:
@@ -183,7 +200,7 @@ def _dispatch_others(run: RunRef, appended: store.Appended) -> tuple[str, int] |
     if not appended.started:
         return None
     for step_id, attempt in appended.started[1:]:
-        scheduling.dispatch(run.id, step_id, attempt)
+        scheduling.dispatch(run.id, step_id, attempt, scheduling.queue_of(run.definition, step_id))
     return appended.started[0]
 
 

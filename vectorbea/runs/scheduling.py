@@ -15,6 +15,8 @@ from uuid import UUID
 
 from django.db import transaction
 
+from vectorbea.engine import Definition
+
 
 def kick(run_id: UUID) -> None:
     def send() -> None:
@@ -25,10 +27,27 @@ def kick(run_id: UUID) -> None:
     transaction.on_commit(send, robust=True)
 
 
-def dispatch(run_id: UUID, step_id: str, attempt: int) -> None:
+STEPS_QUEUE = "steps"
+
+
+def queue_of(definition: Definition, step_id: str) -> str:
+    """The Dramatiq queue a step's attempts go to: its kind's (so operators can size
+    pools apart, e.g. slow LLM calls vs quick transforms)."""
+    from vectorbea.steps.registry import KINDS, load_kinds
+
+    load_kinds()
+    step = definition.steps.get(step_id)
+    kind = KINDS.get(step.kind) if step is not None else None
+    return kind.queue if kind is not None else STEPS_QUEUE
+
+
+def dispatch(run_id: UUID, step_id: str, attempt: int, queue: str = STEPS_QUEUE) -> None:
     def send() -> None:
         from workers.actors import execute_step
 
-        execute_step.send(str(run_id), step_id, attempt)
+        message = execute_step.message(str(run_id), step_id, attempt)
+        if queue != message.queue_name:
+            message = message.copy(queue_name=queue)
+        execute_step.broker.enqueue(message)
 
     transaction.on_commit(send, robust=True)

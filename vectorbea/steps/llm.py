@@ -322,6 +322,6 @@ register(
         label="LLM call",
         config_schema=CONFIG_SCHEMA,
         handler=run_llm,
-        queue="steps",
+        queue="llm",  # slow calls: a pool of their own can be sized apart from quick steps
     )
 )
