@@ -272,17 +272,34 @@ VECTORBEA_SHUTDOWN_GRACE_SECONDS = envfloat("VECTORBEA_SHUTDOWN_GRACE_SECONDS", 
 # The window of the per-minute rate limits (seconds); tests shorten it.
 VECTORBEA_RATE_LIMIT_WINDOW_SECONDS = envfloat("VECTORBEA_RATE_LIMIT_WINDOW_SECONDS", "60")
 
+# LOG_FORMAT=json: one JSON object per line (for log shippers), with run_id, step_id and
+# attempt on every line emitted during a step (vectorbea.logcontext).
+LOG_FORMAT = env("LOG_FORMAT", "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    # Provider keys this process has decrypted never reach a log line (vectorbea.keys).
-    "filters": {"redact_keys": {"()": "vectorbea.keys.redaction.RedactKeys"}},
+    "formatters": {
+        "plain": {
+            "()": "vectorbea.logcontext.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(run_id)s %(step_id)s "
+            "%(attempt)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "filters": {
+        # Provider keys this process has decrypted never reach a log line (vectorbea.keys).
+        "redact_keys": {"()": "vectorbea.keys.redaction.RedactKeys"},
+        "step_context": {"()": "vectorbea.logcontext.StepContextFilter"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["redact_keys"],
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["redact_keys", "step_context"],
         }
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},

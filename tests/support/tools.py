@@ -129,3 +129,12 @@ def slow_first_attempt(args, ctx):
             time.sleep(0.05)
     _note(ctx, "end")
     return {"attempt": ctx.attempt}
+
+
+@tool("log_line")
+def log_line(args, ctx):
+    """Write one log line from inside the step (as a team's own tool would)."""
+    import logging
+
+    logging.getLogger("team.tools").info("working on %s", args.get("what", "it"))
+    return {"logged": True}

@@ -45,6 +45,7 @@ from vectorbea.engine import (
     next_wake_at,
 )
 from vectorbea.eventlog import store
+from vectorbea.logcontext import step_scope
 from vectorbea.runs import scheduling, shutdown
 from vectorbea.runs.heartbeat import HEARTBEATS, worker_id
 from vectorbea.steps.registry import StepContext, StepResult, get_kind
@@ -307,7 +308,7 @@ def _attempt(
         config = raw_config
         if kind.render_config:
             config = render_config(raw_config, template_context(state.input, outputs))
-        with HEARTBEATS.holding(ctx):
+        with HEARTBEATS.holding(ctx), step_scope(run_id, step_id, attempt):
             guard.admit_step(ctx)
             result = kind.handler(config, ctx)
     except Deferred as exc:

@@ -7,6 +7,7 @@ own timeout, and whatever it returns is dropped.
 The function must not use the database (a helper thread has no connection of its own).
 """
 
+import contextvars
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -30,7 +31,10 @@ def abandonable[T](ctx: StepContext, call: Callable[..., T], *args: Any) -> T:
         finally:
             done.set()
 
-    threading.Thread(target=target, name=f"call-{ctx.step_id}", daemon=True).start()
+    context = contextvars.copy_context()  # its log lines still name the step
+    threading.Thread(
+        target=context.run, args=(target,), name=f"call-{ctx.step_id}", daemon=True
+    ).start()
     while not done.wait(POLL_SECONDS):
         if ctx.is_cancelled:
             raise StepError(
