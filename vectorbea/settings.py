@@ -116,6 +116,8 @@ INSTALLED_APPS = [
     "vectorbea.approvals",
     "vectorbea.keys",
     "vectorbea.budgets",
+    "vectorbea.triggers",
+    "vectorbea.api",
     "vectorbea.front",
 ]
 

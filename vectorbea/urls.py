@@ -9,5 +9,7 @@ urlpatterns = [
     path("", include("vectorbea.approvals.urls")),
     path("", include("vectorbea.keys.urls")),
     path("", include("vectorbea.budgets.urls")),
+    path("", include("vectorbea.triggers.urls")),
+    path("", include("vectorbea.api.urls")),
     path("admin/", admin.site.urls),
 ]

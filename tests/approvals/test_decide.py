@@ -24,6 +24,12 @@ def post_decision(client: Client, run, decision: str, reason: str = "", step_id=
     return client.post(decide_url(run, step_id), data)
 
 
+def text(response) -> str:
+    from html import unescape
+
+    return unescape(response.content.decode())
+
+
 def signed_in(user) -> Client:
     client = Client()
     client.force_login(user)
@@ -263,3 +269,15 @@ def test_an_htmx_decision_answers_with_the_decided_item(acme, alice, omar):
     html = response.content.decode()
     assert html.lstrip().startswith('<article class="card gate"')
     assert 'data-status="approved"' in html and "Approved by <strong>omar</strong>" in html
+
+
+def test_text_postgres_cannot_store_is_refused_in_plain_words_not_a_500(acme, alice, omar):
+    fields = [{"name": "draft", "type": "long_text"}]
+    run = start_run(publish_gated(acme, fields=fields), INPUT, started_by=alice)
+    before = event_count(run.id)
+
+    response = post_decision(signed_in(omar), run, "approve", **{"field-draft": "Dear\x00Ada"})
+
+    assert response.status_code == 400
+    assert "This contains a NUL character (\\u0000), which cannot be stored." in text(response)
+    assert event_count(run.id) == before

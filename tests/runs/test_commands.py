@@ -71,3 +71,14 @@ def test_a_wrong_output_is_corrected_by_a_new_event_not_an_edit(acme):
     assert events[-1].seq == seq and events[-1].event.corrects_seq == 3
     assert events[2].event.output == {"total": 10}  # history unchanged
     assert store.load(run.id).state.step("s0").output == {"total": 12}
+
+
+def test_a_run_input_postgres_cannot_store_is_refused_before_anything_is_written(acme):
+    from vectorbea.eventlog.models import Run
+    from vectorbea.runs.commands import InvalidRunInput
+
+    workflow = publish(acme, chain(1))
+    with pytest.raises(InvalidRunInput, match="NUL character") as refused:
+        start_run(workflow, {"note": "a\x00b"})
+    assert "at note, which cannot be stored" in str(refused.value)
+    assert not Run.objects.filter(workflow=workflow).exists()

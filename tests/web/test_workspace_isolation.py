@@ -43,6 +43,9 @@ URL_KWARG_REGISTRY: dict[str, Callable[[Workspace, object], object]] = {
     "workflow_id": lambda acme, alice: _a_published_workflow_in(acme).id,
     "version_number": lambda acme, alice: _a_published_workflow_in(acme).latest_version().number,
     "key_id": lambda acme, alice: _a_provider_key_in(acme, alice),
+    "token_id": lambda acme, alice: _an_api_token_in(acme, alice),
+    "endpoint_id": lambda acme, alice: _a_webhook_in(acme, alice),
+    "schedule_id": lambda acme, alice: _a_schedule_in(acme),
 }
 
 
@@ -65,6 +68,26 @@ def _a_provider_key_in(workspace: Workspace, user):
     from vectorbea.keys import vault
 
     return vault.add_key(workspace, "openai", "sk-isolation-test-0123456789", "", user).id
+
+
+def _a_webhook_in(workspace: Workspace, user):
+    from vectorbea.triggers.webhooks import create_endpoint
+
+    return create_endpoint(_a_published_workflow_in(workspace), user)[0].id
+
+
+def _a_schedule_in(workspace: Workspace):
+    from vectorbea.triggers.models import Schedule
+    from vectorbea.triggers.schedules import save_schedule
+
+    workflow = _a_published_workflow_in(workspace)
+    return save_schedule(Schedule(workflow=workflow, cron="0 9 * * *")).id
+
+
+def _an_api_token_in(workspace: Workspace, user):
+    from vectorbea.api.tokens import create_token
+
+    return create_token(workspace, "Isolation check", "admin", user)[0].id
 
 
 def test_it_finds_workspace_urls_to_check():

@@ -2,6 +2,7 @@ from typing import Any
 
 from django import forms
 
+from vectorbea.engine.limits import text_problem
 from vectorbea.engine.waits import field_values
 
 MAX_REASON = 5000
@@ -33,6 +34,10 @@ class DecisionForm(forms.Form):
         self.values, self.field_problems = field_values(
             self.spec, submitted, approving=cleaned.get("decision") == "approve"
         )
+        for name, value in self.values.items():  # Postgres cannot store it in the event
+            problem = text_problem(value)
+            if problem:
+                self.field_problems[name] = f"This {problem}"
         if self.field_problems:
             raise forms.ValidationError("Some fields need attention.")
         return cleaned

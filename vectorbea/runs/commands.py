@@ -57,6 +57,10 @@ class NotPublished(CannotStart):
     pass
 
 
+class WorkflowArchived(CannotStart):
+    """An archived workflow starts no runs until it is restored."""
+
+
 class WorkspaceStopped(CannotStart):
     """The workspace's kill switch is thrown: no run starts until it is turned off."""
 
@@ -111,11 +115,16 @@ def start_run(
     """Start a run on `version` (default: the newest published one).
 
     With an idempotency key, the same key in the same workspace returns the same run."""
+    if workflow.archived_at is not None:
+        raise WorkflowArchived(f"Workflow {workflow.name!r} is archived: restore it to start runs.")
     version = version or workflow.latest_version()
     if version is None:
         raise NotPublished(f"Workflow {workflow.name!r} has no published version yet.")
     schema = version.definition.get("input_schema") or {"type": "object"}
     problems = input_problems(schema, run_input)
+    stored = json_problem(run_input, "The input")
+    if stored:  # e.g. a NUL character: Postgres cannot keep it in the run's first event
+        problems.append(InputProblem("input", stored))
     if problems:
         raise InvalidRunInput(problems)
     if idempotency_key:

@@ -5,7 +5,8 @@
   a recheck interval (so a lost message is re-sent), and kicked;
 - expired step leases: an unclaimed one (its dispatch message was lost) is dispatched
   again; a claimed one means its worker died or stalled, recorded as worker_lost;
-- budget reservations of calls whose worker died: released.
+- budget reservations of calls whose worker died: released;
+- due cron schedules fired, and webhook deliveries older than a day forgotten (triggers).
 
 Several schedulers may run at once: SKIP LOCKED hands each row to one of them.
 """
@@ -83,4 +84,7 @@ def release_lost_reservations() -> int:
 
 
 def tick() -> int:
-    return recover_expired_leases() + wake_due_runs() + release_lost_reservations()
+    from vectorbea.triggers import schedules, webhooks
+
+    handled = recover_expired_leases() + wake_due_runs() + release_lost_reservations()
+    return handled + schedules.fire_due_schedules() + webhooks.prune_deliveries()
