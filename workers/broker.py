@@ -54,6 +54,17 @@ class GracefulShutdown(dramatiq.Middleware):
         shutdown.begin()
 
 
+class WorkerAnnouncement(dramatiq.Middleware):
+    """List this worker process (host:pid, its queues and threads) for the operations
+    page while it lives."""
+
+    def after_worker_boot(self, broker, worker):
+        from vectorbea.front.operations import announce_worker
+
+        queues = worker.consumer_whitelist or broker.queues  # --queues, else every queue
+        announce_worker(sorted(q for q in queues if not q.endswith(".DQ")), worker.worker_threads)
+
+
 class _DoorbellConsumer(_RedisConsumer):
     """Dramatiq's Redis consumer (pinned dramatiq 2.2.1), except that an idle consumer waits
     on its queue's doorbell list (BLPOP) instead of sleeping: a message enqueued while it
@@ -136,6 +147,7 @@ broker = DoorbellBroker(
         Retries(max_retries=0),
         DbConnections(),
         GracefulShutdown(),
+        WorkerAnnouncement(),
     ],
     # A killed worker's unacked messages come back sooner; Postgres leases are what
     # actually recover work, this only speeds up the doorbell.

@@ -1,12 +1,15 @@
 """The front door: `/` and `w/<ws>/` send people to the right workspace page."""
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
-from django.views.decorators.http import require_GET
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
 
 from vectorbea.accounts.access import Access, Capability, workspace_view
 from vectorbea.accounts.models import Membership
+from vectorbea.front import operations
 
 
 @login_required
@@ -26,3 +29,37 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 def workspace_home(request: HttpRequest, access: Access) -> HttpResponse:
     return redirect("workflows", ws=access.workspace.slug)
+
+
+@workspace_view(Capability.MANAGE_WORKSPACE)
+@require_GET
+def operations_page(request: HttpRequest, access: Access) -> HttpResponse:
+    """Workers, queues, dead letters and this workspace's runs; the figures refresh every
+    few seconds (htmx polls the same URL for the fragment)."""
+    context = {
+        "access": access,
+        "workers": operations.workers(),
+        "queues": operations.queues(),
+        "dead_letters": operations.dead_letters() if request.user.is_staff else [],
+        "can_redrive": request.user.is_staff,
+        "figures": operations.workspace_figures(access.workspace.id),
+    }
+    template = "front/operations.html"
+    if request.htmx:
+        template += "#figures"
+    return render(request, template, context)
+
+
+@workspace_view(Capability.MANAGE_WORKSPACE)
+@require_POST
+def operations_redrive(request: HttpRequest, access: Access) -> HttpResponse:
+    """Put a dead-lettered message back on its queue: installation staff only, since the
+    queues are shared by every workspace."""
+    if not request.user.is_staff:
+        raise PermissionDenied("Only installation staff may re-drive messages.")
+    done = operations.redrive(request.POST.get("queue", ""), request.POST.get("id", ""))
+    if done:
+        messages.success(request, "The message is back on its queue.")
+    else:
+        messages.error(request, "That message is no longer dead-lettered.")
+    return redirect("operations", ws=access.workspace.slug)

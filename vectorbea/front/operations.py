@@ -1,0 +1,184 @@
+"""What the platform is doing, for a workspace's owners and admins: the workers that are up,
+the queues (waiting, delayed, dead-lettered, the oldest waiting message), the workspace's
+runs by status, timers due, and recent step failures by error class.
+
+Workers announce themselves in Redis every WORKER_BEAT_SECONDS (`announce_worker`, started
+by the broker's middleware when a worker process boots); an entry lapses when its
+process is gone. Queue figures come from Dramatiq's own Redis keys; everything about runs
+comes from Postgres.
+"""
+
+import json
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import redis
+from django.conf import settings
+from django.db import connection
+
+WORKER_BEAT_SECONDS = 10
+WORKER_TTL_SECONDS = 30
+QUEUES = ("runs", "steps", "llm")
+
+
+def _client() -> redis.Redis:
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+
+
+def _workers_key(worker: str = "*") -> str:
+    return f"{settings.REDIS_PREFIX}:workers:{worker}"
+
+
+def announce_worker(queues: list[str], threads: int) -> threading.Thread:
+    """Keep this process listed as a worker while it lives (a daemon thread)."""
+    name = f"{socket.gethostname()}:{os.getpid()}"
+    started = time.time()
+
+    def beat() -> None:
+        client = _client()
+        while True:
+            try:
+                info = {"queues": queues, "threads": threads, "started": started}
+                client.set(_workers_key(name), json.dumps(info), ex=WORKER_TTL_SECONDS)
+            except redis.RedisError:
+                pass  # Redis down: the entry lapses, and the page says so
+            time.sleep(WORKER_BEAT_SECONDS)
+
+    thread = threading.Thread(target=beat, name="worker-announce", daemon=True)
+    thread.start()
+    return thread
+
+
+@dataclass(frozen=True)
+class QueueFigures:
+    name: str
+    waiting: int
+    delayed: int
+    dead: int
+    oldest_seconds: float | None
+
+
+def workers() -> list[dict[str, Any]]:
+    client = _client()
+    found = []
+    for key in client.scan_iter(match=_workers_key(), count=500):
+        raw = client.get(key)
+        if raw is None:
+            continue
+        info = json.loads(raw)
+        name = key.decode().rsplit(":workers:", 1)[1]
+        found.append({"name": name, **info, "up_seconds": time.time() - info["started"]})
+    return sorted(found, key=lambda worker: worker["name"])
+
+
+def queues() -> list[QueueFigures]:
+    from workers.broker import broker
+
+    client = broker.client
+    now_ms = time.time() * 1000
+    figures = []
+    for name in QUEUES:
+        key = f"{broker.namespace}:{name}"
+        oldest = None
+        head = client.lindex(key, 0)
+        if head is not None:
+            raw = client.hget(f"{key}.msgs", head)
+            if raw is not None:
+                oldest = max(0.0, (now_ms - json.loads(raw)["message_timestamp"]) / 1000)
+        figures.append(
+            QueueFigures(
+                name=name,
+                waiting=client.llen(key),
+                delayed=client.llen(f"{key}.DQ"),
+                dead=client.zcard(f"{key}.XQ"),
+                oldest_seconds=oldest,
+            )
+        )
+    return figures
+
+
+def dead_letters(limit: int = 50) -> list[dict[str, Any]]:
+    """Messages Dramatiq gave up on (an actor raised past its retries), newest first."""
+    from workers.broker import broker
+
+    client = broker.client
+    letters = []
+    for name in QUEUES:
+        key = f"{broker.namespace}:{name}.XQ"
+        for message_id in client.zrevrange(key, 0, limit - 1):
+            raw = client.hget(f"{key}.msgs", message_id)
+            if raw is None:
+                continue
+            message = json.loads(raw)
+            letters.append(
+                {
+                    "queue": name,
+                    "id": message_id.decode(),
+                    "actor": message.get("actor_name", ""),
+                    "args": message.get("args", []),
+                    "at": message.get("message_timestamp", 0) / 1000,
+                }
+            )
+    return sorted(letters, key=lambda letter: -letter["at"])[:limit]
+
+
+def redrive(queue: str, message_id: str) -> bool:
+    """Put a dead-lettered message back on its queue (the engine makes a repeat harmless:
+    a step's lease is its fencing token, a wake-up only makes the run look again)."""
+    from dramatiq.message import Message
+
+    from workers.broker import broker
+
+    if queue not in QUEUES:
+        return False
+    key = f"{broker.namespace}:{queue}.XQ"
+    raw = broker.client.hget(f"{key}.msgs", message_id)
+    if raw is None:
+        return False
+    message = Message.decode(raw)
+    broker.enqueue(
+        message.copy(
+            options={
+                k: v
+                for k, v in message.options.items()
+                if k not in ("redis_message_id", "traceback")
+            }
+        )
+    )
+    with broker.client.pipeline() as pipe:
+        pipe.zrem(key, message_id)
+        pipe.hdel(f"{key}.msgs", message_id)
+        pipe.execute()
+    return True
+
+
+def workspace_figures(workspace_id: UUID) -> dict[str, Any]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT status, count(*) FROM eventlog_runsummary WHERE workspace_id = %s "
+            "GROUP BY status ORDER BY count(*) DESC",
+            [workspace_id],
+        )
+        by_status = cursor.fetchall()
+        cursor.execute(
+            "SELECT count(*) FILTER (WHERE wake_at <= now()), min(wake_at) "
+            "FILTER (WHERE wake_at > now()) FROM eventlog_runsummary "
+            "WHERE workspace_id = %s AND wake_at IS NOT NULL",
+            [workspace_id],
+        )
+        due, next_timer = cursor.fetchone()
+        cursor.execute(
+            "SELECT e.payload->>'error_class', count(*) FROM eventlog_runsummary s "
+            "JOIN eventlog_event e ON e.run_id = s.run_id "
+            "WHERE s.workspace_id = %s AND s.updated_at > now() - interval '24 hours' "
+            "AND e.type = 'StepFailed' AND e.created_at > now() - interval '24 hours' "
+            "GROUP BY 1 ORDER BY 2 DESC",
+            [workspace_id],
+        )
+        errors = cursor.fetchall()
+    return {"by_status": by_status, "timers_due": due, "next_timer": next_timer, "errors": errors}
