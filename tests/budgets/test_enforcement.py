@@ -1,7 +1,6 @@
 """Budgets, runaway guards, rate limits and concurrency limits, enforced by real worker
 processes against the scripted provider (issue 08's acceptance tests)."""
 
-import json
 from collections import Counter
 from decimal import Decimal
 
@@ -12,6 +11,7 @@ from tests.support.fake_llm import FakeLLM, ok
 from tests.support.live import (
     Live,
     event_rows,
+    event_rows_at,
     flush_own_redis,
     prepare_side_effects,
     run_status,
@@ -67,16 +67,6 @@ def per_call() -> tuple[int, Decimal]:
     with exactly that usage, so a call costs what was reserved for it."""
     tokens = estimated_tokens("", "Hi")
     return tokens, worst_case_usd(MODEL, tokens, MAX_TOKENS)
-
-
-def rows_at(run_id) -> list:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT seq, type, payload, created_at FROM eventlog_event WHERE run_id = %s "
-            "ORDER BY seq",
-            [run_id],
-        )
-        return [(seq, t, json.loads(p), at) for seq, t, p, at in cursor.fetchall()]
 
 
 def finished(run_id) -> bool:
@@ -188,7 +178,7 @@ def test_a_rate_limit_admits_exactly_its_quota_in_a_burst_and_the_rest_wait(serv
     # of them were let through; the other 90 waited (StepDeferred) and ran later.
     firsts = [
         (t, p["step_id"], at)
-        for _, t, p, at in rows_at(run.id)
+        for _, t, p, at in event_rows_at(run.id)
         if t in ("StepCompleted", "StepDeferred") and p["attempt"] == 1 and p["step_id"] != "start"
     ]
     assert len(firsts) == 100

@@ -1,6 +1,5 @@
 """The kill switch stops everything, with real workers (issue 08)."""
 
-import json
 import time
 
 import pytest
@@ -10,6 +9,7 @@ from tests.support.fake_llm import FakeLLM, stall
 from tests.support.live import (
     Live,
     event_rows,
+    event_rows_at,
     flush_own_redis,
     prepare_side_effects,
     run_status,
@@ -18,16 +18,6 @@ from tests.support.live import (
 from tests.support.workflows import chain, publish
 from vectorbea.budgets import killswitch
 from vectorbea.runs.commands import WorkspaceStopped, start_run
-
-
-def rows_at(run_id) -> list:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT seq, type, payload, created_at FROM eventlog_event WHERE run_id = %s "
-            "ORDER BY seq",
-            [run_id],
-        )
-        return [(seq, t, json.loads(p), at) for seq, t, p, at in cursor.fetchall()]
 
 
 def db_now():
@@ -53,7 +43,7 @@ def test_the_switch_stops_every_run_and_nothing_starts_after_it(live, acme):
 
     assert stopped == 20
     for run in runs:
-        rows = rows_at(run.id)
+        rows = event_rows_at(run.id)
         (paused,) = [(seq, p) for seq, t, p, _ in rows if t == "RunPaused"]
         assert paused[1] == {"actor": "alice", "reason": "runaway spend", "stopped": True}
         assert not [seq for seq, t, _, _ in rows if t == "StepStarted" and seq > paused[0]]

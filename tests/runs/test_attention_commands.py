@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.support.workflows import chain, publish
+from tests.support.workflows import chain, publish, record
 from vectorbea.engine import StepFailed
 from vectorbea.eventlog import store
 from vectorbea.runs.commands import (
@@ -15,19 +15,7 @@ from vectorbea.runs.commands import (
     retry_attention_runs,
     start_run,
 )
-from vectorbea.runs.executor import then_decide
 from vectorbea.workflows.models import WorkflowVersion, content_hash
-
-
-def record(run_id, *facts) -> None:
-    loaded = store.load(run_id)
-    store.append(
-        run_id,
-        loaded.state,
-        then_decide(loaded.definition, list(facts)),
-        loaded.definition,
-        now=loaded.clock.now(),
-    )
 
 
 def tool_chain(**first_step) -> dict:

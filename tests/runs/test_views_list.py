@@ -10,25 +10,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.conftest import make_member
-from tests.support.workflows import chain, publish
+from tests.support.workflows import chain, publish, record
 from vectorbea.accounts.models import Role
 from vectorbea.engine import StepFailed
-from vectorbea.eventlog import store
 from vectorbea.eventlog.models import RunSummary
 from vectorbea.runs.commands import cancel_run, pause_run, start_run
-from vectorbea.runs.executor import then_decide
-
-
-def record(run_id, *facts) -> None:
-    """Append what a worker would (facts + decide()), without a worker."""
-    loaded = store.load(run_id)
-    store.append(
-        run_id,
-        loaded.state,
-        then_decide(loaded.definition, list(facts)),
-        loaded.definition,
-        now=loaded.clock.now(),
-    )
 
 
 def fail(run_id, step_id: str = "s0", message: str = "bad config") -> None:

@@ -41,6 +41,17 @@ def event_rows(run_id) -> list[tuple[int, str, dict]]:
         return [(seq, type_, json.loads(payload)) for seq, type_, payload in cursor.fetchall()]
 
 
+def event_rows_at(run_id) -> list[tuple[int, str, dict, Any]]:
+    """event_rows with each row's commit time."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT seq, type, payload, created_at FROM eventlog_event WHERE run_id = %s "
+            "ORDER BY seq",
+            [run_id],
+        )
+        return [(seq, t, json.loads(p), at) for seq, t, p, at in cursor.fetchall()]
+
+
 def event_types(run_id) -> list[str]:
     return [row[1] for row in event_rows(run_id)]
 

@@ -26,3 +26,18 @@ def publish(workspace: Workspace, definition: dict, name: str = "Test workflow")
         workflow=workflow, number=1, definition=definition, content_hash=content_hash(definition)
     )
     return workflow
+
+
+def record(run_id, *facts) -> None:
+    """Append what a worker would (facts + decide()), without a worker."""
+    from vectorbea.eventlog import store
+    from vectorbea.runs.executor import then_decide
+
+    loaded = store.load(run_id)
+    store.append(
+        run_id,
+        loaded.state,
+        then_decide(loaded.definition, list(facts)),
+        loaded.definition,
+        now=loaded.clock.now(),
+    )

@@ -3,7 +3,6 @@
 The scheduler recovers from Postgres alone: an expired lease is recorded as worker_lost and
 the attempt is retried, through the same path as any other failure."""
 
-import json
 import random
 import signal
 import time
@@ -13,7 +12,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import connection
 
-from tests.support.live import event_rows, run_status, side_effects, wait_for
+from tests.support.live import event_rows, event_rows_at, run_status, side_effects, wait_for
 from tests.support.workflows import FAST_RETRY, chain, publish
 from vectorbea.runs.commands import start_run
 
@@ -22,16 +21,6 @@ def db_now() -> datetime:
     with connection.cursor() as cursor:
         cursor.execute("SELECT now()")
         return cursor.fetchone()[0]
-
-
-def event_rows_at(run_id):
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT seq, type, payload, created_at FROM eventlog_event WHERE run_id = %s "
-            "ORDER BY seq",
-            [run_id],
-        )
-        return [(seq, t, json.loads(p), at) for seq, t, p, at in cursor.fetchall()]
 
 
 def completed_attempts(run_id) -> dict[str, int]:

@@ -37,3 +37,18 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.workspace} as {self.role}"
+
+
+def workspace_managers(workspace_id: uuid.UUID) -> "models.QuerySet[Membership]":
+    """The active owners and admins of a workspace who have an email address: who is told
+    when the workspace needs a person (a run needs attention, a budget runs out)."""
+    return (
+        Membership.objects.filter(
+            workspace_id=workspace_id,
+            role__in=(Role.OWNER, Role.ADMIN),
+            user__is_active=True,
+        )
+        .exclude(user__email="")
+        .select_related("user")
+        .order_by("user__username")
+    )

@@ -255,7 +255,7 @@ def rebuild(run_ids: Iterable[UUID] | None = None) -> int:
     ids = list(run_ids) if run_ids is not None else Run.objects.values_list("id", flat=True)
     written = 0
     for run_id in ids:
-        version_id = Run.objects.select_related("summary").get(pk=run_id).current_version_id
+        version_id = Run.current_version_of(run_id)
         rows = rows_from_log(store.read_events(run_id), store.definition_for(version_id))
         with transaction.atomic():
             with connection.cursor() as cursor:

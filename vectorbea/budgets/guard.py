@@ -235,16 +235,10 @@ def _reserve(ctx: StepContext, caps: ledger.Caps, limits: Limits, amount: Decima
 def _email_owners(ctx: StepContext, warnings: list[ledger.Threshold]) -> None:
     from django.core.mail import send_mail
 
-    from vectorbea.accounts.models import Membership, Role
+    from vectorbea.accounts.models import workspace_managers
 
     try:
-        emails = list(
-            Membership.objects.filter(
-                workspace_id=ctx.workspace_id, role__in=(Role.OWNER, Role.ADMIN)
-            )
-            .exclude(user__email="")
-            .values_list("user__email", flat=True)
-        )
+        emails = [member.user.email for member in workspace_managers(ctx.workspace_id)]
         if emails:
             body = "\n".join(warning.message for warning in warnings)
             send_mail(

@@ -46,6 +46,11 @@ class Run(models.Model):
         summary = getattr(self, "summary", None)
         return (summary and summary.version_id) or self.version_id
 
+    @classmethod
+    def current_version_of(cls, run_id: uuid.UUID) -> uuid.UUID:
+        """`current_version_id` of a run known only by its id (one query)."""
+        return cls.objects.select_related("summary").get(pk=run_id).current_version_id
+
     @property
     def current_version(self) -> WorkflowVersion:
         summary = getattr(self, "summary", None)

@@ -19,7 +19,7 @@ from django.db.models import Subquery
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from vectorbea.accounts.models import Membership, Role
+from vectorbea.accounts.models import workspace_managers
 from vectorbea.engine import ERROR_CLASS_POLICY, ErrorClass
 from vectorbea.eventlog import store
 from vectorbea.eventlog.models import Run
@@ -28,8 +28,6 @@ from vectorbea.runs.forms import RESOLVE_FORMS, ResolveForm
 from vectorbea.workflows.models import WorkflowVersion
 
 log = logging.getLogger(__name__)
-
-NOTIFIED_ROLES = (Role.OWNER, Role.ADMIN)
 
 
 @dataclass
@@ -168,14 +166,7 @@ def _notify(run_id: UUID) -> int:
     versions = WorkflowVersion.objects.filter(pk=loaded.version_id)
     version = versions.values_list("number", flat=True).first()
     subject = " ".join(f"Needs attention: {run.workflow.name} run {str(run.id)[:8]}".split())
-    members = (
-        Membership.objects.filter(
-            workspace_id=run.workspace_id, role__in=NOTIFIED_ROLES, user__is_active=True
-        )
-        .exclude(user__email="")
-        .select_related("user")
-        .order_by("user__username")
-    )
+    members = workspace_managers(run.workspace_id)
     sent = 0
     for membership in members:
         context = {

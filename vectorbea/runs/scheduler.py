@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from vectorbea.eventlog import store
+from vectorbea.eventlog.models import Run
 from vectorbea.runs import executor, scheduling
 
 log = logging.getLogger(__name__)
@@ -63,17 +64,11 @@ def recover_expired_leases(limit: int = 200) -> int:
                     "WHERE run_id = %s AND step_id = %s",
                     [ttl, run_id, step_id],
                 )
-                definition = store.definition_for(_current_version(run_id))
+                definition = store.definition_for(Run.current_version_of(run_id))
                 queue = scheduling.queue_of(definition, step_id)
                 scheduling.dispatch(run_id, step_id, attempt, queue)
         recovered += 1
     return recovered
-
-
-def _current_version(run_id) -> object:
-    from vectorbea.eventlog.models import Run
-
-    return Run.objects.select_related("summary").get(pk=run_id).current_version_id
 
 
 def release_lost_reservations() -> int:

@@ -324,8 +324,9 @@ def timeline_rows(
     """A page of the timeline by seq: the events after `after` (up to `upto`), optionally
     only the failures. Reads one run's rows by primary key, never more than `limit`."""
     from vectorbea.eventlog import store
+    from vectorbea.eventlog.models import Run
 
-    names = step_names(store.definition_for(version_id or _version_of(run_id)))
+    names = step_names(store.definition_for(version_id or Run.current_version_of(run_id)))
     if not failures_only:
         events = store.read_events(run_id, after, upto_seq=upto, limit=limit)
     else:
@@ -357,12 +358,6 @@ def read_events_of_types(
     from vectorbea.eventlog import store
 
     return store.read_events(run_id, after, upto, limit, types=types, step_id=step_id)
-
-
-def _version_of(run_id: UUID) -> UUID:
-    from vectorbea.eventlog.models import Run
-
-    return Run.objects.select_related("summary").get(pk=run_id).current_version_id
 
 
 def render_live_update(
