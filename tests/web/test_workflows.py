@@ -105,6 +105,7 @@ def test_the_list_shows_latest_version_last_run_and_recent_runs(as_alice, acme, 
     start_run(published, {})
     start_run(published, {})
     commands.create_workflow(acme, alice, "Unpublished idea")
+    as_alice.get(reverse("workflows", args=["acme"]))  # the first visit remembers the workspace
     with CaptureQueriesContext(connection) as few:
         as_alice.get(reverse("workflows", args=["acme"]))
     for n in range(10):

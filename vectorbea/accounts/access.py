@@ -78,7 +78,11 @@ def workspace_view(capability: Capability = Capability.VIEW) -> Callable:
         @wraps(view)
         def wrapper(request: HttpRequest, ws: str, *args: Any, **kwargs: Any) -> HttpResponse:
             access = workspace_access(request.user, ws, capability)
-            request.session["workspace"] = access.workspace.slug
+            if request.session.get("workspace") != access.workspace.slug:
+                # Written only when it changes: otherwise every page and background refresh
+                # saved the session again (a write per request), and one in flight while the
+                # person signed out failed with a 400 for the session it was about to save.
+                request.session["workspace"] = access.workspace.slug
             return view(request, access, *args, **kwargs)
 
         wrapper.capability = capability  # type: ignore[attr-defined]
