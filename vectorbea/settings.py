@@ -161,6 +161,9 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# Django's own queries bind on the client and are never prepared; the engine's hot
+# statements (eventlog.store.prepared_cursor) ask to be, which needs a threshold set.
+DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")

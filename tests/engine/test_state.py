@@ -14,6 +14,7 @@ from vectorbea.engine import (
     state_to_json,
 )
 from vectorbea.engine.errors import IncompatibleCheckpoint
+from vectorbea.engine.state import StepState, evolve
 
 
 def test_a_checkpoint_round_trips_through_json_exactly() -> None:
@@ -68,3 +69,17 @@ def test_a_step_sums_the_usage_of_all_its_attempts_and_round_trips() -> None:
     assert state.step("free").usage is None
     assert state.cost_usd == 0.75
     assert state_from_json(json.loads(json.dumps(state_to_json(state)))) == state
+
+
+def test_evolve_changes_only_the_named_fields_and_leaves_the_original_alone() -> None:
+    before = StepState(status="running", attempt=2, output={"a": 1})
+
+    after = evolve(before, status="completed", output={"b": 2})
+
+    assert after == StepState(status="completed", attempt=2, output={"b": 2})
+    assert before == StepState(status="running", attempt=2, output={"a": 1})
+
+
+def test_evolve_refuses_a_field_the_state_does_not_have() -> None:
+    with pytest.raises(TypeError, match="StepState has no field"):
+        evolve(StepState(status="pending"), statuss="completed")

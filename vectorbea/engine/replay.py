@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 from datetime import datetime
 from functools import singledispatch
 
@@ -53,6 +52,7 @@ from vectorbea.engine.state import (
     RunState,
     StepState,
     add_usage,
+    evolve,
 )
 
 
@@ -69,7 +69,7 @@ def apply(state: RunState, recorded: Recorded) -> RunState:
     if recorded.seq <= state.last_seq:
         raise OutOfOrderEvent(f"seq {recorded.seq} is not after last_seq {state.last_seq}")
     state = _apply(recorded.event, state, recorded.at)
-    return replace(state, last_seq=recorded.seq)
+    return evolve(state, last_seq=recorded.seq)
 
 
 @singledispatch
@@ -78,12 +78,12 @@ def _apply(event: Event, state: RunState, at: datetime) -> RunState:
 
 
 def _with_step(state: RunState, step_id: str, step: StepState) -> RunState:
-    return replace(state, steps={**state.steps, step_id: step})
+    return evolve(state, steps={**state.steps, step_id: step})
 
 
 @_apply.register
 def _(event: RunStarted, state: RunState, at: datetime) -> RunState:
-    return replace(
+    return evolve(
         state,
         status=RUN_RUNNING,
         workflow_id=event.workflow_id,
@@ -97,7 +97,7 @@ def _(event: RunStarted, state: RunState, at: datetime) -> RunState:
 
 @_apply.register
 def _(event: StepStarted, state: RunState, at: datetime) -> RunState:
-    step = replace(
+    step = evolve(
         state.step(event.step_id),
         status=STEP_RUNNING,
         attempt=event.attempt,
@@ -106,14 +106,14 @@ def _(event: StepStarted, state: RunState, at: datetime) -> RunState:
         finished_at=None,
         resolution=None,
     )
-    state = replace(state, steps_started=state.steps_started + 1)
+    state = evolve(state, steps_started=state.steps_started + 1)
     return _with_step(state, event.step_id, step)
 
 
 @_apply.register
 def _(event: StepCompleted, state: RunState, at: datetime) -> RunState:
     previous = state.step(event.step_id)
-    step = replace(
+    step = evolve(
         previous,
         status=STEP_COMPLETED,
         attempt=max(previous.attempt, event.attempt),
@@ -134,7 +134,7 @@ def _(event: StepCompleted, state: RunState, at: datetime) -> RunState:
 @_apply.register
 def _(event: StepFailed, state: RunState, at: datetime) -> RunState:
     previous = state.step(event.step_id)
-    step = replace(
+    step = evolve(
         previous,
         status=STEP_FAILED,
         attempt=max(previous.attempt, event.attempt),
@@ -152,36 +152,36 @@ def _(event: StepFailed, state: RunState, at: datetime) -> RunState:
 
 @_apply.register
 def _(event: RetryScheduled, state: RunState, at: datetime) -> RunState:
-    step = replace(
+    step = evolve(
         state.step(event.step_id),
         status=STEP_RETRY_SCHEDULED,
         attempt=event.next_attempt - 1,
         retry_at=event.retry_at,
     )
     if event.actor is not None:  # a person's retry: a new round of attempts
-        step = replace(step, failures=0, corrections=0, correction=None)
+        step = evolve(step, failures=0, corrections=0, correction=None)
         state = _without_attention(state, event.step_id)
     state = _with_step(state, event.step_id, step)
     if state.status != RUN_FAILED:
         return state
     # "Retry from failed step": a person's retry reopens the run it had failed.
-    return replace(state, status=RUN_RUNNING, error=None, failed_step_id=None, finished_at=None)
+    return evolve(state, status=RUN_RUNNING, error=None, failed_step_id=None, finished_at=None)
 
 
 @_apply.register
 def _(event: StepSkipped, state: RunState, at: datetime) -> RunState:
-    step = replace(state.step(event.step_id), status=STEP_SKIPPED, finished_at=at)
+    step = evolve(state.step(event.step_id), status=STEP_SKIPPED, finished_at=at)
     return _with_step(state, event.step_id, step)
 
 
 @_apply.register
 def _(event: RunCompleted, state: RunState, at: datetime) -> RunState:
-    return replace(state, status=RUN_COMPLETED, output=event.output, finished_at=at)
+    return evolve(state, status=RUN_COMPLETED, output=event.output, finished_at=at)
 
 
 @_apply.register
 def _(event: RunFailed, state: RunState, at: datetime) -> RunState:
-    state = replace(
+    state = evolve(
         state,
         status=RUN_FAILED,
         error=event.reason,
@@ -192,28 +192,28 @@ def _(event: RunFailed, state: RunState, at: datetime) -> RunState:
     step = state.step(event.step_id) if event.step_id is not None else None
     if event.step_id is None or step is None or step.status != STEP_FAILED:
         return state
-    return _with_step(state, event.step_id, replace(step, status=STEP_GAVE_UP))
+    return _with_step(state, event.step_id, evolve(step, status=STEP_GAVE_UP))
 
 
 @_apply.register
 def _(event: RunCancelled, state: RunState, at: datetime) -> RunState:
-    return replace(state, status=RUN_CANCELLED, error=event.reason, finished_at=at)
+    return evolve(state, status=RUN_CANCELLED, error=event.reason, finished_at=at)
 
 
 @_apply.register
 def _(event: RunPaused, state: RunState, at: datetime) -> RunState:
-    return replace(state, paused=True, stopped=event.stopped)
+    return evolve(state, paused=True, stopped=event.stopped)
 
 
 @_apply.register
 def _(event: RunResumed, state: RunState, at: datetime) -> RunState:
-    return replace(state, paused=False, stopped=False)
+    return evolve(state, paused=False, stopped=False)
 
 
 @_apply.register
 def _(event: CorrectionAttempted, state: RunState, at: datetime) -> RunState:
     previous = state.step(event.step_id)
-    step = replace(
+    step = evolve(
         previous,
         status=STEP_RETRY_SCHEDULED,
         attempt=event.next_attempt - 1,
@@ -226,7 +226,7 @@ def _(event: CorrectionAttempted, state: RunState, at: datetime) -> RunState:
 
 @_apply.register
 def _(event: StepDeferred, state: RunState, at: datetime) -> RunState:
-    step = replace(
+    step = evolve(
         state.step(event.step_id),
         status=STEP_RETRY_SCHEDULED,
         attempt=max(state.step(event.step_id).attempt, event.attempt),
@@ -238,7 +238,7 @@ def _(event: StepDeferred, state: RunState, at: datetime) -> RunState:
 
 @_apply.register
 def _(event: StepInterrupted, state: RunState, at: datetime) -> RunState:
-    step = replace(
+    step = evolve(
         state.step(event.step_id),
         status=STEP_RETRY_SCHEDULED,
         attempt=max(state.step(event.step_id).attempt, event.attempt),
@@ -258,8 +258,8 @@ def _(event: RunNeedsAttention, state: RunState, at: datetime) -> RunState:
             "at": at.isoformat(),
         },
     }
-    step = replace(state.step(event.step_id), status=STEP_GAVE_UP, finished_at=at)
-    return _with_step(replace(state, attention=attention), event.step_id, step)
+    step = evolve(state.step(event.step_id), status=STEP_GAVE_UP, finished_at=at)
+    return _with_step(evolve(state, attention=attention), event.step_id, step)
 
 
 @_apply.register
@@ -268,11 +268,11 @@ def _(event: AttentionResolved, state: RunState, at: datetime) -> RunState:
     step = state.step(event.step_id)
     if event.action == "retry":
         if event.config is not None:
-            step = replace(step, config=dict(event.config))
+            step = evolve(step, config=dict(event.config))
         if event.version_id is not None:
-            state = replace(state, version_id=event.version_id)
+            state = evolve(state, version_id=event.version_id)
     elif event.action == "supply_output":
-        step = replace(
+        step = evolve(
             step,
             status=STEP_COMPLETED,
             output=event.output,
@@ -284,14 +284,14 @@ def _(event: AttentionResolved, state: RunState, at: datetime) -> RunState:
             correction=None,
         )
     elif event.action == "skip":
-        step = replace(step, status=STEP_SKIPPED, finished_at=at, resolution="skipped")
+        step = evolve(step, status=STEP_SKIPPED, finished_at=at, resolution="skipped")
     return _with_step(state, event.step_id, step)
 
 
 def _without_attention(state: RunState, step_id: str) -> RunState:
     if step_id not in state.attention:
         return state
-    return replace(
+    return evolve(
         state, attention={key: value for key, value in state.attention.items() if key != step_id}
     )
 
@@ -309,7 +309,7 @@ def _(event: LoopRestarted, state: RunState, at: datetime) -> RunState:
             failures_total=old.failures_total,
         )
     loops = {**state.loops, f"{event.source}>{event.target}": event.iteration}
-    return replace(state, steps=steps, loops=loops)
+    return evolve(state, steps=steps, loops=loops)
 
 
 @_apply.register
@@ -319,12 +319,10 @@ def _(event: BudgetWarning, state: RunState, at: datetime) -> RunState:
 
 @_apply.register
 def _(event: OutputCorrected, state: RunState, at: datetime) -> RunState:
-    state = _with_step(
-        state, event.step_id, replace(state.step(event.step_id), output=event.output)
-    )
+    state = _with_step(state, event.step_id, evolve(state.step(event.step_id), output=event.output))
     if isinstance(state.output, dict) and event.step_id in state.output:
         # A completed run's output holds its sinks' outputs; keep it in step with the fix.
-        state = replace(state, output={**state.output, event.step_id: event.output})
+        state = evolve(state, output={**state.output, event.step_id: event.output})
     return state
 
 
@@ -351,7 +349,7 @@ def _(event: ApprovalRequested, state: RunState, at: datetime) -> RunState:
         "level": 0,
         "grants": [],
     }
-    return _with_step(state, event.step_id, replace(state.step(event.step_id), gate=gate))
+    return _with_step(state, event.step_id, evolve(state.step(event.step_id), gate=gate))
 
 
 @_apply.register
@@ -364,13 +362,13 @@ def _(event: ApprovalEscalated, state: RunState, at: datetime) -> RunState:
         "escalate": None,
         "level": event.level,
     }
-    return _with_step(state, event.step_id, replace(step, gate=gate, wait_until=event.timeout_at))
+    return _with_step(state, event.step_id, evolve(step, gate=gate, wait_until=event.timeout_at))
 
 
 def _waiting(
     state: RunState, step_id: str, attempt: int, until: str | None, reason: str, at: datetime
 ) -> RunState:
-    step = replace(
+    step = evolve(
         state.step(step_id),
         status=STEP_WAITING,
         attempt=attempt,
@@ -381,7 +379,7 @@ def _waiting(
         wait_reason=reason,
         decision=None,
     )
-    state = replace(state, steps_started=state.steps_started + 1)
+    state = evolve(state, steps_started=state.steps_started + 1)
     return _with_step(state, step_id, step)
 
 
@@ -395,7 +393,7 @@ def _(event: ApprovalGranted, state: RunState, at: datetime) -> RunState:
         grant = {"by": event.actor, "reason": event.reason, "fields": dict(event.fields)}
         grants.append({**grant, "at": at.isoformat()})
     gate["grants"] = grants
-    state = _with_step(state, event.step_id, replace(step, gate=gate))
+    state = _with_step(state, event.step_id, evolve(step, gate=gate))
     if len(grants) < gate.get("required", 1):
         return state
     fields: dict[str, object] = {}
@@ -435,5 +433,5 @@ def _decided(
         "timed_out": timed_out,
         "at": at.isoformat(),
     }
-    step = replace(state.step(step_id), decision=decision, wait_until=None)
+    step = evolve(state.step(step_id), decision=decision, wait_until=None)
     return _with_step(state, step_id, step)

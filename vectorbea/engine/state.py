@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from vectorbea.engine.errors import IncompatibleCheckpoint
 
 CHECKPOINT_FORMAT = 1
+
+
+@cache
+def _field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in fields(cls))
+
+
+def evolve[S: (StepState, RunState)](state: S, **changes: Any) -> S:
+    """`dataclasses.replace` for the fold's states, several times faster: it copies the
+    instance's attributes instead of calling __init__ (these dataclasses have no
+    __post_init__ to skip). A fold runs it a dozen times per step boundary."""
+    if not changes.keys() <= _field_names(type(state)):
+        unknown = ", ".join(sorted(changes.keys() - _field_names(type(state))))
+        raise TypeError(f"{type(state).__name__} has no field(s) {unknown}")
+    new = object.__new__(type(state))
+    new.__dict__.update(state.__dict__, **changes)
+    return new
+
 
 STEP_PENDING = "pending"
 STEP_RUNNING = "running"

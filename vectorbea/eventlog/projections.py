@@ -130,6 +130,24 @@ COLUMNS = (
     "search_text",
 )
 JSON_COLUMNS = ("steps", "current_steps")
+# Each value's SQL type, written out: the append is a prepared statement with its
+# parameters bound on the server, where an untyped NULL cannot become a timestamp.
+CASTS = {
+    "version_id": "uuid",
+    "status": "text",
+    "last_seq": "integer",
+    "steps": "jsonb",
+    "current_steps": "jsonb",
+    "attempts": "integer",
+    "error": "text",
+    "started_at": "timestamptz",
+    "finished_at": "timestamptz",
+    "updated_at": "timestamptz",
+    "wake_at": "timestamptz",
+    "cost_usd": "numeric",
+    "current_label": "text",
+    "search_text": "text",
+}
 
 
 class RunSummaryProjection:
@@ -148,12 +166,12 @@ class RunSummaryProjection:
         ON_CONFLICT after them."""
         fields = summary_fields(state, definition, at)
         values = [json.dumps(fields[c]) if c in JSON_COLUMNS else fields[c] for c in COLUMNS]
-        placeholders = ", ".join("%s::jsonb" if c in JSON_COLUMNS else "%s" for c in COLUMNS)
+        placeholders = ", ".join(f"%s::{CASTS[c]}" for c in COLUMNS)
         sql = (
             "INSERT INTO eventlog_runsummary (run_id, workspace_id, workflow_id, "
             + ", ".join(COLUMNS)
             + f") SELECT id, workspace_id, workflow_id, {placeholders} "
-            "FROM eventlog_run WHERE id = %s"
+            "FROM eventlog_run WHERE id = %s::uuid"
         )
         return sql, [*values, run_id]
 

@@ -12,14 +12,15 @@ for every worker and the event timestamps that fold reads.
 
 import json
 import time
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
@@ -231,8 +232,8 @@ def append(
         run_id, state, new_state, recorded, definition, claim_first_started
     )
     try:
-        with _statement_scope(savepoint), connection.cursor() as cursor:
-            cursor.execute(sql, params)
+        with _statement_scope(savepoint), prepared_cursor() as cursor:
+            cursor.execute(sql, params, prepare=True)
             held, committed_at, workspace_id = cursor.fetchone()
             if not held:
                 raise LeaseLost(f"A step attempt of run {run_id} is no longer leased to us")
@@ -257,6 +258,16 @@ def _push_after_commit(
     transaction.on_commit(lambda: OUTBOX.notify(run_id, workspace_id, seq), robust=True)
     for hook in AFTER_APPEND_HOOKS:
         transaction.on_commit(lambda hook=hook: hook(run_id, workspace_id, recorded), robust=True)
+
+
+@contextmanager
+def prepared_cursor() -> Iterator[psycopg.Cursor]:
+    """A cursor that binds parameters on the server, for `execute(..., prepare=True)`: the
+    engine's few statement shapes are planned once per connection instead of on every
+    step (planning the append costs more than executing it). Errors are Django's."""
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
 
 
 def _statement_scope(savepoint: bool) -> Any:
@@ -361,11 +372,11 @@ def _append_statement(
     if new.last_seq // every > old.last_seq // every or new.is_terminal:
         ctes.append(
             "checkpoint AS (INSERT INTO eventlog_checkpoint (run_id, seq, state) "
-            "SELECT %s, %s, %s::jsonb WHERE (SELECT wrote FROM wrote))"
+            "SELECT %s::uuid, %s::integer, %s::jsonb WHERE (SELECT wrote FROM wrote))"
         )
         params += [run_id, new.last_seq, json.dumps(state_to_json(new))]
     sql = (
         "WITH " + ", ".join(ctes) + " SELECT (SELECT ok FROM ok), now(), "
-        "(SELECT workspace_id FROM eventlog_run WHERE id = %s)"
+        "(SELECT workspace_id FROM eventlog_run WHERE id = %s::uuid)"
     )
     return sql, [*params, run_id], started

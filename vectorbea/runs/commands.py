@@ -3,8 +3,9 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import jsonschema
 from django.db import IntegrityError, connection, transaction
@@ -68,33 +69,57 @@ class WorkspaceStopped(CannotStart):
 DEFAULT_LIMITS = {"max_steps": 1000, "max_attempts": 10}
 
 
-def _runaway_limits(workspace_id: Any) -> dict[str, int]:
-    """The workspace's runaway guards, read under a share lock on the workspace row: the
-    kill switch takes that row's update lock, so a run either starts before the switch
-    (and is stopped by it) or sees it thrown and is refused. Raises WorkspaceStopped."""
-    with connection.cursor() as cursor:
+@dataclass(frozen=True)
+class _Head:
+    """What starting a run reads first, in one round trip: the version it runs, the
+    workspace's runaway guards, and the database's clock."""
+
+    version_id: UUID | None
+    limits: dict[str, int]
+    now: datetime
+
+
+def _read_head(workflow: Workflow, version: WorkflowVersion | None) -> _Head:
+    """The version (the one asked for, or the newest published) and the workspace's
+    runaway guards, read under a share lock on the workspace row: the kill switch takes
+    that row's update lock, so a run either starts before the switch (and is stopped by
+    it) or sees it thrown and is refused. Raises WorkspaceStopped. In a transaction."""
+    with store.prepared_cursor() as cursor:
         cursor.execute(
-            "SELECT l.stopped_at, l.stop_reason, l.max_steps_per_run, l.max_attempts_per_step "
+            "SELECT COALESCE(%s::uuid, (SELECT v.id FROM workflows_workflowversion v "
+            "  WHERE v.workflow_id = %s::uuid ORDER BY v.number DESC LIMIT 1)), now(), "
+            "l.stopped_at, l.stop_reason, l.max_steps_per_run, l.max_attempts_per_step "
             "FROM accounts_workspace w "
             "LEFT JOIN budgets_workspacelimits l ON l.workspace_id = w.id "
-            "WHERE w.id = %s FOR SHARE OF w",
-            [workspace_id],
+            "WHERE w.id = %s::uuid FOR SHARE OF w",
+            [version.id if version else None, workflow.id, workflow.workspace_id],
+            prepare=True,
         )
-        stopped_at, reason, max_steps, max_attempts = cursor.fetchone()
+        version_id, now, stopped_at, reason, max_steps, max_attempts = cursor.fetchone()
     if stopped_at is not None:
         why = f" ({reason})" if reason else ""
         raise WorkspaceStopped(
             f"Runs are stopped in this workspace{why}: an admin threw the kill switch. "
             "Nothing starts until it is turned off on the Limits page."
         )
-    return {
+    limits = {
         "max_steps": max_steps or DEFAULT_LIMITS["max_steps"],
         "max_attempts": max_attempts or DEFAULT_LIMITS["max_attempts"],
     }
+    return _Head(version_id, limits, now)
 
 
 def input_problems(schema: dict[str, Any], data: Any) -> list[InputProblem]:
-    validator = jsonschema.Draft202012Validator(schema)
+    return _problems(jsonschema.Draft202012Validator(schema), data)
+
+
+@lru_cache(maxsize=1024)
+def _input_validator(version_id: UUID) -> jsonschema.protocols.Validator:
+    """Versions are immutable: their input validators are built once per process."""
+    return jsonschema.Draft202012Validator(store.definition_for(version_id).input_schema)
+
+
+def _problems(validator: jsonschema.protocols.Validator, data: Any) -> list[InputProblem]:
     return [
         InputProblem(
             path="input" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in e.path),
@@ -114,48 +139,53 @@ def start_run(
 ) -> Run:
     """Start a run on `version` (default: the newest published one).
 
-    With an idempotency key, the same key in the same workspace returns the same run."""
+    With an idempotency key, the same key in the same workspace returns the same run.
+    Four round trips on the lean path: the head read, the run's row, its first append
+    (which starts its first steps), the commit."""
     if workflow.archived_at is not None:
         raise WorkflowArchived(f"Workflow {workflow.name!r} is archived: restore it to start runs.")
-    version = version or workflow.latest_version()
-    if version is None:
-        raise NotPublished(f"Workflow {workflow.name!r} has no published version yet.")
-    schema = version.definition.get("input_schema") or {"type": "object"}
-    problems = input_problems(schema, run_input)
-    stored = json_problem(run_input, "The input")
-    if stored:  # e.g. a NUL character: Postgres cannot keep it in the run's first event
-        problems.append(InputProblem("input", stored))
-    if problems:
-        raise InvalidRunInput(problems)
-    if idempotency_key:
-        existing = Run.objects.filter(
-            workspace_id=workflow.workspace_id, idempotency_key=idempotency_key
-        ).first()
-        if existing:
-            return existing
+    started_by_id = getattr(started_by, "pk", None)
     try:
         with transaction.atomic():
-            run = Run.objects.create(
+            head = _read_head(workflow, version)
+            if head.version_id is None:
+                raise NotPublished(f"Workflow {workflow.name!r} has no published version yet.")
+            problems = _problems(_input_validator(head.version_id), run_input)
+            stored = json_problem(run_input, "The input")
+            if stored:  # e.g. a NUL character: Postgres cannot keep it in the first event
+                problems.append(InputProblem("input", stored))
+            if problems:
+                raise InvalidRunInput(problems)
+            if idempotency_key:
+                existing = Run.objects.filter(
+                    workspace_id=workflow.workspace_id, idempotency_key=idempotency_key
+                ).first()
+                if existing:
+                    return existing
+            run = Run(
+                id=uuid4(),
                 workspace_id=workflow.workspace_id,
                 workflow=workflow,
-                version=version,
+                version_id=head.version_id,
                 idempotency_key=idempotency_key or None,
-                started_by=started_by if getattr(started_by, "pk", None) else None,
+                started_by_id=started_by_id,
+                created_at=head.now,
             )
-            definition = store.definition_for(version.id)
+            _insert_run(run)
+            definition = store.definition_for(head.version_id)
             started = RunStarted(
                 workflow_id=str(workflow.id),
-                version_id=str(version.id),
+                version_id=str(head.version_id),
                 input=run_input,
                 started_by=getattr(started_by, "username", None),
-                limits=_runaway_limits(workflow.workspace_id),
+                limits=head.limits,
             )
             appended = store.append(
                 run.id,
                 RunState.initial(),
                 then_decide(definition, [started]),
                 definition,
-                now=store.db_now(),
+                now=head.now,
                 savepoint=False,  # a new run has no concurrent writer
             )
             gates.project_appended(run.id, appended, definition)  # same transaction
@@ -167,6 +197,29 @@ def start_run(
             raise
         return Run.objects.get(workspace_id=workflow.workspace_id, idempotency_key=idempotency_key)
     return run
+
+
+def _insert_run(run: Run) -> None:
+    """The run's identity row, as one prepared statement; `run` then stands for the row."""
+    with store.prepared_cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO eventlog_run (id, workspace_id, workflow_id, version_id, "
+            "idempotency_key, started_by_id, created_at) "
+            "VALUES (%s::uuid, %s::uuid, %s::uuid, %s::uuid, %s::text, %s::integer, "
+            "%s::timestamptz)",
+            [
+                run.id,
+                run.workspace_id,
+                run.workflow_id,
+                run.version_id,
+                run.idempotency_key,
+                run.started_by_id,
+                run.created_at,
+            ],
+            prepare=True,
+        )
+    run._state.adding = False
+    run._state.db = "default"
 
 
 class ActionRefused(VectorbeaError):

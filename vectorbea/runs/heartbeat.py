@@ -24,9 +24,17 @@ log = logging.getLogger(__name__)
 Key = tuple[UUID, str, int]
 
 
+_WORKER_ID = (0, "")
+
+
 def worker_id() -> str:
-    """This process, as named in the leases it holds (computed per call: fork-safe)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """This process, as named in the leases it holds (host:pid; computed again in a forked
+    child, whose pid differs)."""
+    global _WORKER_ID
+    pid = os.getpid()
+    if _WORKER_ID[0] != pid:
+        _WORKER_ID = (pid, f"{socket.gethostname()}:{pid}")
+    return _WORKER_ID[1]
 
 
 class Heartbeats:
