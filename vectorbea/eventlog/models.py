@@ -150,6 +150,9 @@ class StepLease(models.Model):
     attempt = models.PositiveIntegerField()
     worker = models.CharField(max_length=120, blank=True, default="")
     expires_at = models.DateTimeField(db_index=True)
+    # How many times the scheduler sent this attempt again while nobody claimed it: each
+    # resend waits twice as long, so a backlog longer than a lease is not multiplied.
+    resends = models.PositiveSmallIntegerField(default=0, db_default=0)
 
     def __str__(self) -> str:
         return f"{self.run_id}/{self.step_id}#{self.attempt} until {self.expires_at}"

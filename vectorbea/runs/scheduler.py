@@ -24,6 +24,8 @@ from vectorbea.runs import executor, scheduling
 log = logging.getLogger(__name__)
 
 RECHECK = timedelta(seconds=5)
+# An unclaimed attempt is sent again after 2, 4, 8, ... 32 leases (16 min at 30 s).
+MAX_RESEND_DOUBLINGS = 5
 
 
 def wake_due_runs(limit: int = 500) -> int:
@@ -59,10 +61,14 @@ def recover_expired_leases(limit: int = 200) -> int:
                 )
                 executor.mark_lost(run_id, step_id, attempt)
             else:
+                # Unclaimed: its message was lost, or is still waiting behind a backlog
+                # (Postgres cannot tell which). Send it again, and wait twice as long
+                # before the next resend, so a long queue is not flooded with copies.
                 cursor.execute(
-                    "UPDATE eventlog_steplease SET expires_at = now() + %s "
-                    "WHERE run_id = %s AND step_id = %s",
-                    [ttl, run_id, step_id],
+                    "UPDATE eventlog_steplease SET resends = resends + 1, "
+                    "expires_at = now() + %s * power(2, LEAST(resends + 1, %s)) "
+                    "WHERE run_id = %s AND step_id = %s AND attempt = %s",
+                    [ttl, MAX_RESEND_DOUBLINGS, run_id, step_id, attempt],
                 )
                 definition = store.definition_for(Run.current_version_of(run_id))
                 queue = scheduling.queue_of(definition, step_id)
