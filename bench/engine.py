@@ -11,7 +11,7 @@ import statistics
 import time
 import uuid
 
-from common import setup_django, start_workers, stop, summary
+from common import BENCH_DB, setup_django, start_workers, stop, summary
 
 STEPS = 10
 
@@ -83,48 +83,69 @@ def in_process_overhead(workflow, runs: int) -> tuple[list[float], list[float], 
     return per_step, starts, (after - before) / (runs * STEPS)
 
 
-def end_to_end(workflow, runs: int) -> list[float]:
-    from django.db import connection
+class Completions:
+    """Tells the bench the moment a run's completion commits, without polling: a trigger
+    on the bench database's summary table (this bench's own instrument, not the app's)
+    sends a NOTIFY that this connection LISTENs for. Polling in a loop would take CPU
+    from the workers it measures."""
 
+    def __init__(self) -> None:
+        import psycopg
+        from django.db import connection
+
+        with connection.cursor() as c:
+            c.execute(
+                "CREATE OR REPLACE FUNCTION bench_notify_done() RETURNS trigger AS $$ "
+                "BEGIN PERFORM pg_notify('bench_done', NEW.run_id::text); RETURN NEW; END "
+                "$$ LANGUAGE plpgsql"
+            )
+            c.execute("DROP TRIGGER IF EXISTS bench_done ON eventlog_runsummary")
+            c.execute(
+                "CREATE TRIGGER bench_done AFTER UPDATE OF status ON eventlog_runsummary "
+                "FOR EACH ROW WHEN (NEW.status IN ('completed', 'failed') "
+                "AND OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION bench_notify_done()"
+            )
+        self.listener = psycopg.connect(
+            f"host=127.0.0.1 user=postgres dbname={BENCH_DB}", autocommit=True
+        )
+        self.listener.execute("LISTEN bench_done")
+
+    def wait(self, run_id) -> None:
+        for notice in self.listener.notifies(timeout=30):
+            if notice.payload == str(run_id):
+                return
+        raise TimeoutError(f"Run {run_id} did not finish within 30 s")
+
+    def close(self) -> None:
+        from django.db import connection
+
+        self.listener.close()
+        with connection.cursor() as c:
+            c.execute("DROP TRIGGER IF EXISTS bench_done ON eventlog_runsummary")
+
+
+def one_at_a_time(workflow, done: Completions, runs: int, idle: float = 0.0) -> list[float]:
+    """From start_run called to the run's completion committed, one run at a time (the
+    next starts when the last has finished, after `idle` seconds)."""
     from vectorbea.runs.commands import start_run
 
     latencies = []
     for _ in range(runs):
         t = time.perf_counter()
         run = start_run(workflow, {})
-        with connection.cursor() as c:
-            while True:
-                c.execute("SELECT status FROM eventlog_runsummary WHERE run_id = %s", [run.id])
-                if c.fetchone()[0] in ("completed", "failed"):
-                    break
-                time.sleep(0.0005)
+        done.wait(run.id)
         latencies.append(time.perf_counter() - t)
-        time.sleep(0.02)
+        time.sleep(idle)
     return latencies
 
 
-def quiet_start(workspace, runs: int) -> list[float]:
+def quiet_start(workspace, done: Completions, runs: int) -> list[float]:
     """A one-step run started on a quiet system (workers idle for 1.5 s): from start_run to
     its step completed. Dramatiq's idle poll alone would add up to its worker timeout."""
-    from django.db import connection
-
     from tests.support.workflows import chain, publish
-    from vectorbea.runs.commands import start_run
 
     workflow = publish(workspace, chain(1), name=f"bench-quiet-{uuid.uuid4().hex[:6]}")
-    latencies = []
-    for _ in range(runs):
-        time.sleep(1.5)
-        t = time.perf_counter()
-        run = start_run(workflow, {})
-        with connection.cursor() as c:
-            while True:
-                c.execute("SELECT status FROM eventlog_runsummary WHERE run_id = %s", [run.id])
-                if c.fetchone()[0] in ("completed", "failed"):
-                    break
-                time.sleep(0.0005)
-        latencies.append(time.perf_counter() - t)
-    return latencies
+    return one_at_a_time(workflow, done, runs, idle=1.5)
 
 
 def throughput(workflow, runs: int, starters: int = 4) -> float:
@@ -182,23 +203,42 @@ def main() -> None:
         "(write transactions, incl. starting the run and claiming its first step; target <= 2)"
     )
 
-    for processes in (1, 2):
-        workers = start_workers(processes)
-        try:
-            if processes == 1:
-                quiet = quiet_start(workspace, 20)
-                print(f"First step of a run started on a quiet system: {summary(quiet)}")
-            latency = end_to_end(workflow, 100)
-            elapsed = throughput(workflow, args.throughput_runs)
-        finally:
-            stop(workers)
-        steps = args.throughput_runs * STEPS
-        print(
-            f"{processes} worker process(es): one run end to end {summary(latency)}; "
-            f"{args.throughput_runs} runs in flight (4 starters) in {elapsed:.2f} s = "
-            f"{steps / elapsed:,.0f} steps/s, "
-            f"{args.throughput_runs / elapsed:,.0f} runs/s"
-        )
+    done = Completions()
+    try:
+        for processes in (1, 2):
+            workers = start_workers(processes)
+            try:
+                if processes == 1:
+                    quiet = quiet_start(workspace, done, 20)
+                    print(f"First step of a run started on a quiet system: {summary(quiet)}")
+                back_to_back = one_at_a_time(workflow, done, 200)
+                after_idle = one_at_a_time(workflow, done, 100, idle=0.02)
+                before = cpu_times()
+                elapsed = throughput(workflow, args.throughput_runs)
+                busy = cpu_busy(before, cpu_times())
+            finally:
+                stop(workers)
+            steps = args.throughput_runs * STEPS
+            print(
+                f"{processes} worker process(es): one {STEPS}-step run end to end "
+                f"{summary(back_to_back)} (one after another), {summary(after_idle)} "
+                f"(after 20 ms idle); {args.throughput_runs} runs in flight (4 starters) in "
+                f"{elapsed:.2f} s = {steps / elapsed:,.0f} steps/s, "
+                f"{args.throughput_runs / elapsed:,.0f} runs/s, CPU {busy:.0%} busy"
+            )
+    finally:
+        done.close()
+
+
+def cpu_times() -> list[int]:
+    with open("/proc/stat") as stat:
+        return [int(v) for v in stat.readline().split()[1:]]
+
+
+def cpu_busy(before: list[int], after: list[int]) -> float:
+    """The machine's CPU use between two readings (all cores; idle and iowait are idle)."""
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    return 1 - (spent[3] + spent[4]) / sum(spent)
 
 
 if __name__ == "__main__":

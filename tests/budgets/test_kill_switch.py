@@ -1,7 +1,9 @@
 """The kill switch stops everything, with real workers (issue 08)."""
 
+import threading
 import time
 
+import psycopg
 import pytest
 from django.db import connection
 
@@ -17,6 +19,7 @@ from tests.support.live import (
 )
 from tests.support.workflows import chain, publish
 from vectorbea.budgets import killswitch
+from vectorbea.eventlog.models import Run
 from vectorbea.runs.commands import WorkspaceStopped, start_run
 
 
@@ -100,3 +103,40 @@ def test_resuming_is_refused_while_the_switch_is_on(db, acme):
     killswitch.stop_everything(acme.id, actor="alice", reason="audit")
     with pytest.raises(Exception, match="Turn the kill switch off"):
         killswitch.resume_stopped(acme.id, actor="alice")
+
+
+def test_a_start_waiting_for_the_switch_to_commit_is_refused(transactional_db, acme):
+    """A run started while the switch is being thrown waits for it, then reads it thrown:
+    it never starts after the switch has listed the runs to stop."""
+    workflow = publish(acme, chain(1))
+    start_run(workflow, {})  # this process now remembers the workflow's head
+    outcome: dict[str, object] = {}
+
+    def start() -> None:
+        try:
+            outcome["run"] = start_run(workflow, {})
+        except WorkspaceStopped as exc:
+            outcome["refused"] = exc
+        finally:
+            connection.close()
+
+    with psycopg.connect(**connection.get_connection_params()) as switch:
+        # What killswitch.stop_everything commits: the workspace row's update lock, then
+        # the limits marked stopped.
+        switch.execute("SELECT 1 FROM accounts_workspace WHERE id = %s FOR UPDATE", [acme.id])
+        switch.execute(
+            "INSERT INTO budgets_workspacelimits (workspace_id, soft_threshold_percent, "
+            "over_budget, max_steps_per_run, max_attempts_per_step, stopped_at, stopped_by, "
+            "stop_reason, updated_at) VALUES (%s, 80, 'pause', 1000, 10, now(), 'alice', '', "
+            "now())",
+            [acme.id],
+        )
+        starter = threading.Thread(target=start)
+        starter.start()
+        time.sleep(0.5)
+        waiting = starter.is_alive()
+    starter.join(timeout=10)
+
+    assert waiting  # it waited for the switch's transaction
+    assert "refused" in outcome and "run" not in outcome
+    assert Run.objects.filter(workflow=workflow).count() == 1

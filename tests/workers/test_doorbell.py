@@ -65,3 +65,19 @@ def test_the_app_broker_rings_the_doorbell():
 
     assert isinstance(app_broker, DoorbellBroker)
     assert dramatiq.get_broker() is app_broker
+
+
+def test_an_enqueue_loads_the_dispatch_script_when_redis_lost_it(broker):
+    """The enqueue and its ring go in one pipeline by script hash; a Redis that does not
+    know the script (restarted) gets it loaded, and the message is enqueued once."""
+    known = broker.scripts["dispatch"]
+    # The same script under a hash this Redis has never seen.
+    source = known.script.decode() if isinstance(known.script, bytes) else known.script
+    broker.scripts["dispatch"] = broker.client.register_script(f"{source}\n-- {uuid.uuid4()}")
+
+    broker.enqueue(message())
+    consumer = broker.consume("q", prefetch=10, timeout=100)
+    received = [proxy for proxy in (next(consumer) for _ in range(5)) if proxy is not None]
+
+    assert len(received) == 1
+    assert broker.client.llen(f"{broker.namespace}:q") == 0

@@ -158,26 +158,38 @@ class RunSummaryProjection:
         f"{c} = EXCLUDED.{c}" for c in COLUMNS
     )
 
+    # An INSERT ... SELECT for the summary row, open for more WHERE conditions: append
+    # ON_CONFLICT after them. Its parameters are values(...).
+    UPSERT = (
+        "INSERT INTO eventlog_runsummary (run_id, workspace_id, workflow_id, "
+        + ", ".join(COLUMNS)
+        + ") SELECT id, workspace_id, workflow_id, "
+        + ", ".join(f"%s::{CASTS[c]}" for c in COLUMNS)
+        + " FROM eventlog_run WHERE id = %s::uuid"
+    )
+
+    # The same for a run whose row is being inserted by the same statement (so not yet
+    # visible to it): run_id, workspace_id and workflow_id are given, then values(...)
+    # without its last (run_id), then more WHERE conditions after this "WHERE true".
+    INSERT = (
+        "INSERT INTO eventlog_runsummary (run_id, workspace_id, workflow_id, "
+        + ", ".join(COLUMNS)
+        + ") SELECT %s::uuid, %s::uuid, %s::uuid, "
+        + ", ".join(f"%s::{CASTS[c]}" for c in COLUMNS)
+        + " WHERE true"
+    )
+
     @staticmethod
-    def upsert(
-        run_id: UUID, state: RunState, definition: Definition, at: datetime
-    ) -> tuple[str, list[Any]]:
-        """An INSERT ... SELECT for the summary row, open for more WHERE conditions; append
-        ON_CONFLICT after them."""
+    def values(run_id: UUID, state: RunState, definition: Definition, at: datetime) -> list[Any]:
         fields = summary_fields(state, definition, at)
-        values = [json.dumps(fields[c]) if c in JSON_COLUMNS else fields[c] for c in COLUMNS]
-        placeholders = ", ".join(f"%s::{CASTS[c]}" for c in COLUMNS)
-        sql = (
-            "INSERT INTO eventlog_runsummary (run_id, workspace_id, workflow_id, "
-            + ", ".join(COLUMNS)
-            + f") SELECT id, workspace_id, workflow_id, {placeholders} "
-            "FROM eventlog_run WHERE id = %s::uuid"
-        )
-        return sql, [*values, run_id]
+        return [
+            *(json.dumps(fields[c]) if c in JSON_COLUMNS else fields[c] for c in COLUMNS),
+            run_id,
+        ]
 
     @classmethod
     def write(
         cls, cursor: Any, run_id: UUID, state: RunState, definition: Definition, at: datetime
     ) -> None:
-        sql, params = cls.upsert(run_id, state, definition, at)
-        cursor.execute(f"{sql} {cls.ON_CONFLICT}", params)
+        params = cls.values(run_id, state, definition, at)
+        cursor.execute(f"{cls.UPSERT} {cls.ON_CONFLICT}", params)

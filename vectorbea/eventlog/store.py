@@ -11,13 +11,14 @@ for every worker and the event timestamps that fold reads.
 """
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 import psycopg
@@ -49,6 +50,7 @@ from vectorbea.eventlog.projections import RunSummaryProjection
 from vectorbea.keys.redaction import redact_events
 
 Build = Callable[[RunState, datetime], Sequence[Event]]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,25 @@ class DbClock:
 
     @classmethod
     def reading(cls, db: datetime) -> "DbClock":
-        return cls(db, time.monotonic())
+        global _latest_clock
+        _latest_clock = clock = cls(db, time.monotonic())
+        return clock
 
     def now(self) -> datetime:
         return self.db + timedelta(seconds=time.monotonic() - self.mono)
+
+
+_latest_clock: DbClock | None = None  # this process's latest reading of the DB's clock
+CLOCK_READING_MAX_AGE = 60.0  # seconds a reading is carried forward before a fresh one
+
+
+def clock_now() -> datetime:
+    """The database's clock: this process's latest reading carried forward (readings come
+    with every append and load), or a fresh one when the latest is old."""
+    latest = _latest_clock
+    if latest is None or time.monotonic() - latest.mono > CLOCK_READING_MAX_AGE:
+        latest = DbClock.reading(db_now())
+    return latest.now()
 
 
 @dataclass(frozen=True)
@@ -141,23 +158,59 @@ def read_events(
 
 
 def load(run_id: UUID) -> Loaded:
-    """Latest checkpoint + fold(events after it). Two round trips."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT r.workspace_id, r.version_id, now(), cp.seq, cp.state FROM eventlog_run r "
-            "LEFT JOIN LATERAL (SELECT seq, state FROM eventlog_checkpoint "
-            "  WHERE run_id = r.id ORDER BY seq DESC LIMIT 1) cp ON true "
-            "WHERE r.id = %s",
-            [run_id],
-        )
+    """Latest checkpoint + fold(events after it), in one round trip."""
+    return cast(Loaded, _read(run_id, None))  # without a claim, nothing is refused
+
+
+def claim_and_load(run_id: UUID, step_id: str, attempt: int, worker: str) -> Loaded | None:
+    """Take the unclaimed lease of this attempt for `worker` and read the run, in one
+    round trip; None when the lease was not there to take (another delivery of the same
+    message won it, or the attempt ended)."""
+    return _read(run_id, (step_id, attempt, worker))
+
+
+_READ_SQL = (
+    "SELECT {claimed}, r.workspace_id, r.version_id, now(), cp.state, ("
+    "  SELECT json_agg(json_build_array(e.seq, e.type, e.schema_version, e.payload, "
+    "    e.created_at) ORDER BY e.seq) FROM eventlog_event e "
+    "  WHERE e.run_id = r.id AND e.seq > coalesce(cp.seq, 0)) "
+    "FROM eventlog_run r "
+    "LEFT JOIN LATERAL (SELECT seq, state FROM eventlog_checkpoint "
+    "  WHERE run_id = r.id ORDER BY seq DESC LIMIT 1) cp ON true "
+    "WHERE r.id = %s::uuid"
+)
+READ_SQL = _READ_SQL.format(claimed="true")
+CLAIM_AND_READ_SQL = (
+    "WITH claimed AS (UPDATE eventlog_steplease SET worker = %s, "
+    "expires_at = now() + %s::interval WHERE run_id = %s::uuid AND step_id = %s "
+    "AND attempt = %s::integer AND worker = '' RETURNING 1) "
+    + _READ_SQL.format(claimed="EXISTS (SELECT 1 FROM claimed)")
+)
+
+
+def _read(run_id: UUID, claim: tuple[str, int, str] | None) -> Loaded | None:
+    if claim is None:
+        sql, params = READ_SQL, [run_id]
+    else:
+        step_id, attempt, worker = claim
+        ttl = timedelta(seconds=settings.VECTORBEA_LEASE_SECONDS)
+        sql, params = CLAIM_AND_READ_SQL, [worker, ttl, run_id, step_id, attempt, run_id]
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, params, prepare=True)
         row = cursor.fetchone()
     if row is None:
         raise LookupError(f"No run {run_id}")
-    workspace_id, version_id, now, cp_seq, cp_state = row
+    claimed, workspace_id, version_id, now, cp_state, events = row
+    if not claimed:
+        return None
     base = None
     if cp_state is not None:
         base = state_from_json(json.loads(cp_state) if isinstance(cp_state, str) else cp_state)
-    state = fold(read_events(run_id, after_seq=cp_seq or 0), base)
+    recorded = [
+        recorded_from_row(seq, type_name, version, payload, datetime.fromisoformat(at))
+        for seq, type_name, version, payload, at in events or ()
+    ]
+    state = fold(recorded, base)
     version_id = _current_version(state, version_id)
     return Loaded(
         run_id, workspace_id, version_id, state, definition_for(version_id), DbClock.reading(now)
@@ -197,6 +250,26 @@ def db_now() -> datetime:
         return cursor.fetchone()[0]
 
 
+@dataclass(frozen=True)
+class NewRun:
+    """A run's identity row, written by its first append in the same statement, and what
+    that statement checks first: `guard` is a SELECT (with `guard_params`) that returns a
+    row when the run may start (when it returns none, nothing is written and append()
+    raises StartRefused)."""
+
+    workspace_id: UUID
+    workflow_id: UUID
+    version_id: UUID
+    idempotency_key: str | None
+    started_by_id: int | None
+    guard: str
+    guard_params: tuple[Any, ...]
+
+
+class StartRefused(Exception):
+    """The guard of a new run's first append found no row: nothing was written."""
+
+
 def append(
     run_id: UUID,
     state: RunState,
@@ -206,6 +279,7 @@ def append(
     now: datetime,
     claim_first_started: str = "",
     savepoint: bool = True,
+    new_run: NewRun | None = None,
 ) -> Appended:
     """Append the events `build(state, now)` returns after `state.last_seq`, in ONE
     statement (so one round trip and one commit per step boundary).
@@ -220,6 +294,9 @@ def append(
     starts (to run it inline); other started steps get unclaimed leases for dispatch.
     `savepoint=False`: inside a transaction the caller rolls back whole on any error (a
     brand-new run cannot conflict), skip the savepoint's two round trips.
+    `new_run`: this is the run's first append; its row is inserted by the same statement
+    (an IntegrityError then is the run's own, e.g. a reused idempotency key, and is raised
+    as such).
     """
     events = redact_events(build(state, now))  # known provider keys never reach the log
     if not events:
@@ -229,35 +306,52 @@ def append(
     ]
     new_state = fold(recorded, state)
     sql, params, started = _append_statement(
-        run_id, state, new_state, recorded, definition, claim_first_started
+        run_id, state, new_state, recorded, definition, claim_first_started, new_run
     )
     try:
-        with _statement_scope(savepoint), prepared_cursor() as cursor:
+        with _statement_scope(savepoint or new_run is not None), prepared_cursor() as cursor:
             cursor.execute(sql, params, prepare=True)
             held, committed_at, workspace_id = cursor.fetchone()
-            if not held:
-                raise LeaseLost(f"A step attempt of run {run_id} is no longer leased to us")
     except IntegrityError as exc:
+        if new_run is not None:  # the run's own, e.g. its idempotency key was taken
+            raise
         raise ConcurrencyConflict(run_id, state.last_seq) from exc
-    _push_after_commit(run_id, workspace_id, new_state.last_seq, recorded)
+    if not held and new_run is not None:
+        raise StartRefused(f"Run {run_id} may not start (its guard found no row)")
+    if not held:
+        raise LeaseLost(f"A step attempt of run {run_id} is no longer leased to us")
+    _push_after_commit(run_id, workspace_id, new_state.last_seq, recorded, state, definition)
     return Appended(new_state, tuple(recorded), tuple(started), DbClock.reading(committed_at))
 
 
-# Called after the commit of every append with (run_id, workspace_id, recorded events):
-# what other apps do about new events (e.g. email when a run needs attention). Registered
-# in AppConfig.ready(); a hook must be quick or hand its work off, and must not raise.
-AfterAppend = Callable[[UUID, UUID, Sequence[Recorded]], None]
+# Called after the commit of every append with (run_id, workspace_id, the recorded events,
+# the run's state before them, the definition they were decided with): what other apps do
+# about new events (email when a run needs attention, count them for /metrics).
+# Registered in AppConfig.ready(); a hook must be quick or hand its work off, and must not
+# raise.
+AfterAppend = Callable[[UUID, UUID, Sequence[Recorded], RunState, Definition], None]
 AFTER_APPEND_HOOKS: list[AfterAppend] = []
 
 
 def _push_after_commit(
-    run_id: UUID, workspace_id: UUID, seq: int, recorded: Sequence[Recorded] = ()
+    run_id: UUID,
+    workspace_id: UUID,
+    seq: int,
+    recorded: Sequence[Recorded],
+    before: RunState,
+    definition: Definition,
 ) -> None:
     from vectorbea.runs.live import OUTBOX
 
-    transaction.on_commit(lambda: OUTBOX.notify(run_id, workspace_id, seq), robust=True)
-    for hook in AFTER_APPEND_HOOKS:
-        transaction.on_commit(lambda hook=hook: hook(run_id, workspace_id, recorded), robust=True)
+    def after() -> None:
+        OUTBOX.notify(run_id, workspace_id, seq)
+        for hook in AFTER_APPEND_HOOKS:
+            try:
+                hook(run_id, workspace_id, recorded, before, definition)
+            except Exception:  # a hook must not raise; if one does, the others still run
+                log.exception("After-append hook %s failed for run %s", hook, run_id)
+
+    transaction.on_commit(after, robust=True)
 
 
 @contextmanager
@@ -285,11 +379,11 @@ def _append_statement(
     recorded: list[Recorded],
     definition: Definition,
     claim_first: str,
+    new_run: NewRun | None = None,
 ) -> tuple[str, list[Any], list[tuple[str, int]]]:
     """One SQL statement: end the lease of the attempt whose outcome this records (or
-    write nothing), insert the events, start leases, upsert the summary, checkpoint."""
-    ctes: list[str] = []
-    params: list[Any] = []
+    write nothing), insert the events, start leases, upsert the summary, checkpoint; for a
+    new run, check its guard (or write nothing) and insert its row first."""
     # Only an attempt a worker was running holds a lease; a step the engine completes
     # itself (a delay whose time came, a decided approval) has none to end.
     ended = [
@@ -298,23 +392,100 @@ def _append_statement(
         if isinstance(r.event, StepCompleted | StepFailed | StepDeferred)
         and old.step(r.event.step_id).status == "running"
     ]
+    if len(ended) > 1:
+        raise ValueError("One append may record the outcome of one step attempt at most")
     # A person interrupting attempts (the kill switch) takes their leases away: the
     # holder's heartbeat notices and abandons the work, and its late result is refused.
     interrupted = [
         (r.event.step_id, r.event.attempt) for r in recorded if isinstance(r.event, StepInterrupted)
     ]
-    if len(ended) > 1:
-        raise ValueError("One append may record the outcome of one step attempt at most")
+    ends_run = any(isinstance(r.event, RunCancelled | RunFailed | RunCompleted) for r in recorded)
+    started = [(r.event.step_id, r.event.attempt) for r in recorded if type(r.event) is StepStarted]
+    every = settings.VECTORBEA_CHECKPOINT_EVERY
+    checkpoint = new.last_seq // every > old.last_seq // every or new.is_terminal
+
+    params: list[Any] = []
+    if new_run is not None:
+        if ended:
+            raise ValueError("A run's first append ends no step attempt")
+        params += [
+            *new_run.guard_params,
+            run_id,
+            new_run.workspace_id,
+            new_run.workflow_id,
+            new_run.version_id,
+            new_run.idempotency_key,
+            new_run.started_by_id,
+        ]
     if ended:
+        params += [run_id, *ended[0]]
+    for r in recorded:
+        params += [
+            run_id,
+            r.seq,
+            type(r.event).__name__,
+            r.event.schema_version,
+            json.dumps(event_to_payload(r.event)),
+            r.at,
+        ]
+    if ends_run:
+        params += [run_id, *(ended[0] if ended else ("", 0))]
+    for step_id, attempt in interrupted:
+        params += [run_id, step_id, attempt]
+    if started:
+        ttl = timedelta(seconds=settings.VECTORBEA_LEASE_SECONDS)
+        for index, (step_id, attempt) in enumerate(started):
+            params += [run_id, step_id, attempt, claim_first if index == 0 else "", ttl]
+    summary = RunSummaryProjection.values(run_id, new, definition, recorded[-1].at)
+    if new_run is not None:  # the run's row is not visible to this statement yet
+        summary = [run_id, new_run.workspace_id, new_run.workflow_id, *summary[:-1]]
+    params += summary
+    if checkpoint:
+        params += [run_id, new.last_seq, json.dumps(state_to_json(new))]
+    params.append(new_run.workspace_id if new_run is not None else run_id)
+    sql = _append_sql(
+        bool(ended),
+        len(recorded),
+        ends_run,
+        len(interrupted),
+        len(started),
+        checkpoint,
+        new_run.guard if new_run is not None else None,
+    )
+    return sql, params, started
+
+
+@lru_cache(maxsize=256)
+def _append_sql(
+    ends_attempt: bool,
+    events: int,
+    ends_run: bool,
+    interrupted: int,
+    started: int,
+    checkpoint: bool,
+    new_run_guard: str | None = None,
+) -> str:
+    """The append statement for one shape of append (built once: a handful of shapes
+    cover nearly every step boundary, and each is prepared once per connection)."""
+    ctes: list[str] = []
+    if new_run_guard is not None:
+        # A new run: its guard first (nothing is written when it finds no row), then the
+        # run's row, which the deferred foreign keys of the other rows find at commit.
+        ctes.append(
+            f"head AS ({new_run_guard}), ok AS (SELECT EXISTS (SELECT 1 FROM head) AS ok), "
+            "run AS (INSERT INTO eventlog_run (id, workspace_id, workflow_id, version_id, "
+            "idempotency_key, started_by_id, created_at) SELECT %s::uuid, %s::uuid, %s::uuid, "
+            "%s::uuid, %s::text, %s::integer, now() WHERE (SELECT ok FROM ok))"
+        )
+    elif ends_attempt:
         ctes.append(
             "ended AS (DELETE FROM eventlog_steplease WHERE run_id = %s AND step_id = %s "
             "AND attempt = %s RETURNING 1), ok AS (SELECT count(*) = 1 AS ok FROM ended)"
         )
-        params += [run_id, *ended[0]]
     else:
         ctes.append("ok AS (SELECT true AS ok)")
     rows = ", ".join(
-        ["(%s::uuid, %s::integer, %s, %s::smallint, %s::jsonb, %s::timestamptz)"] * len(recorded)
+        ["(%s::uuid, %s::integer, %s, %s::smallint, %s::jsonb, %s::timestamptz)"] * events
     )
     # The events go in first: a writer that lost the race fails (or waits for the winner)
     # on (run_id, seq) before it takes any other lock, so two appends to one run never
@@ -326,57 +497,35 @@ def _append_statement(
         f"SELECT * FROM (VALUES {rows}) v WHERE (SELECT ok FROM ok) RETURNING seq), "
         "wrote AS (SELECT count(*) > 0 AS wrote FROM events)"
     )
-    for r in recorded:
-        params += [
-            run_id,
-            r.seq,
-            type(r.event).__name__,
-            r.event.schema_version,
-            json.dumps(event_to_payload(r.event)),
-            r.at,
-        ]
-    if any(isinstance(r.event, RunCancelled | RunFailed | RunCompleted) for r in recorded):
+    if ends_run:
         ctes.append(
             "cleared AS (DELETE FROM eventlog_steplease WHERE run_id = %s "
             "AND NOT (step_id = %s AND attempt = %s) AND (SELECT wrote FROM wrote))"
         )
-        params += [run_id, *(ended[0] if ended else ("", 0))]
-    for index, (step_id, attempt) in enumerate(interrupted):
+    for index in range(interrupted):
         ctes.append(
             f"interrupted{index} AS (DELETE FROM eventlog_steplease WHERE run_id = %s "
             "AND step_id = %s AND attempt = %s AND (SELECT wrote FROM wrote))"
         )
-        params += [run_id, step_id, attempt]
-    started = [(r.event.step_id, r.event.attempt) for r in recorded if type(r.event) is StepStarted]
     if started:
-        lease_rows = ", ".join(
-            ["(%s::uuid, %s, %s::integer, %s, now() + %s::interval)"] * len(started)
-        )
+        lease_rows = ", ".join(["(%s::uuid, %s, %s::integer, %s, now() + %s::interval)"] * started)
         ctes.append(
             "leases AS (INSERT INTO eventlog_steplease "
             "(run_id, step_id, attempt, worker, expires_at) "
             f"SELECT * FROM (VALUES {lease_rows}) v WHERE (SELECT wrote FROM wrote))"
         )
-        ttl = timedelta(seconds=settings.VECTORBEA_LEASE_SECONDS)
-        for index, (step_id, attempt) in enumerate(started):
-            params += [run_id, step_id, attempt, claim_first if index == 0 else "", ttl]
-    summary_sql, summary_params = RunSummaryProjection.upsert(
-        run_id, new, definition, recorded[-1].at
-    )
+    upsert = RunSummaryProjection.UPSERT if new_run_guard is None else RunSummaryProjection.INSERT
     ctes.append(
-        f"summary AS ({summary_sql} AND (SELECT wrote FROM wrote) "
-        f"{RunSummaryProjection.ON_CONFLICT})"
+        f"summary AS ({upsert} AND (SELECT wrote FROM wrote) {RunSummaryProjection.ON_CONFLICT})"
     )
-    params += summary_params
-    every = settings.VECTORBEA_CHECKPOINT_EVERY
-    if new.last_seq // every > old.last_seq // every or new.is_terminal:
+    if checkpoint:
         ctes.append(
             "checkpoint AS (INSERT INTO eventlog_checkpoint (run_id, seq, state) "
             "SELECT %s::uuid, %s::integer, %s::jsonb WHERE (SELECT wrote FROM wrote))"
         )
-        params += [run_id, new.last_seq, json.dumps(state_to_json(new))]
-    sql = (
-        "WITH " + ", ".join(ctes) + " SELECT (SELECT ok FROM ok), now(), "
+    workspace = (
         "(SELECT workspace_id FROM eventlog_run WHERE id = %s::uuid)"
+        if new_run_guard is None
+        else "%s::uuid"
     )
-    return sql, [*params, run_id], started
+    return "WITH " + ", ".join(ctes) + f" SELECT (SELECT ok FROM ok), now(), {workspace}"

@@ -4,7 +4,9 @@ from uuid import UUID
 from django.apps import AppConfig
 
 
-def email_when_attention_is_needed(run_id: UUID, workspace_id: UUID, recorded: Sequence) -> None:
+def email_when_attention_is_needed(
+    run_id: UUID, workspace_id: UUID, recorded: Sequence, *_context: object
+) -> None:
     """After an append that made a run need attention commits: tell the people who can
     resolve it (never raises; see runs.attention.notify_attention)."""
     if any(type(r.event).__name__ == "RunNeedsAttention" for r in recorded):

@@ -1,6 +1,7 @@
 """The only writers of run history outside the executor: named, imperative actions."""
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -71,42 +72,65 @@ DEFAULT_LIMITS = {"max_steps": 1000, "max_attempts": 10}
 
 @dataclass(frozen=True)
 class _Head:
-    """What starting a run reads first, in one round trip: the version it runs, the
-    workspace's runaway guards, and the database's clock."""
+    """What starting a run needs to know first: the version it runs (and its number), and
+    the workspace's runaway guards as stored (None: the default)."""
 
-    version_id: UUID | None
-    limits: dict[str, int]
-    now: datetime
+    version_id: UUID
+    version_number: int
+    max_steps: int | None
+    max_attempts: int | None
+
+    @property
+    def limits(self) -> dict[str, int]:
+        return {
+            "max_steps": self.max_steps or DEFAULT_LIMITS["max_steps"],
+            "max_attempts": self.max_attempts or DEFAULT_LIMITS["max_attempts"],
+        }
+
+
+# Each process remembers the head it last read per (workspace, workflow, version asked
+# for); the run's first append checks it is still true (HEAD_GUARD), so it is never
+# trusted stale: a refused start reads it again.
+_heads: dict[tuple[UUID, UUID, UUID | None], _Head] = {}
+LATEST = 2**31 - 1  # "no version is newer": the guard of a start on a version asked for
+
+# The guard of a run's first append: the workspace is not stopped and the remembered
+# head still holds (see vectorbea_may_start, eventlog migration 0006, for how it reads the
+# kill switch after taking a share lock on the workspace row).
+HEAD_GUARD = (
+    "SELECT 1 WHERE vectorbea_may_start(%s::uuid, %s::integer, %s::integer, %s::uuid, %s::integer)"
+)
 
 
 def _read_head(workflow: Workflow, version: WorkflowVersion | None) -> _Head:
     """The version (the one asked for, or the newest published) and the workspace's
-    runaway guards, read under a share lock on the workspace row: the kill switch takes
-    that row's update lock, so a run either starts before the switch (and is stopped by
-    it) or sees it thrown and is refused. Raises WorkspaceStopped. In a transaction."""
+    runaway guards. Raises NotPublished, WorkspaceStopped."""
     with store.prepared_cursor() as cursor:
         cursor.execute(
-            "SELECT COALESCE(%s::uuid, (SELECT v.id FROM workflows_workflowversion v "
-            "  WHERE v.workflow_id = %s::uuid ORDER BY v.number DESC LIMIT 1)), now(), "
-            "l.stopped_at, l.stop_reason, l.max_steps_per_run, l.max_attempts_per_step "
-            "FROM accounts_workspace w "
+            "SELECT v.id, v.number, l.stopped_at, l.stop_reason, l.max_steps_per_run, "
+            "l.max_attempts_per_step FROM accounts_workspace w "
             "LEFT JOIN budgets_workspacelimits l ON l.workspace_id = w.id "
-            "WHERE w.id = %s::uuid FOR SHARE OF w",
-            [version.id if version else None, workflow.id, workflow.workspace_id],
+            "LEFT JOIN LATERAL (SELECT id, number FROM workflows_workflowversion "
+            "  WHERE workflow_id = %s::uuid AND (%s::uuid IS NULL OR id = %s::uuid) "
+            "  ORDER BY number DESC LIMIT 1) v ON true "
+            "WHERE w.id = %s::uuid",
+            [workflow.id, *([version.id if version else None] * 2), workflow.workspace_id],
             prepare=True,
         )
-        version_id, now, stopped_at, reason, max_steps, max_attempts = cursor.fetchone()
+        version_id, number, stopped_at, reason, max_steps, max_attempts = cursor.fetchone()
     if stopped_at is not None:
         why = f" ({reason})" if reason else ""
         raise WorkspaceStopped(
             f"Runs are stopped in this workspace{why}: an admin threw the kill switch. "
             "Nothing starts until it is turned off on the Limits page."
         )
-    limits = {
-        "max_steps": max_steps or DEFAULT_LIMITS["max_steps"],
-        "max_attempts": max_attempts or DEFAULT_LIMITS["max_attempts"],
-    }
-    return _Head(version_id, limits, now)
+    if version_id is None:
+        raise NotPublished(f"Workflow {workflow.name!r} has no published version yet.")
+    head = _Head(version_id, number, max_steps, max_attempts)
+    if len(_heads) > 10_000:
+        _heads.clear()
+    _heads[workflow.workspace_id, workflow.id, version.id if version else None] = head
+    return head
 
 
 def input_problems(schema: dict[str, Any], data: Any) -> list[InputProblem]:
@@ -140,86 +164,97 @@ def start_run(
     """Start a run on `version` (default: the newest published one).
 
     With an idempotency key, the same key in the same workspace returns the same run.
-    Four round trips on the lean path: the head read, the run's row, its first append
-    (which starts its first steps), the commit."""
+    One round trip on the lean path: the run's row and its first append (which starts its
+    first steps), checked against the head this process remembers, in one transaction."""
     if workflow.archived_at is not None:
         raise WorkflowArchived(f"Workflow {workflow.name!r} is archived: restore it to start runs.")
-    started_by_id = getattr(started_by, "pk", None)
-    try:
-        with transaction.atomic():
+    stored = json_problem(run_input, "The input")
+    asked = version.id if version else None
+    head = _heads.get((workflow.workspace_id, workflow.id, asked))
+    for _ in range(MAX_CONFLICT_RETRIES):
+        if head is None:
             head = _read_head(workflow, version)
-            if head.version_id is None:
-                raise NotPublished(f"Workflow {workflow.name!r} has no published version yet.")
-            problems = _problems(_input_validator(head.version_id), run_input)
-            stored = json_problem(run_input, "The input")
-            if stored:  # e.g. a NUL character: Postgres cannot keep it in the first event
-                problems.append(InputProblem("input", stored))
-            if problems:
-                raise InvalidRunInput(problems)
-            if idempotency_key:
-                existing = Run.objects.filter(
-                    workspace_id=workflow.workspace_id, idempotency_key=idempotency_key
-                ).first()
-                if existing:
-                    return existing
-            run = Run(
-                id=uuid4(),
-                workspace_id=workflow.workspace_id,
-                workflow=workflow,
-                version_id=head.version_id,
-                idempotency_key=idempotency_key or None,
-                started_by_id=started_by_id,
-                created_at=head.now,
+        problems = _problems(_input_validator(head.version_id), run_input)
+        if stored:  # e.g. a NUL character: Postgres cannot keep it in the first event
+            problems.append(InputProblem("input", stored))
+        if problems:
+            raise InvalidRunInput(problems)
+        if idempotency_key:
+            existing = Run.objects.filter(
+                workspace_id=workflow.workspace_id, idempotency_key=idempotency_key
+            ).first()
+            if existing:
+                return existing
+        try:
+            return _start(workflow, head, run_input, started_by, idempotency_key, asked)
+        except store.StartRefused:  # the head changed (or the switch was thrown): read it
+            head = None
+        except IntegrityError:
+            if not idempotency_key:
+                raise
+            return Run.objects.get(
+                workspace_id=workflow.workspace_id, idempotency_key=idempotency_key
             )
-            _insert_run(run)
-            definition = store.definition_for(head.version_id)
-            started = RunStarted(
-                workflow_id=str(workflow.id),
-                version_id=str(head.version_id),
-                input=run_input,
-                started_by=getattr(started_by, "username", None),
-                limits=head.limits,
-            )
-            appended = store.append(
-                run.id,
-                RunState.initial(),
-                then_decide(definition, [started]),
-                definition,
-                now=head.now,
-                savepoint=False,  # a new run has no concurrent writer
-            )
-            gates.project_appended(run.id, appended, definition)  # same transaction
-            for step_id, attempt in appended.started:
-                queue = scheduling.queue_of(definition, step_id)
-                scheduling.dispatch(run.id, step_id, attempt, queue)
-    except IntegrityError:
-        if not idempotency_key:
-            raise
-        return Run.objects.get(workspace_id=workflow.workspace_id, idempotency_key=idempotency_key)
-    return run
+    raise store.ConcurrencyConflict(workflow.id, 0)
 
 
-def _insert_run(run: Run) -> None:
-    """The run's identity row, as one prepared statement; `run` then stands for the row."""
-    with store.prepared_cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO eventlog_run (id, workspace_id, workflow_id, version_id, "
-            "idempotency_key, started_by_id, created_at) "
-            "VALUES (%s::uuid, %s::uuid, %s::uuid, %s::uuid, %s::text, %s::integer, "
-            "%s::timestamptz)",
-            [
-                run.id,
-                run.workspace_id,
-                run.workflow_id,
-                run.version_id,
-                run.idempotency_key,
-                run.started_by_id,
-                run.created_at,
-            ],
-            prepare=True,
+def _start(
+    workflow: Workflow,
+    head: _Head,
+    run_input: dict[str, Any],
+    started_by: Any,
+    idempotency_key: str | None,
+    asked: UUID | None,
+) -> Run:
+    definition = store.definition_for(head.version_id)
+    run = Run(
+        id=uuid4(),
+        workspace_id=workflow.workspace_id,
+        workflow=workflow,
+        version_id=head.version_id,
+        idempotency_key=idempotency_key or None,
+        started_by_id=getattr(started_by, "pk", None),
+    )
+    started = RunStarted(
+        workflow_id=str(workflow.id),
+        version_id=str(head.version_id),
+        input=run_input,
+        started_by=getattr(started_by, "username", None),
+        limits=head.limits,
+    )
+    new_run = store.NewRun(
+        workspace_id=workflow.workspace_id,
+        workflow_id=workflow.id,
+        version_id=head.version_id,
+        idempotency_key=run.idempotency_key,
+        started_by_id=run.started_by_id,
+        guard=HEAD_GUARD,
+        guard_params=(
+            workflow.workspace_id,
+            head.max_steps,
+            head.max_attempts,
+            workflow.id,
+            LATEST if asked else head.version_number,
+        ),
+    )
+    has_gates = any(step.kind == APPROVAL_KIND for step in definition.steps.values())
+    # The inbox's gate rows commit with the run's first events.
+    with transaction.atomic() if has_gates else nullcontext():
+        appended = store.append(
+            run.id,
+            RunState.initial(),
+            then_decide(definition, [started]),
+            definition,
+            now=store.clock_now(),
+            new_run=new_run,
         )
+        gates.project_appended(run.id, appended, definition)
+    run.created_at = appended.clock.db
     run._state.adding = False
     run._state.db = "default"
+    for step_id, attempt in appended.started:
+        scheduling.dispatch(run.id, step_id, attempt, scheduling.queue_of(definition, step_id))
+    return run
 
 
 class ActionRefused(VectorbeaError):

@@ -19,7 +19,6 @@ from functools import cached_property
 from typing import Any
 from uuid import UUID
 
-from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
 from vectorbea.approvals import projection as gates
@@ -114,9 +113,9 @@ def advance(run_id: UUID) -> None:
 def execute_step(run_id: UUID, step_id: str, attempt: int) -> None:
     """A dispatched step: claim its lease (exactly one delivery wins), run it, continue."""
     try:
-        if not _claim(run_id, step_id, attempt):
+        loaded = store.claim_and_load(run_id, step_id, attempt, worker_id())
+        if loaded is None:  # another delivery won it, or the attempt is over
             return
-        loaded = store.load(run_id)
         run = RunRef.of(loaded)
         queue = scheduling.queue_of(run.definition, step_id)
         _drive(run, loaded.state, loaded.clock, (step_id, attempt), queue)
@@ -258,17 +257,6 @@ def _check_still_current(state: RunState, facts: Sequence[Event]) -> None:
                 raise LeaseLost(
                     f"Step {fact.step_id!r} attempt {fact.attempt} is no longer running"
                 )
-
-
-def _claim(run_id: UUID, step_id: str, attempt: int) -> bool:
-    ttl = timedelta(seconds=settings.VECTORBEA_LEASE_SECONDS)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE eventlog_steplease SET worker = %s, expires_at = now() + %s "
-            "WHERE run_id = %s AND step_id = %s AND attempt = %s AND worker = ''",
-            [worker_id(), ttl, run_id, step_id, attempt],
-        )
-        return cursor.rowcount == 1
 
 
 def _run_attempt(

@@ -11,7 +11,6 @@ outbox; one background thread coalesces notes per run and does the (async) group
 import asyncio
 import logging
 import os
-import queue
 import threading
 import time
 from uuid import UUID
@@ -32,15 +31,23 @@ def workspace_group(workspace_id: UUID | str) -> str:
 
 
 class Outbox:
+    """Notes gathered per run under a lock; the pusher thread is woken once per batch (when
+    the first note arrives), not once per append, so the hot path never hands it the GIL."""
+
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[str, str, int]] = queue.SimpleQueue()
+        self._pending: dict[UUID, tuple[UUID, int]] = {}
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._lock = threading.Lock()
 
     def notify(self, run_id: UUID, workspace_id: UUID, seq: int) -> None:
         self._ensure_thread()
-        self._queue.put((str(run_id), str(workspace_id), seq))
+        with self._lock:
+            if not self._pending:
+                self._wake.set()
+            known = self._pending.get(run_id)
+            self._pending[run_id] = (workspace_id, seq if known is None else max(seq, known[1]))
 
     def _ensure_thread(self) -> None:
         if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
@@ -48,30 +55,26 @@ class Outbox:
         with self._lock:
             if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
                 self._pid = os.getpid()
+                self._pending = {}
+                self._wake = threading.Event()
                 self._thread = threading.Thread(target=self._run, name="live-push", daemon=True)
                 self._thread.start()
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         while True:
-            batch: dict[str, tuple[str, int]] = {}
-            self._add(batch, *self._queue.get())
+            self._wake.wait()
             # Gather what else arrives within a short window: a busy run pushes once per
-            # window rather than once per step, and the hot path keeps the GIL.
-            deadline = time.monotonic() + COALESCE_SECONDS
-            while (left := deadline - time.monotonic()) > 0:
-                try:
-                    self._add(batch, *self._queue.get(timeout=left))
-                except queue.Empty:
-                    break
+            # window rather than once per step.
+            time.sleep(COALESCE_SECONDS)
+            with self._lock:
+                pending, self._pending = self._pending, {}
+                self._wake.clear()
+            batch = {str(run): (str(workspace), seq) for run, (workspace, seq) in pending.items()}
             try:
                 loop.run_until_complete(_send(batch))
             except Exception:  # Redis down: the next push (or a reconnect) catches up
                 log.warning("Live push failed for %d run(s)", len(batch), exc_info=True)
-
-    @staticmethod
-    def _add(batch: dict[str, tuple[str, int]], run_id: str, workspace_id: str, seq: int) -> None:
-        batch[run_id] = (workspace_id, max(seq, batch.get(run_id, ("", 0))[1]))
 
 
 async def _send(batch: dict[str, tuple[str, int]]) -> None:
@@ -89,10 +92,18 @@ async def _send(batch: dict[str, tuple[str, int]]) -> None:
             await layer.group_send(group, message)
 
 
+# Which of KEYS exist, as a list of 0/1: one command however many groups a batch names.
+EXISTING = (
+    "local found = {} "
+    "for i, key in ipairs(KEYS) do found[i] = redis.call('EXISTS', key) end "
+    "return found"
+)
+
+
 async def _watched(layer, groups: list[str]) -> set[str]:
-    """The groups somebody is in: one pipelined EXISTS per Redis host, instead of the two
-    round trips an empty group_send costs. Workers push for every run they move, and
-    nearly all of those runs have no page open."""
+    """The groups somebody is in, asked of Redis in one script call per Redis host,
+    instead of the two round trips an empty group_send costs. Workers push for every run
+    they move, and nearly all of those runs have no page open."""
     group_key = getattr(layer, "_group_key", None)
     if group_key is None:  # not channels_redis' layer: send to every group
         return set(groups)
@@ -101,10 +112,9 @@ async def _watched(layer, groups: list[str]) -> set[str]:
         by_host.setdefault(layer.consistent_hash(group), []).append(group)
     watched: set[str] = set()
     for index, members in by_host.items():
-        pipe = layer.connection(index).pipeline(transaction=False)
-        for group in members:
-            pipe.exists(group_key(group))
-        found = await pipe.execute()
+        found = await layer.connection(index).eval(
+            EXISTING, len(members), *(group_key(group) for group in members)
+        )
         watched.update(group for group, exists in zip(members, found, strict=True) if exists)
     return watched
 
