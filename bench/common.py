@@ -17,6 +17,10 @@ ENV = {
     "REDIS_PREFIX": "vbbench",
     "LOG_LEVEL": "WARNING",
     "VECTORBEA_LEASE_SECONDS": "30",
+    # Metrics files of the bench's processes, apart from the app's (var/metrics).
+    "VECTORBEA_METRICS_DIR": os.environ.get(
+        "VECTORBEA_BENCH_METRICS_DIR", str(ROOT / "bench" / "out" / "metrics")
+    ),
 }
 
 

@@ -7,6 +7,7 @@ are real values.
 
 import base64
 import binascii
+import ipaddress
 import os
 from pathlib import Path
 
@@ -53,6 +54,14 @@ def envfloat(name: str, default: str) -> float:
 
 def envlist(name: str, default: str) -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+def envnetworks(name: str, default: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated networks in CIDR notation (a bare address is one host)."""
+    try:
+        return [ipaddress.ip_network(item) for item in envlist(name, default)]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc} (use CIDRs like 10.0.0.0/8)") from None
 
 
 def master_keys(raw: list[str]) -> list[bytes]:
@@ -119,6 +128,7 @@ INSTALLED_APPS = [
     "vectorbea.triggers",
     "vectorbea.api",
     "vectorbea.front",
+    "vectorbea.metrics",
 ]
 
 MIDDLEWARE = [
@@ -259,7 +269,7 @@ if not DEBUG:
     SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "true")
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     # Health checks from a load balancer speak plain HTTP to the process.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", "31536000")
@@ -276,6 +286,19 @@ VECTORBEA_CHECKPOINT_EVERY = envint("VECTORBEA_CHECKPOINT_EVERY", "25")
 VECTORBEA_SHUTDOWN_GRACE_SECONDS = envfloat("VECTORBEA_SHUTDOWN_GRACE_SECONDS", "10")
 # The window of the per-minute rate limits (seconds); tests shorten it.
 VECTORBEA_RATE_LIMIT_WINDOW_SECONDS = envfloat("VECTORBEA_RATE_LIMIT_WINDOW_SECONDS", "60")
+
+# Prometheus metrics at /metrics (vectorbea.metrics). Every process of a host (web, workers,
+# scheduler, commands) writes its figures to its own files in this directory and /metrics
+# adds them up. prometheus_client reads PROMETHEUS_MULTIPROC_DIR once, when it is first
+# imported, so it is set here: settings load before anything imports it.
+VECTORBEA_METRICS_DIR = str(BASE_DIR / env("VECTORBEA_METRICS_DIR", "var/metrics"))
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = VECTORBEA_METRICS_DIR
+# Who may read /metrics: a request with "Authorization: Bearer <token>", or one from an
+# allowed network that did not come through a proxy.
+VECTORBEA_METRICS_TOKEN = env("VECTORBEA_METRICS_TOKEN", "")
+if VECTORBEA_METRICS_TOKEN and len(VECTORBEA_METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("VECTORBEA_METRICS_TOKEN must be at least 16 characters (or empty).")
+VECTORBEA_METRICS_ALLOW = envnetworks("VECTORBEA_METRICS_ALLOW", "127.0.0.0/8,::1/128")
 
 # LOG_FORMAT=json: one JSON object per line (for log shippers), with run_id, step_id and
 # attempt on every line emitted during a step (vectorbea.logcontext).

@@ -4,7 +4,10 @@ Each pytest-xdist worker gets its own Redis key prefix (and pytest-django its ow
 so parallel test processes never see each other's messages.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("SECRET_KEY", "test-secret-key-that-is-long-enough-for-checks-000")
@@ -21,6 +24,13 @@ os.environ["REDIS_URL"] = f"redis://127.0.0.1:6379/{_redis_db}"
 os.environ["REDIS_PREFIX"] = f"vbtest-{_worker or 'main'}"
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("VECTORBEA_LEASE_SECONDS", "2")
+# Metrics files: a directory per test process, shared with the worker processes it starts
+# (they inherit both variables), removed by the process that made it. An xdist worker
+# inherits its controller's variables and makes its own.
+if os.environ.get("VECTORBEA_TEST_METRICS_OWNER") != (_worker or "main"):
+    os.environ["VECTORBEA_TEST_METRICS_OWNER"] = _worker or "main"
+    os.environ["VECTORBEA_METRICS_DIR"] = tempfile.mkdtemp(prefix="vectorbea-metrics-")
+    atexit.register(shutil.rmtree, os.environ["VECTORBEA_METRICS_DIR"], ignore_errors=True)
 # Playwright's sync API runs an event loop in the test thread (microsoft/playwright-pytest#29).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 

@@ -4,6 +4,7 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("vectorbea.accounts.urls")),
     path("", include("vectorbea.front.urls")),
+    path("", include("vectorbea.metrics.urls")),
     path("", include("vectorbea.workflows.urls")),
     path("", include("vectorbea.runs.urls")),
     path("", include("vectorbea.approvals.urls")),

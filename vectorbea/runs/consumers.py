@@ -18,6 +18,7 @@ from django.http import Http404
 
 from vectorbea.accounts.access import Capability, workspace_access
 from vectorbea.eventlog.models import Run
+from vectorbea.metrics.sockets import CountedConnection
 from vectorbea.runs import live
 from vectorbea.runs.timeline import render_live_update
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 BATCH = 200
 
 
-class RunTimelineConsumer(WebsocketConsumer):
+class RunTimelineConsumer(CountedConnection, WebsocketConsumer):
     run_id: UUID
     sent: int | None = None
 
@@ -77,7 +78,7 @@ class RunTimelineConsumer(WebsocketConsumer):
             self.sent = last
 
 
-class WorkspaceConsumer(WebsocketConsumer):
+class WorkspaceConsumer(CountedConnection, WebsocketConsumer):
     """One socket per workspace page: the client subscribes to topics ({"topics": [...]})
     and gets their fragments whenever a run of the workspace changes."""
 

@@ -1,0 +1,170 @@
+"""Counters from the events every append records, so they agree with the log by construction.
+
+`count_appended` is an AFTER_APPEND hook (vectorbea.eventlog.store): it runs after the
+commit of each append, in the process that appended, on the workers' hot path. The store
+hands it the run's state before the append and the definition the events were decided
+with, so it does no I/O (but for reading a version the run is moved to, which the command
+that moved it has already cached). If it raises, the store logs it.
+
+A step's latency is the time from its attempt's start (StepStarted, or StepWaiting and
+ApprovalRequested for the steps the engine parks) to its outcome (StepCompleted,
+StepFailed), both as recorded in the log: one clock, and it includes waiting for a worker.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from django.core.exceptions import ObjectDoesNotExist
+from prometheus_client import Counter, Histogram
+
+from vectorbea.engine import (
+    ApprovalRequested,
+    AttentionResolved,
+    Definition,
+    ErrorClass,
+    Recorded,
+    RunState,
+    StepCompleted,
+    StepDeferred,
+    StepFailed,
+    StepInterrupted,
+    StepStarted,
+    StepWaiting,
+)
+from vectorbea.engine.state import STEP_RUNNING, STEP_WAITING
+
+UNKNOWN_KIND = "unknown"
+# Step latencies run from milliseconds (a transform) to hours (a person's approval).
+DURATION_BUCKETS = (
+    *(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    *(60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600, float("inf")),
+)
+
+EVENTS_APPENDED = Counter(
+    "vectorbea_events_appended", "Events appended to run logs, by event type.", ["type"]
+)
+STEPS_STARTED = Counter(
+    "vectorbea_steps_started",
+    "Step attempts started, by step kind (StepStarted; StepWaiting or ApprovalRequested for "
+    "a delay or an approval gate).",
+    ["kind"],
+)
+STEPS_COMPLETED = Counter(
+    "vectorbea_steps_completed", "Step attempts completed, by step kind.", ["kind"]
+)
+STEPS_FAILED = Counter(
+    "vectorbea_steps_failed",
+    "Step attempts failed, by step kind and error class.",
+    ["kind", "error_class"],
+)
+BUDGET_REJECTIONS = Counter(
+    "vectorbea_budget_rejections",
+    "Step attempts a workspace limit refused, by reason: budget_exceeded (the attempt "
+    "failed: a budget is spent); rate_limited, concurrency or budget (it was deferred).",
+    ["reason"],
+)
+STEP_DURATION = Histogram(
+    "vectorbea_step_duration_seconds",
+    "From a step attempt's recorded start to its recorded outcome, by kind and outcome.",
+    ["kind", "outcome"],
+    buckets=DURATION_BUCKETS,
+)
+
+# A labelled series, looked up once per process: labels() costs as much as the increment.
+_SERIES: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+
+def series(metric: Any, *labels: str) -> Any:
+    found = _SERIES.get((metric, labels))
+    if found is None:
+        found = _SERIES[metric, labels] = metric.labels(*labels)
+    return found
+
+
+STARTS = (StepStarted, StepWaiting, ApprovalRequested)
+OUTCOMES = {StepCompleted: "completed", StepFailed: "failed"}
+# A step in one of these has an open attempt, started at its started_at.
+OPEN = frozenset({STEP_RUNNING, STEP_WAITING})
+
+
+def count_appended(
+    run_id: UUID,
+    workspace_id: UUID,
+    recorded: Sequence[Recorded],
+    before: RunState,
+    definition: Definition,
+) -> None:
+    """The AFTER_APPEND hook: count the events an append recorded."""
+    if recorded:
+        count(RunContext(definition, before.last_seq, before), recorded)
+
+
+@dataclass
+class RunContext:
+    """What labelling a run's events needs, as of event `last_seq`: its definition, and when
+    each step's open attempt started. Those come from `before` (the run's state as of
+    `last_seq`), read only for the steps an outcome is counted for, unless `starts`
+    (step_id: (attempt, at), or None once the attempt ended) has them from later events."""
+
+    definition: Definition | None
+    last_seq: int
+    before: RunState | None = None
+    starts: dict[str, tuple[int, datetime] | None] = field(default_factory=dict)
+
+    def kind(self, step_id: str) -> str:
+        step = self.definition.steps.get(step_id) if self.definition else None
+        return step.kind if step else UNKNOWN_KIND
+
+    def end(self, step_id: str) -> tuple[int, datetime] | None:
+        """The (attempt, start) of the step's open attempt, which ends here."""
+        if step_id in self.starts:
+            start = self.starts[step_id]
+        else:
+            step = self.before.step(step_id) if self.before else None
+            start = None
+            if step is not None and step.status in OPEN and step.started_at is not None:
+                start = (step.attempt, step.started_at)
+        self.starts[step_id] = None
+        return start
+
+
+def count(run: RunContext, recorded: Sequence[Recorded]) -> None:
+    """Count `recorded` (which follows `run.last_seq`) and move `run` past it."""
+    for r in recorded:
+        event = r.event
+        series(EVENTS_APPENDED, type(event).__name__).inc()
+        if isinstance(event, STARTS):
+            series(STEPS_STARTED, run.kind(event.step_id)).inc()
+            run.starts[event.step_id] = (event.attempt, r.at)
+        elif isinstance(event, StepCompleted | StepFailed):
+            kind = run.kind(event.step_id)
+            if isinstance(event, StepCompleted):
+                series(STEPS_COMPLETED, kind).inc()
+            else:
+                series(STEPS_FAILED, kind, event.error_class).inc()
+                if event.error_class == ErrorClass.BUDGET_EXCEEDED:
+                    series(BUDGET_REJECTIONS, event.error_class).inc()
+            start = run.end(event.step_id)
+            if start is not None and start[0] == event.attempt:
+                seconds = max(0.0, (r.at - start[1]).total_seconds())
+                series(STEP_DURATION, kind, OUTCOMES[type(event)]).observe(seconds)
+        elif isinstance(event, StepDeferred):
+            series(BUDGET_REJECTIONS, event.reason).inc()
+            run.starts[event.step_id] = None
+        elif isinstance(event, StepInterrupted):
+            run.starts[event.step_id] = None
+        elif isinstance(event, AttentionResolved) and event.version_id:
+            run.definition = _definition(event.version_id)
+    run.last_seq = recorded[-1].seq
+
+
+def _definition(version_id: str | UUID) -> Definition | None:
+    from vectorbea.eventlog.store import definition_for
+
+    try:
+        return definition_for(UUID(str(version_id)))
+    except (ValueError, ObjectDoesNotExist):  # hand-made test logs name versions "v1"
+        return None
