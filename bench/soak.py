@@ -2,7 +2,7 @@
 SIGKILLed and restarted every few seconds. Checks the promise, prints figures, and exits
 non-zero when a check fails.
 
-    .venv/bin/python bench/soak.py [--runs 10000] [--steps 3] [--kill-every 20]
+    .venv/bin/python bench/soak.py [--runs 10000] [--steps 10] [--kill-every 20]
                                    [--lease-seconds 5] [--in-flight 200] [--timeout 300]
 
 What runs:
@@ -703,7 +703,7 @@ def fresh_database() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10_000)
-    parser.add_argument("--steps", type=int, default=3, help="no-op steps per run")
+    parser.add_argument("--steps", type=int, default=10, help="no-op steps per run")
     parser.add_argument("--kill-every", type=float, default=20.0, help="seconds; 0: no kills")
     parser.add_argument("--lease-seconds", type=float, default=5.0)
     parser.add_argument(
