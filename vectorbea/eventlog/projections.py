@@ -158,26 +158,21 @@ class RunSummaryProjection:
         f"{c} = EXCLUDED.{c}" for c in COLUMNS
     )
 
+    _INTO = "INSERT INTO eventlog_runsummary (run_id, workspace_id, workflow_id, " + ", ".join(
+        COLUMNS
+    )
+    _VALUES = ", ".join(f"%s::{CASTS[c]}" for c in COLUMNS)
+
     # An INSERT ... SELECT for the summary row, open for more WHERE conditions: append
     # ON_CONFLICT after them. Its parameters are values(...).
     UPSERT = (
-        "INSERT INTO eventlog_runsummary (run_id, workspace_id, workflow_id, "
-        + ", ".join(COLUMNS)
-        + ") SELECT id, workspace_id, workflow_id, "
-        + ", ".join(f"%s::{CASTS[c]}" for c in COLUMNS)
-        + " FROM eventlog_run WHERE id = %s::uuid"
+        f"{_INTO}) SELECT id, workspace_id, workflow_id, {_VALUES} "
+        "FROM eventlog_run WHERE id = %s::uuid"
     )
-
     # The same for a run whose row is being inserted by the same statement (so not yet
     # visible to it): run_id, workspace_id and workflow_id are given, then values(...)
     # without its last (run_id), then more WHERE conditions after this "WHERE true".
-    INSERT = (
-        "INSERT INTO eventlog_runsummary (run_id, workspace_id, workflow_id, "
-        + ", ".join(COLUMNS)
-        + ") SELECT %s::uuid, %s::uuid, %s::uuid, "
-        + ", ".join(f"%s::{CASTS[c]}" for c in COLUMNS)
-        + " WHERE true"
-    )
+    INSERT = f"{_INTO}) SELECT %s::uuid, %s::uuid, %s::uuid, {_VALUES} WHERE true"
 
     @staticmethod
     def values(run_id: UUID, state: RunState, definition: Definition, at: datetime) -> list[Any]:
