@@ -92,11 +92,16 @@ class RunSummary(models.Model):
     run = models.OneToOneField(
         Run, primary_key=True, on_delete=models.DO_NOTHING, related_name="summary"
     )
-    workspace = models.ForeignKey(Workspace, on_delete=models.DO_NOTHING, related_name="+")
+    # Every step rewrites this row, so each index costs every step: no index of its own on
+    # workspace (each index below starts with it) nor on version (nothing looks runs up
+    # by version here, and versions are never deleted).
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.DO_NOTHING, related_name="+", db_index=False
+    )
     workflow = models.ForeignKey(Workflow, on_delete=models.DO_NOTHING, related_name="+")
     # The version the run is on now (a person may move it on when retrying a step).
     version = models.ForeignKey(
-        WorkflowVersion, null=True, on_delete=models.DO_NOTHING, related_name="+"
+        WorkflowVersion, null=True, on_delete=models.DO_NOTHING, related_name="+", db_index=False
     )
     status = models.CharField(max_length=24)
     last_seq = models.PositiveIntegerField()
