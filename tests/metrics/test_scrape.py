@@ -1,6 +1,7 @@
 """Figures read at scrape time: the queues in Redis, the workers, the runs due."""
 
 import socket
+from pathlib import Path
 
 import pytest
 import redis
@@ -80,3 +81,17 @@ def test_without_redis_it_still_reports_the_rest(client, settings, monkeypatch):
     }
     assert "vectorbea_queue_messages" not in samples
     assert samples["vectorbea_runs_due"] == {frozenset(): 0}
+
+
+def test_a_process_creating_its_file_right_now_does_not_break_a_scrape(client, settings):
+    """prometheus_client creates a process's file empty, then sizes it: a scrape that
+    lands in between skips it instead of answering 500."""
+    starting = Path(settings.VECTORBEA_METRICS_DIR) / "counter_4194303.db"
+    starting.touch()
+    try:
+        response = client.get("/metrics")
+    finally:
+        starting.unlink()
+
+    assert response.status_code == 200
+    assert b"vectorbea_metrics_source_up" in response.content

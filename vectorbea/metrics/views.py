@@ -6,6 +6,7 @@ came through a proxy (it carries forwarding headers) is not judged by its addres
 the proxy's: behind a proxy on the same host, only the token lets it in.
 """
 
+import glob
 import hmac
 import ipaddress
 import os
@@ -67,9 +68,25 @@ def exposition() -> bytes:
     path = settings.VECTORBEA_METRICS_DIR
     forget_dead_processes(path)
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=path)
+    HostFiles(registry, path=path)
     registry.register(ScrapeTimeFigures())
     return generate_latest(registry)
+
+
+class HostFiles(MultiProcessCollector):
+    """prometheus_client's collector, except that it skips a file a process is creating
+    right now: an empty file has no figures yet, and reading it raises (a process that
+    starts while /metrics is scraped must not turn the scrape into a 500)."""
+
+    def collect(self):
+        files = []
+        for name in glob.glob(os.path.join(self._path, "*.db")):
+            try:
+                if os.path.getsize(name) > 0:
+                    files.append(name)
+            except FileNotFoundError:  # a dead process's live gauge, just removed
+                continue
+        return self.merge(files, accumulate=True)
 
 
 def forget_dead_processes(path: str) -> None:
