@@ -46,12 +46,18 @@ class DbConnections(dramatiq.Middleware):
 
 class GracefulShutdown(dramatiq.Middleware):
     """On SIGTERM: start no new step here, hand back what is still running after the
-    grace period (vectorbea.runs.shutdown)."""
+    grace period (vectorbea.runs.shutdown); once the threads have stopped, write out the
+    metrics tallied since the last flush (a worker process exits without atexit)."""
 
     def before_worker_shutdown(self, broker, worker):
         from vectorbea.runs import shutdown
 
         shutdown.begin()
+
+    def after_worker_shutdown(self, broker, worker):
+        from vectorbea.metrics.events import TALLY
+
+        TALLY.flush()
 
 
 class WorkerAnnouncement(dramatiq.Middleware):
@@ -69,7 +75,8 @@ class _DoorbellConsumer(_RedisConsumer):
     """Dramatiq's Redis consumer (pinned dramatiq 2.2.1), except that an idle consumer waits
     on its queue's doorbell list (BLPOP) instead of sleeping: a message enqueued while it
     waits wakes it within a Redis round trip, not after the idle poll (up to
-    dramatiq_worker_timeout). The poll stays as the fallback, so a lost ring only delays."""
+    dramatiq_worker_timeout). The poll stays as the fallback, so a lost ring only delays;
+    as rings wake it, it polls at that interval, not after a short backoff."""
 
     def __next__(self):
         try:
@@ -89,13 +96,14 @@ class _DoorbellConsumer(_RedisConsumer):
                             self.queue_name, self.prefetch - self.outstanding_message_count
                         )
                     if not messages:
-                        self.misses, backoff_ms = compute_backoff(
-                            self.misses, max_backoff=self.timeout
-                        )
                         if self.outstanding_message_count < self.prefetch:
-                            if self.broker.wait_for_doorbell(self.queue_name, backoff_ms / 1000):
-                                self.misses = 0
+                            # A ring wakes us at once: wait the whole poll, not a backoff
+                            # (a fetch is a script call; an empty one is wasted).
+                            self.broker.wait_for_doorbell(self.queue_name, self.timeout / 1000)
                         else:  # full: only an ack frees room, no ring can help
+                            self.misses, backoff_ms = compute_backoff(
+                                self.misses, max_backoff=self.timeout
+                            )
                             time.sleep(backoff_ms / 1000)
                         return None
         except redis.ConnectionError as e:

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from vectorbea.metrics.events import TALLY
 from vectorbea.metrics.scrape import ScrapeTimeFigures
 
 FORWARDING_HEADERS = (
@@ -66,6 +67,7 @@ def may_read_metrics(request: HttpRequest) -> bool:
 def exposition() -> bytes:
     """Every process's files in VECTORBEA_METRICS_DIR added up, plus the figures read now."""
     path = settings.VECTORBEA_METRICS_DIR
+    TALLY.flush()  # this process's own counts, up to now
     forget_dead_processes(path)
     registry = CollectorRegistry()
     HostFiles(registry, path=path)
