@@ -30,3 +30,24 @@ def test_only_the_groups_with_a_member_are_pushed_to():
     assert pushed == {live.run_group(RUN)}
     assert message == {"type": "run.changed", "run_id": RUN, "seq": 7}
     assert after == set()
+
+
+def test_the_pusher_thread_asks_over_a_plain_connection_what_the_async_check_would_say():
+    RUN, OTHER = str(uuid.uuid4()), str(uuid.uuid4())
+    groups = [live.run_group(RUN), live.run_group(OTHER)]
+
+    async def join():
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(live.run_group(RUN), channel)
+        return channel, await live._watched(layer, groups)
+
+    async def leave(channel):
+        await get_channel_layer().group_discard(live.run_group(RUN), channel)
+
+    channel, seen_async = run_async(join)
+    seen_now = live._watched_now(get_channel_layer(), groups)
+    run_async(lambda: leave(channel))
+
+    assert seen_now == seen_async == {live.run_group(RUN)}
+    assert live._watched_now(get_channel_layer(), groups) == set()

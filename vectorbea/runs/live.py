@@ -5,7 +5,9 @@ after the last seq its browser has from Postgres, so a lost or duplicated push c
 the timeline but never leave a gap or a duplicate in it.
 
 Appends happen on the hot path of workers, so they only drop a note in this process's
-outbox; one background thread coalesces notes per run and does the (async) group sends.
+outbox; one background thread coalesces notes per run, asks Redis which of their groups
+somebody is in (one synchronous script call: nearly every run a worker moves has no page
+open) and does the (async) group sends for those.
 """
 
 import asyncio
@@ -14,6 +16,9 @@ import os
 import threading
 import time
 from uuid import UUID
+
+import redis
+from channels.layers import get_channel_layer
 
 log = logging.getLogger(__name__)
 
@@ -72,21 +77,32 @@ class Outbox:
                 self._wake.clear()
             batch = {str(run): (str(workspace), seq) for run, (workspace, seq) in pending.items()}
             try:
-                loop.run_until_complete(_send(batch))
+                layer = get_channel_layer()
+                pushes = _pushes(batch)
+                watched = _watched_now(layer, [group for group, _ in pushes])
+                if watched is None or watched:
+                    loop.run_until_complete(_push(layer, pushes, watched))
             except Exception:  # Redis down: the next push (or a reconnect) catches up
                 log.warning("Live push failed for %d run(s)", len(batch), exc_info=True)
 
 
-async def _send(batch: dict[str, tuple[str, int]]) -> None:
-    from channels.layers import get_channel_layer
-
-    layer = get_channel_layer()
-    pushes = [
+def _pushes(batch: dict[str, tuple[str, int]]) -> list[tuple[str, dict]]:
+    return [
         (group, {"type": "run.changed", "run_id": run_id, "seq": seq})
         for run_id, (workspace_id, seq) in batch.items()
         for group in (run_group(run_id), workspace_group(workspace_id))
     ]
-    watched = await _watched(layer, [group for group, _ in pushes])
+
+
+async def _send(batch: dict[str, tuple[str, int]]) -> None:
+    """Push `batch` to the groups of it somebody is in, asked of Redis first."""
+    await _push(get_channel_layer(), _pushes(batch), None)
+
+
+async def _push(layer, pushes: list[tuple[str, dict]], watched: set[str] | None) -> None:
+    """Send each push whose group is `watched` (asked of Redis here when None)."""
+    if watched is None:
+        watched = await _watched(layer, [group for group, _ in pushes])
     for group, message in pushes:
         if group in watched:
             await layer.group_send(group, message)
@@ -100,6 +116,13 @@ EXISTING = (
 )
 
 
+def _by_host(layer, groups: list[str]) -> dict[int, list[str]]:
+    by_host: dict[int, list[str]] = {}
+    for group in groups:
+        by_host.setdefault(layer.consistent_hash(group), []).append(group)
+    return by_host
+
+
 async def _watched(layer, groups: list[str]) -> set[str]:
     """The groups somebody is in, asked of Redis in one script call per Redis host,
     instead of the two round trips an empty group_send costs. Workers push for every run
@@ -107,16 +130,46 @@ async def _watched(layer, groups: list[str]) -> set[str]:
     group_key = getattr(layer, "_group_key", None)
     if group_key is None:  # not channels_redis' layer: send to every group
         return set(groups)
-    by_host: dict[int, list[str]] = {}
-    for group in groups:
-        by_host.setdefault(layer.consistent_hash(group), []).append(group)
     watched: set[str] = set()
-    for index, members in by_host.items():
+    for index, members in _by_host(layer, groups).items():
         found = await layer.connection(index).eval(
             EXISTING, len(members), *(group_key(group) for group in members)
         )
         watched.update(group for group, exists in zip(members, found, strict=True) if exists)
     return watched
+
+
+_SYNC_CLIENTS: dict[tuple[int, int], redis.Redis] = {}
+
+
+def _watched_now(layer, groups: list[str]) -> set[str] | None:
+    """`_watched`, asked over a synchronous connection to the same Redis hosts: the
+    pusher thread then runs its event loop only when some group has a member (an asyncio
+    round trip costs several times a plain one). None when the layer's hosts are not
+    plain addresses (e.g. Sentinel): ask with `_watched`."""
+    group_key = getattr(layer, "_group_key", None)
+    if group_key is None:
+        return set(groups)
+    watched: set[str] = set()
+    for index, members in _by_host(layer, groups).items():
+        client = _sync_client(layer, index)
+        if client is None:
+            return None
+        found = client.eval(EXISTING, len(members), *(group_key(group) for group in members))
+        watched.update(group for group, exists in zip(members, found, strict=True) if exists)
+    return watched
+
+
+def _sync_client(layer, index: int) -> redis.Redis | None:
+    key = (os.getpid(), index)
+    client = _SYNC_CLIENTS.get(key)
+    if client is None:
+        host = dict(layer.hosts[index])
+        address = host.pop("address", None)
+        if address is None or "master_name" in host:
+            return None
+        client = _SYNC_CLIENTS[key] = redis.Redis.from_url(address, **host)
+    return client
 
 
 OUTBOX = Outbox()
