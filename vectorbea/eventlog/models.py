@@ -57,11 +57,25 @@ class Run(models.Model):
         return (summary and summary.version) or self.version
 
 
+def run_link(related_name: str) -> models.ForeignKey:
+    """The run of a row every step writes (events, leases, checkpoints), without a
+    foreign-key constraint: checking one locks the run's row (FOR KEY SHARE, a heap write
+    and a WAL record) in every step's transaction. The append is their only writer and
+    checks the run itself (store.append); runs are never deleted."""
+    return models.ForeignKey(
+        Run,
+        on_delete=models.DO_NOTHING,
+        related_name=related_name,
+        db_index=False,
+        db_constraint=False,
+    )
+
+
 class Event(models.Model):
     """Append-only: the database rejects UPDATE and DELETE (migration 0002)."""
 
     pk = models.CompositePrimaryKey("run", "seq")
-    run = models.ForeignKey(Run, on_delete=models.DO_NOTHING, related_name="events", db_index=False)
+    run = run_link("events")
     seq = models.PositiveIntegerField()
     type = models.CharField(max_length=64)
     schema_version = models.PositiveSmallIntegerField()
@@ -76,9 +90,7 @@ class Checkpoint(models.Model):
     """The folded state of a run as of `seq`. Resume = latest checkpoint + later events."""
 
     pk = models.CompositePrimaryKey("run", "seq")
-    run = models.ForeignKey(
-        Run, on_delete=models.DO_NOTHING, related_name="checkpoints", db_index=False
-    )
+    run = run_link("checkpoints")
     seq = models.PositiveIntegerField()
     state = models.JSONField()
 
@@ -150,7 +162,7 @@ class StepLease(models.Model):
     lease was taken over finds no row to delete and cannot append its late result."""
 
     pk = models.CompositePrimaryKey("run", "step_id", "attempt")
-    run = models.ForeignKey(Run, on_delete=models.DO_NOTHING, related_name="leases", db_index=False)
+    run = run_link("leases")
     step_id = models.CharField(max_length=64)
     attempt = models.PositiveIntegerField()
     worker = models.CharField(max_length=120, blank=True, default="")

@@ -5,8 +5,10 @@ recomputes them from the log with the same function and must produce identical r
 """
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
@@ -77,10 +79,6 @@ def search_text(state: RunState) -> str:
     return text.lower()[:SEARCH_TEXT_CHARS]
 
 
-def cost_usd(state: RunState) -> Decimal:
-    return Decimal(f"{state.cost_usd:.6f}")
-
-
 def _version_id(state: RunState) -> UUID | None:
     try:
         return UUID(state.version_id) if state.version_id else None
@@ -88,29 +86,45 @@ def _version_id(state: RunState) -> UUID | None:
         return None
 
 
-def summary_fields(state: RunState, definition: Definition, at: datetime) -> dict[str, Any]:
-    """The RunSummary columns for `state`, whose last event was recorded at `at`."""
-    return {
-        "version_id": _version_id(state),
-        "status": display_status(state),
-        "last_seq": state.last_seq,
-        "steps": {
-            step_id: {"status": step.status, "attempt": step.attempt}
-            for step_id, step in state.steps.items()
-        },
-        "current_steps": [
-            step_id for step_id, step in state.steps.items() if step.status in CURRENT
-        ],
-        "attempts": state.attempts_total,
-        "error": state.error or attention_summary(state),
-        "started_at": state.started_at,
-        "finished_at": state.finished_at,
-        "updated_at": at,
-        "wake_at": next_wake_at(state, definition, at),
-        "cost_usd": cost_usd(state),
-        "current_label": current_label(state, definition),
-        "search_text": search_text(state),
-    }
+def summary_fields(
+    state: RunState, definition: Definition, at: datetime, columns: tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    """The RunSummary columns for `state`, whose last event was recorded at `at` (only
+    `columns`, when given)."""
+    return {column: FIELDS[column](state, definition, at) for column in (columns or COLUMNS)}
+
+
+@lru_cache(maxsize=4096)
+def _cost(usd: float) -> Decimal:
+    return Decimal(f"{usd:.6f}")
+
+
+def cost_usd(state: RunState) -> Decimal:
+    return _cost(state.cost_usd)
+
+
+Field = Callable[[RunState, Definition, datetime], Any]
+FIELDS: dict[str, Field] = {
+    "version_id": lambda state, definition, at: _version_id(state),
+    "status": lambda state, definition, at: display_status(state),
+    "last_seq": lambda state, definition, at: state.last_seq,
+    "steps": lambda state, definition, at: {
+        step_id: {"status": step.status, "attempt": step.attempt}
+        for step_id, step in state.steps.items()
+    },
+    "current_steps": lambda state, definition, at: [
+        step_id for step_id, step in state.steps.items() if step.status in CURRENT
+    ],
+    "attempts": lambda state, definition, at: state.attempts_total,
+    "error": lambda state, definition, at: state.error or attention_summary(state),
+    "started_at": lambda state, definition, at: state.started_at,
+    "finished_at": lambda state, definition, at: state.finished_at,
+    "updated_at": lambda state, definition, at: at,
+    "wake_at": lambda state, definition, at: next_wake_at(state, definition, at),
+    "cost_usd": lambda state, definition, at: cost_usd(state),
+    "current_label": lambda state, definition, at: current_label(state, definition),
+    "search_text": lambda state, definition, at: search_text(state),
+}
 
 
 COLUMNS = (
@@ -129,6 +143,10 @@ COLUMNS = (
     "current_label",
     "search_text",
 )
+# Set from the run's first event (RunStarted: its start and its input) and never changed:
+# only the statement that writes a run's first events writes them.
+SET_ONCE = ("started_at", "search_text")
+CHANGING = tuple(column for column in COLUMNS if column not in SET_ONCE)
 JSON_COLUMNS = ("steps", "current_steps")
 # Each value's SQL type, written out: the append is a prepared statement with its
 # parameters bound on the server, where an untyped NULL cannot become a timestamp.
@@ -174,11 +192,25 @@ class RunSummaryProjection:
     # without its last (run_id), then more WHERE conditions after this "WHERE true".
     INSERT = f"{_INTO}) SELECT %s::uuid, %s::uuid, %s::uuid, {_VALUES} WHERE true"
 
+    # Every later append of a run: the row its first append wrote, the columns that change
+    # (open for more WHERE conditions). Its parameters are values(..., CHANGING).
+    UPDATE = (
+        "UPDATE eventlog_runsummary SET "
+        + ", ".join(f"{c} = %s::{CASTS[c]}" for c in CHANGING)
+        + " WHERE run_id = %s::uuid"
+    )
+
     @staticmethod
-    def values(run_id: UUID, state: RunState, definition: Definition, at: datetime) -> list[Any]:
-        fields = summary_fields(state, definition, at)
+    def values(
+        run_id: UUID,
+        state: RunState,
+        definition: Definition,
+        at: datetime,
+        columns: tuple[str, ...] = COLUMNS,
+    ) -> list[Any]:
+        fields = summary_fields(state, definition, at, columns)
         return [
-            *(json.dumps(fields[c]) if c in JSON_COLUMNS else fields[c] for c in COLUMNS),
+            *(json.dumps(fields[c]) if c in JSON_COLUMNS else fields[c] for c in columns),
             run_id,
         ]
 

@@ -24,6 +24,7 @@ from uuid import UUID
 import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from psycopg.types.datetime import TimestamptzLoader
 
 from vectorbea.engine import (
     ConcurrencyConflict,
@@ -46,7 +47,7 @@ from vectorbea.engine import (
     state_from_json,
     state_to_json,
 )
-from vectorbea.eventlog.projections import RunSummaryProjection
+from vectorbea.eventlog.projections import CHANGING, COLUMNS, RunSummaryProjection
 from vectorbea.keys.redaction import redact_events
 
 Build = Callable[[RunState, datetime], Sequence[Event]]
@@ -280,6 +281,7 @@ def append(
     claim_first_started: str = "",
     savepoint: bool = True,
     new_run: NewRun | None = None,
+    workspace_id: UUID | None = None,
 ) -> Appended:
     """Append the events `build(state, now)` returns after `state.last_seq`, in ONE
     statement (so one round trip and one commit per step boundary).
@@ -297,6 +299,7 @@ def append(
     `new_run`: this is the run's first append; its row is inserted by the same statement
     (an IntegrityError then is the run's own, e.g. a reused idempotency key, and is raised
     as such).
+    `workspace_id`: the run's, when the caller knows it (the statement looks it up if not).
     """
     events = redact_events(build(state, now))  # known provider keys never reach the log
     if not events:
@@ -305,21 +308,27 @@ def append(
         Recorded(seq=state.last_seq + i, at=now, event=event) for i, event in enumerate(events, 1)
     ]
     new_state = fold(recorded, state)
+    if new_run is not None:
+        workspace_id = new_run.workspace_id
     sql, params, started = _append_statement(
-        run_id, state, new_state, recorded, definition, claim_first_started, new_run
+        run_id, state, new_state, recorded, definition, claim_first_started, new_run, workspace_id
     )
     try:
         with _statement_scope(savepoint or new_run is not None), prepared_cursor() as cursor:
             cursor.execute(sql, params, prepare=True)
-            held, committed_at, workspace_id = cursor.fetchone()
+            held, committed_at, *looked_up = cursor.fetchone()
     except IntegrityError as exc:
         if new_run is not None:  # the run's own, e.g. its idempotency key was taken
             raise
         raise ConcurrencyConflict(run_id, state.last_seq) from exc
     if not held and new_run is not None:
         raise StartRefused(f"Run {run_id} may not start (its guard found no row)")
+    if not held and new_run is None and not _ended_attempts(state, recorded):
+        raise LookupError(f"No run {run_id}")
     if not held:
         raise LeaseLost(f"A step attempt of run {run_id} is no longer leased to us")
+    if workspace_id is None:
+        workspace_id = looked_up[0]
     _push_after_commit(run_id, workspace_id, new_state.last_seq, recorded, state, definition)
     return Appended(new_state, tuple(recorded), tuple(started), DbClock.reading(committed_at))
 
@@ -351,16 +360,26 @@ def _push_after_commit(
             except Exception:  # a hook must not raise; if one does, the others still run
                 log.exception("After-append hook %s failed for run %s", hook, run_id)
 
-    transaction.on_commit(after, robust=True)
+    if connection.in_atomic_block:
+        transaction.on_commit(after, robust=True)
+    else:  # the statement committed by itself (the workers' path): now is after commit
+        after()
 
 
 @contextmanager
 def prepared_cursor() -> Iterator[psycopg.Cursor]:
     """A cursor that binds parameters on the server, for `execute(..., prepare=True)`: the
     engine's few statement shapes are planned once per connection instead of on every
-    step (planning the append costs more than executing it). Errors are Django's."""
+    step (planning the append costs more than executing it). One cursor per connection,
+    reused, reading timestamps with psycopg's own (C) loader: the engine's statements
+    run several times per step. Errors are Django's."""
     connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    raw = connection.connection
+    cursor = getattr(raw, "_vectorbea_cursor", None)
+    if cursor is None or cursor.closed:
+        cursor = raw._vectorbea_cursor = psycopg.Cursor(raw)
+        cursor.adapters.register_loader("timestamptz", TimestamptzLoader)
+    with connection.wrap_database_errors:
         yield cursor
 
 
@@ -380,18 +399,12 @@ def _append_statement(
     definition: Definition,
     claim_first: str,
     new_run: NewRun | None = None,
+    workspace_id: UUID | None = None,
 ) -> tuple[str, list[Any], list[tuple[str, int]]]:
     """One SQL statement: end the lease of the attempt whose outcome this records (or
     write nothing), insert the events, start leases, upsert the summary, checkpoint; for a
     new run, check its guard (or write nothing) and insert its row first."""
-    # Only an attempt a worker was running holds a lease; a step the engine completes
-    # itself (a delay whose time came, a decided approval) has none to end.
-    ended = [
-        (r.event.step_id, r.event.attempt)
-        for r in recorded
-        if isinstance(r.event, StepCompleted | StepFailed | StepDeferred)
-        and old.step(r.event.step_id).status == "running"
-    ]
+    ended = _ended_attempts(old, recorded)
     if len(ended) > 1:
         raise ValueError("One append may record the outcome of one step attempt at most")
     # A person interrupting attempts (the kill switch) takes their leases away: the
@@ -419,6 +432,8 @@ def _append_statement(
         ]
     if ended:
         params += [run_id, *ended[0]]
+    elif new_run is None:
+        params.append(run_id)
     for r in recorded:
         params += [
             run_id,
@@ -436,13 +451,17 @@ def _append_statement(
         ttl = timedelta(seconds=settings.VECTORBEA_LEASE_SECONDS)
         for index, (step_id, attempt) in enumerate(started):
             params += [run_id, step_id, attempt, claim_first if index == 0 else "", ttl]
-    summary = RunSummaryProjection.values(run_id, new, definition, recorded[-1].at)
+    # The summary row: inserted by a run's first append, then only its changing columns.
+    first = old.last_seq == 0
+    columns = COLUMNS if first else CHANGING
+    summary = RunSummaryProjection.values(run_id, new, definition, recorded[-1].at, columns)
     if new_run is not None:  # the run's row is not visible to this statement yet
         summary = [run_id, new_run.workspace_id, new_run.workflow_id, *summary[:-1]]
     params += summary
     if checkpoint:
         params += [run_id, new.last_seq, json.dumps(state_to_json(new))]
-    params.append(new_run.workspace_id if new_run is not None else run_id)
+    if workspace_id is None:
+        params.append(run_id)
     sql = _append_sql(
         bool(ended),
         len(recorded),
@@ -451,8 +470,22 @@ def _append_statement(
         len(started),
         checkpoint,
         new_run.guard if new_run is not None else None,
+        first,
+        workspace_id is None,
     )
     return sql, params, started
+
+
+def _ended_attempts(old: RunState, recorded: Sequence[Recorded]) -> list[tuple[str, int]]:
+    """The attempts whose outcome `recorded` records: only an attempt a worker was running
+    holds a lease; a step the engine completes itself (a delay whose time came, a decided
+    approval) has none to end."""
+    return [
+        (r.event.step_id, r.event.attempt)
+        for r in recorded
+        if isinstance(r.event, StepCompleted | StepFailed | StepDeferred)
+        and old.step(r.event.step_id).status == "running"
+    ]
 
 
 @lru_cache(maxsize=256)
@@ -464,6 +497,8 @@ def _append_sql(
     started: int,
     checkpoint: bool,
     new_run_guard: str | None = None,
+    first: bool = False,
+    look_up_workspace: bool = True,
 ) -> str:
     """The append statement for one shape of append (built once: a handful of shapes
     cover nearly every step boundary, and each is prepared once per connection)."""
@@ -482,8 +517,8 @@ def _append_sql(
             "ended AS (DELETE FROM eventlog_steplease WHERE run_id = %s AND step_id = %s "
             "AND attempt = %s RETURNING 1), ok AS (SELECT count(*) = 1 AS ok FROM ended)"
         )
-    else:
-        ctes.append("ok AS (SELECT true AS ok)")
+    else:  # no lease to end: the run's row says it exists (nothing else checks it)
+        ctes.append("ok AS (SELECT EXISTS (SELECT 1 FROM eventlog_run WHERE id = %s::uuid) AS ok)")
     rows = ", ".join(
         ["(%s::uuid, %s::integer, %s, %s::smallint, %s::jsonb, %s::timestamptz)"] * events
     )
@@ -514,18 +549,21 @@ def _append_sql(
             "(run_id, step_id, attempt, worker, expires_at) "
             f"SELECT * FROM (VALUES {lease_rows}) v WHERE (SELECT wrote FROM wrote))"
         )
-    upsert = RunSummaryProjection.UPSERT if new_run_guard is None else RunSummaryProjection.INSERT
-    ctes.append(
-        f"summary AS ({upsert} AND (SELECT wrote FROM wrote) {RunSummaryProjection.ON_CONFLICT})"
-    )
+    if new_run_guard is not None:
+        summary = f"{RunSummaryProjection.INSERT} AND (SELECT wrote FROM wrote)"
+    elif first:  # a run whose row was written apart (hand-made logs): its first summary
+        summary = f"{RunSummaryProjection.UPSERT} AND (SELECT wrote FROM wrote)"
+    else:
+        summary = f"{RunSummaryProjection.UPDATE} AND (SELECT wrote FROM wrote)"
+    if new_run_guard is not None or first:
+        summary += f" {RunSummaryProjection.ON_CONFLICT}"
+    ctes.append(f"summary AS ({summary})")
     if checkpoint:
         ctes.append(
             "checkpoint AS (INSERT INTO eventlog_checkpoint (run_id, seq, state) "
             "SELECT %s::uuid, %s::integer, %s::jsonb WHERE (SELECT wrote FROM wrote))"
         )
     workspace = (
-        "(SELECT workspace_id FROM eventlog_run WHERE id = %s::uuid)"
-        if new_run_guard is None
-        else "%s::uuid"
+        ", (SELECT workspace_id FROM eventlog_run WHERE id = %s::uuid)" if look_up_workspace else ""
     )
-    return "WITH " + ", ".join(ctes) + f" SELECT (SELECT ok FROM ok), now(), {workspace}"
+    return "WITH " + ", ".join(ctes) + f" SELECT (SELECT ok FROM ok), now(){workspace}"

@@ -276,6 +276,7 @@ def act(run_id: UUID, facts_for: Callable[[store.Loaded], list[Event]]) -> store
                     then_decide(loaded.definition, facts),
                     loaded.definition,
                     now=loaded.clock.now(),
+                    workspace_id=loaded.workspace_id,
                 )
                 gates.project_appended(run_id, appended, loaded.definition)
         except store.ConcurrencyConflict:

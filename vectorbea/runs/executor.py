@@ -10,6 +10,7 @@ lease in the same commit and runs it inline; other started steps (parallel branc
 dispatched through the broker for other workers.
 """
 
+import copy
 import logging
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -53,6 +54,7 @@ from vectorbea.steps.templating import (
     render_config,
     render_step_config,
     template_context,
+    template_strings,
 )
 
 log = logging.getLogger(__name__)
@@ -228,6 +230,7 @@ def _append(
                     claim_first_started=worker_id() if claim else "",
                     # With gates, the scope's own transaction (or savepoint) is the boundary.
                     savepoint=not run.has_gates,
+                    workspace_id=run.workspace_id,
                 )
                 # The inbox's gate rows commit with the events that change them.
                 gates.project_appended(run.id, appended, run.definition)
@@ -294,7 +297,9 @@ def _attempt(
     try:
         kind = get_kind(step.kind)
         config = raw_config
-        if kind.render_config:
+        if kind.render_config and next(template_strings(raw_config), None) is None:
+            config = copy.deepcopy(raw_config)  # nothing to render; the handler's own copy
+        elif kind.render_config:
             config = render_config(raw_config, template_context(state.input, outputs))
         with HEARTBEATS.holding(ctx), step_scope(run_id, step_id, attempt):
             guard.admit_step(ctx)
@@ -332,6 +337,8 @@ def _describe(exc: Exception) -> str:
 
 def _output_problem(output: Any) -> str | None:
     """Why an output may not be recorded (too big, too deeply nested, not JSON), or None."""
+    if output is None:
+        return None
     return json_problem(output, "The step's output", max_bytes=MAX_OUTPUT_BYTES)
 
 
