@@ -6,8 +6,8 @@ checkpoint every VECTORBEA_CHECKPOINT_EVERY events. `load()` reads a run back as
 latest checkpoint + the events after it.
 
 Events are built *inside* the transaction by a callback that receives the state and the
-database's clock (`now()`), so decisions about time (retry backoff, timers) use one clock
-for every worker and the event timestamps that fold reads.
+database's clock (`statement_timestamp()`), so decisions about time (retry backoff, timers)
+use one clock for every worker and the event timestamps that fold reads.
 """
 
 import json
@@ -57,7 +57,10 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class DbClock:
     """The database's clock, as last read, carried forward by this process's monotonic
-    clock: decisions about time use one clock for every worker without a round trip."""
+    clock: decisions about time use one clock for every worker without a round trip.
+    A reading is the statement's start (`statement_timestamp()`), never the transaction's
+    (`now()`): a transaction held open stops `now()`, and a reading taken from it would
+    carry the clock backwards (a later event stamped before an earlier one)."""
 
     db: datetime
     mono: float
@@ -171,7 +174,7 @@ def claim_and_load(run_id: UUID, step_id: str, attempt: int, worker: str) -> Loa
 
 
 _READ_SQL = (
-    "SELECT {claimed}, r.workspace_id, r.version_id, now(), cp.state, ("
+    "SELECT {claimed}, r.workspace_id, r.version_id, statement_timestamp(), cp.state, ("
     "  SELECT json_agg(json_build_array(e.seq, e.type, e.schema_version, e.payload, "
     "    e.created_at) ORDER BY e.seq) FROM eventlog_event e "
     "  WHERE e.run_id = r.id AND e.seq > coalesce(cp.seq, 0)) "
@@ -247,7 +250,7 @@ def state_as_of(run_id: UUID, seq: int) -> RunState:
 
 def db_now() -> datetime:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT now()")
+        cursor.execute("SELECT statement_timestamp()")
         return cursor.fetchone()[0]
 
 
@@ -510,7 +513,7 @@ def _append_sql(
             f"head AS ({new_run_guard}), ok AS (SELECT EXISTS (SELECT 1 FROM head) AS ok), "
             "run AS (INSERT INTO eventlog_run (id, workspace_id, workflow_id, version_id, "
             "idempotency_key, started_by_id, created_at) SELECT %s::uuid, %s::uuid, %s::uuid, "
-            "%s::uuid, %s::text, %s::integer, now() WHERE (SELECT ok FROM ok))"
+            "%s::uuid, %s::text, %s::integer, statement_timestamp() WHERE (SELECT ok FROM ok))"
         )
     elif ends_attempt:
         ctes.append(
@@ -566,4 +569,6 @@ def _append_sql(
     workspace = (
         ", (SELECT workspace_id FROM eventlog_run WHERE id = %s::uuid)" if look_up_workspace else ""
     )
-    return "WITH " + ", ".join(ctes) + f" SELECT (SELECT ok FROM ok), now(){workspace}"
+    return (
+        "WITH " + ", ".join(ctes) + f" SELECT (SELECT ok FROM ok), statement_timestamp(){workspace}"
+    )
