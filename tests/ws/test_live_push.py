@@ -20,7 +20,7 @@ def test_only_the_groups_with_a_member_are_pushed_to():
         channel = await layer.new_channel()
         await layer.group_add(live.run_group(RUN), channel)
         pushed = await live._watched(layer, [live.run_group(RUN), live.workspace_group(WORKSPACE)])
-        await live._send({RUN: (WORKSPACE, 7)})
+        await live._push(layer, live._pushes({RUN: (WORKSPACE, 7)}), None)
         message = await layer.receive(channel)
         await layer.group_discard(live.run_group(RUN), channel)
         after = await live._watched(layer, [live.run_group(RUN)])

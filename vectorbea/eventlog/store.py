@@ -184,21 +184,20 @@ _READ_SQL = (
     "WHERE r.id = %s::uuid"
 )
 READ_SQL = _READ_SQL.format(claimed="true")
-CLAIM_AND_READ_SQL = (
+_CLAIM = (
     "WITH claimed AS (UPDATE eventlog_steplease SET worker = %s, "
     "expires_at = now() + %s::interval WHERE run_id = %s::uuid AND step_id = %s "
     "AND attempt = %s::integer AND worker = '' RETURNING 1) "
-    + _READ_SQL.format(claimed="EXISTS (SELECT 1 FROM claimed)")
 )
+CLAIM_AND_READ_SQL = _CLAIM + _READ_SQL.format(claimed="EXISTS (SELECT 1 FROM claimed)")
 # A claim is not a step boundary: it records nothing that happened, only who runs the
 # attempt. Alone in its transaction, it commits without waiting for the WAL flush (the
 # step's own boundary, a durable commit, flushes it). A claim lost in a database crash
 # is a crash before the claim: the attempt is run again, as it is when the crash comes
 # after a durable claim (the holder's result cannot be recorded then either).
-QUICK_CLAIM_AND_READ_SQL = CLAIM_AND_READ_SQL.replace(
-    "SELECT EXISTS (SELECT 1 FROM claimed)",
-    "SELECT EXISTS (SELECT 1 FROM claimed) "
-    "AND set_config('synchronous_commit', 'off', true) IS NOT NULL",
+QUICK_CLAIM_AND_READ_SQL = _CLAIM + _READ_SQL.format(
+    claimed="EXISTS (SELECT 1 FROM claimed) "
+    "AND set_config('synchronous_commit', 'off', true) IS NOT NULL"
 )
 
 

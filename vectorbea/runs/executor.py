@@ -10,7 +10,6 @@ lease in the same commit and runs it inline; other started steps (parallel branc
 dispatched through the broker for other workers.
 """
 
-import copy
 import logging
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -54,7 +53,6 @@ from vectorbea.steps.templating import (
     render_config,
     render_step_config,
     template_context,
-    template_strings,
 )
 
 log = logging.getLogger(__name__)
@@ -297,9 +295,7 @@ def _attempt(
     try:
         kind = get_kind(step.kind)
         config = raw_config
-        if kind.render_config and next(template_strings(raw_config), None) is None:
-            config = copy.deepcopy(raw_config)  # nothing to render; the handler's own copy
-        elif kind.render_config:
+        if kind.render_config:
             config = render_config(raw_config, template_context(state.input, outputs))
         with HEARTBEATS.holding(ctx), step_scope(run_id, step_id, attempt):
             guard.admit_step(ctx)

@@ -94,11 +94,6 @@ def _pushes(batch: dict[str, tuple[str, int]]) -> list[tuple[str, dict]]:
     ]
 
 
-async def _send(batch: dict[str, tuple[str, int]]) -> None:
-    """Push `batch` to the groups of it somebody is in, asked of Redis first."""
-    await _push(get_channel_layer(), _pushes(batch), None)
-
-
 async def _push(layer, pushes: list[tuple[str, dict]], watched: set[str] | None) -> None:
     """Send each push whose group is `watched` (asked of Redis here when None)."""
     if watched is None:

@@ -16,6 +16,7 @@ references to steps that do not exist or do not run before the step that uses th
 """
 
 import contextvars
+import copy
 import json
 import math
 import re
@@ -533,7 +534,10 @@ def render_step_config(step: StepDef, state: RunState) -> dict[str, Any]:
 
 
 def render_config(config: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
-    """Render every templated string in a config; raises TemplateProblem."""
+    """Render every templated string in a config; raises TemplateProblem. A config with
+    no template (most steps) is only copied: the caller gets its own either way."""
+    if next(template_strings(config), None) is None:
+        return copy.deepcopy(dict(config))
     token = _deadline.set(time.monotonic() + MAX_RENDER_SECONDS)
     try:
         rendered = _render(dict(config), context, "")
