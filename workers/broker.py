@@ -78,6 +78,8 @@ class _DoorbellConsumer(_RedisConsumer):
     dramatiq_worker_timeout). The poll stays as the fallback, so a lost ring only delays;
     as rings wake it, it polls at that interval, not after a short backoff."""
 
+    idle = False  # the last wait for a ring ended with nothing fetched
+
     def __next__(self):
         try:
             while True:
@@ -90,21 +92,25 @@ class _DoorbellConsumer(_RedisConsumer):
                     self.queued_message_ids.add(message.message_id)
                     return MessageProxy(message)
                 except IndexError:
-                    messages = []
-                    if self.outstanding_message_count < self.prefetch:
-                        self.message_cache = messages = self.broker.do_fetch(
-                            self.queue_name, self.prefetch - self.outstanding_message_count
+                    room = self.prefetch - self.outstanding_message_count
+                    if room <= 0:  # full: only an ack frees room, no ring can help
+                        self.misses, backoff_ms = compute_backoff(
+                            self.misses, max_backoff=self.timeout
                         )
+                        time.sleep(backoff_ms / 1000)
+                        return None
+                    # Idle, the last wait ended with a fetch: no need for another first.
+                    messages = [] if self.idle else self.broker.do_fetch(self.queue_name, room)
                     if not messages:
-                        if self.outstanding_message_count < self.prefetch:
-                            # A ring wakes us at once: wait the whole poll, not a backoff
-                            # (a fetch is a script call; an empty one is wasted).
-                            self.broker.wait_for_doorbell(self.queue_name, self.timeout / 1000)
-                        else:  # full: only an ack frees room, no ring can help
-                            self.misses, backoff_ms = compute_backoff(
-                                self.misses, max_backoff=self.timeout
-                            )
-                            time.sleep(backoff_ms / 1000)
+                        # A ring wakes us at once: wait the whole poll, not a backoff (a
+                        # fetch is a script call; an empty one is wasted). The fetch that
+                        # follows the wait goes with it.
+                        messages = self.broker.wait_and_fetch(
+                            self.queue_name, room, self.timeout / 1000
+                        )
+                    self.message_cache = messages
+                    self.idle = not messages
+                    if not messages:
                         return None
         except redis.ConnectionError as e:
             raise ConnectionClosed(e) from None
@@ -144,28 +150,39 @@ class DoorbellBroker(RedisBroker):
         raise redis.exceptions.NoScriptError("Could not load Dramatiq's dispatch script")
 
     def _enqueue_args(self, queue_name, message_id, data):
+        return self._script_args("enqueue", queue_name, message_id, data)
+
+    def _script_args(self, command, queue_name, *args):
         """The arguments RedisBroker._dispatch gives the dispatch script (pinned 2.2.1)."""
         return [
-            "enqueue",
+            command,
             current_millis(),
             queue_name,
             self.broker_id,
             self.heartbeat_timeout,
             self.dead_message_ttl,
-            self._should_do_maintenance("enqueue"),
+            self._should_do_maintenance(command),
             self._max_unpack_size(),
-            message_id,
-            data,
+            *args,
         ]
 
-    def wait_for_doorbell(self, queue_name: str, seconds: float) -> bool:
-        """Block until the queue's doorbell rings or `seconds` pass; True if it rang."""
-        if seconds <= 0:
-            return False
-        return (
-            self.client.blpop([self.doorbell_key(queue_name)], timeout=max(seconds, 0.01))
-            is not None
-        )
+    def wait_and_fetch(self, queue_name: str, count: int, seconds: float) -> list:
+        """Block until the queue's doorbell rings or `seconds` pass, then fetch up to `count`
+        messages, in one round trip: Redis runs a client's pipelined commands in order, so
+        the fetch waits behind the blocked BLPOP. (Its timestamp, the consumer's
+        heartbeat, is then up to `seconds` old: the idle poll is far shorter than the
+        heartbeat timeout.)"""
+        script = self.scripts["dispatch"]
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.blpop([self.doorbell_key(queue_name)], timeout=max(seconds, 0.01))
+            pipe.evalsha(
+                script.sha, 1, self.namespace, *self._script_args("fetch", queue_name, count)
+            )
+            try:
+                return pipe.execute()[1]
+            except redis.exceptions.NoScriptError:  # Redis restarted: load it, fetch again
+                self.client.script_load(script.script)
+        return self.do_fetch(queue_name, count)
 
 
 broker = DoorbellBroker(

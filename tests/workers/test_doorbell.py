@@ -81,3 +81,59 @@ def test_an_enqueue_loads_the_dispatch_script_when_redis_lost_it(broker):
 
     assert len(received) == 1
     assert broker.client.llen(f"{broker.namespace}:q") == 0
+
+
+def counting_fetches(broker) -> list[int]:
+    """Record the fetches the consumer makes apart from a wait (one round trip each)."""
+    calls: list[int] = []
+    fetch = broker.do_fetch
+
+    def do_fetch(queue_name, count):
+        calls.append(count)
+        return fetch(queue_name, count)
+
+    broker.do_fetch = do_fetch
+    return calls
+
+
+def test_a_consumer_woken_by_a_ring_gets_the_message_with_its_wait(broker):
+    """The fetch that follows a wait rides in the same pipeline as the wait: a ring
+    delivers the message in one Redis round trip, not two."""
+    fetches = counting_fetches(broker)
+    consumer = broker.consume("q", prefetch=1, timeout=IDLE_POLL_MS)
+    got = []
+    thread = threading.Thread(target=lambda: got.append(next(consumer)), daemon=True)
+    thread.start()
+    time.sleep(0.5)  # blocked on the doorbell, after one empty fetch
+    broker.enqueue(message())
+    thread.join(timeout=10)
+
+    assert got and got[0] is not None, "the first call did not return the message"
+    assert fetches == [1]  # only the fetch before the wait went on its own
+    consumer.ack(got[0])
+
+
+def test_an_idle_consumer_finds_a_message_that_rang_nobody(broker):
+    """A message put back on the queue without a ring (Dramatiq requeues a dead worker's
+    messages so) is found by the fetch that ends every wait."""
+    consumer = broker.consume("q", prefetch=1, timeout=200)
+    assert next(consumer) is None  # idle now: its next call waits first
+    broker.enqueue(message())
+    broker.client.delete(broker.doorbell_key("q"))  # the ring is lost
+
+    proxy = next(consumer)  # waits its poll for a ring that never comes, then fetches
+
+    assert proxy is not None
+    consumer.ack(proxy)
+
+
+def test_a_wait_loads_the_dispatch_script_when_redis_lost_it(broker):
+    broker.enqueue(message())  # rings: the wait below ends at once
+    known = broker.scripts["dispatch"]
+    source = known.script.decode() if isinstance(known.script, bytes) else known.script
+    broker.scripts["dispatch"] = broker.client.register_script(f"{source}\n-- {uuid.uuid4()}")
+
+    fetched = broker.wait_and_fetch("q", 5, 1)
+
+    assert len(fetched) == 1
+    assert broker.client.llen(f"{broker.namespace}:q") == 0
