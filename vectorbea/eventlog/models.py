@@ -107,13 +107,29 @@ class RunSummary(models.Model):
     # Every step rewrites this row, so each index costs every step: no index of its own on
     # workspace (each index below starts with it) nor on version (nothing looks runs up
     # by version here, and versions are never deleted).
+    # No constraints either: workspace and workflow are copies of the run's (which has
+    # them), written by the statement that writes the run's row; the version is the run's
+    # or one a person moved it to, which the command checked. Checking them again would
+    # lock those three rows (FOR KEY SHARE) in every run's first transaction, where
+    # concurrent starts of one workflow meet.
     workspace = models.ForeignKey(
-        Workspace, on_delete=models.DO_NOTHING, related_name="+", db_index=False
+        Workspace,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
-    workflow = models.ForeignKey(Workflow, on_delete=models.DO_NOTHING, related_name="+")
+    workflow = models.ForeignKey(
+        Workflow, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+    )
     # The version the run is on now (a person may move it on when retrying a step).
     version = models.ForeignKey(
-        WorkflowVersion, null=True, on_delete=models.DO_NOTHING, related_name="+", db_index=False
+        WorkflowVersion,
+        null=True,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     status = models.CharField(max_length=24)
     last_seq = models.PositiveIntegerField()
