@@ -135,7 +135,7 @@ class DoorbellBroker(RedisBroker):
         if queue_name in self.delay_queues:
             return self._dispatch("enqueue")(queue_name, message_id, data)
         script = self.scripts["dispatch"]
-        args = self._enqueue_args(queue_name, message_id, data)
+        args = self._script_args("enqueue", queue_name, message_id, data)
         key = self.doorbell_key(queue_name)
         for _ in range(2):
             with self.client.pipeline(transaction=False) as pipe:
@@ -148,9 +148,6 @@ class DoorbellBroker(RedisBroker):
                 except redis.exceptions.NoScriptError:  # Redis restarted: load it, again
                     self.client.script_load(script.script)
         raise redis.exceptions.NoScriptError("Could not load Dramatiq's dispatch script")
-
-    def _enqueue_args(self, queue_name, message_id, data):
-        return self._script_args("enqueue", queue_name, message_id, data)
 
     def _script_args(self, command, queue_name, *args):
         """The arguments RedisBroker._dispatch gives the dispatch script (pinned 2.2.1)."""
