@@ -38,10 +38,22 @@ def setup_django() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    vacuum()
     import redis
     from django.conf import settings
 
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+def vacuum() -> None:
+    """VACUUM ANALYZE the bench's database, as autovacuum would have. This machine's
+    Postgres runs with autovacuum off (its conf.d/90-ci.conf), so without this each bench
+    would measure tables holding the dead rows of every earlier run (a run's lease and
+    summary rows are rewritten at every step): the figures would drift from run to run."""
+    from django.db import connection
+
+    with connection.cursor() as c:  # Django's connection is in autocommit, as VACUUM needs
+        c.execute("VACUUM ANALYZE")
 
 
 def percentile(values: list[float], p: float) -> float:
