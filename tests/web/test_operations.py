@@ -2,10 +2,12 @@
 the workspace's runs by status, timers due and recent failures by class."""
 
 import json
+import re
 import time
 import uuid
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 from dramatiq.message import Message
 
@@ -89,6 +91,33 @@ def test_installation_staff_re_drive_a_dead_letter_and_owners_may_not(client, al
     waiting_id = broker.client.lindex(f"{broker.namespace}:steps", 0)
     data = json.loads(broker.client.hget(f"{broker.namespace}:steps.msgs", waiting_id))
     assert data["args"] == ["r", "s0", 1] and data["actor_name"] == "execute_step"
+
+
+def test_staff_see_the_tables_rewritten_at_every_step_and_when_autovacuum_is_off(
+    client, alice, acme
+):
+    client.force_login(alice)
+    assert "Database upkeep" not in client.get(url()).content.decode()  # staff only
+    alice.is_staff = True
+    alice.save()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('autovacuum')::bool")
+        autovacuum_on = cursor.fetchone()[0]  # off on the CI machine (its conf.d)
+        cursor.execute("ALTER TABLE eventlog_steplease SET (autovacuum_enabled = false)")
+
+    page = client.get(url(), headers={"HX-Request": "true"}).content.decode()  # live part
+
+    assert "Database upkeep" in page
+    rows = re.findall(r"<tr><td><code>(\w+)</code></td><td>(\d+)</td><td>(\d+)</td>", page)
+    assert [name for name, _, _ in rows] == ["eventlog_runsummary", "eventlog_steplease"]
+    warning = re.search(r'<p class="message message-warning" role="alert">(.*?)</p>', page, re.S)
+    assert "<code>eventlog_steplease</code>" in warning[1]  # off for this table alone
+    assert ("<code>eventlog_runsummary</code>" in warning[1]) is not autovacuum_on
+
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE eventlog_steplease RESET (autovacuum_enabled)")
+    page = client.get(url()).content.decode()
+    assert ('role="alert">Postgres\' autovacuum is off' in page) is not autovacuum_on
 
 
 def test_a_running_worker_is_listed(live, acme):

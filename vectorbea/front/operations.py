@@ -1,6 +1,7 @@
 """What the platform is doing, for a workspace's owners and admins: the workers that are up,
 the queues (waiting, delayed, dead-lettered, the oldest waiting message), the workspace's
-runs by status, timers due, and recent step failures by error class.
+runs by status, timers due, and recent step failures by error class; for installation
+staff, the dead letters and the state of the tables the engine rewrites at every step.
 
 Workers announce themselves in Redis every WORKER_BEAT_SECONDS (`announce_worker`, started
 by the broker's middleware when a worker process boots); an entry lapses when its
@@ -24,6 +25,9 @@ from django.db import connection
 WORKER_BEAT_SECONDS = 10
 WORKER_TTL_SECONDS = 30
 QUEUES = ("runs", "steps", "llm")
+# A run's lease and summary rows are rewritten at every step: without vacuum their dead
+# row versions pile up and every step reads past more of them.
+CHURNED_TABLES = ("eventlog_steplease", "eventlog_runsummary")
 
 
 def _client() -> redis.Redis:
@@ -182,3 +186,28 @@ def workspace_figures(workspace_id: UUID) -> dict[str, Any]:
         )
         errors = cursor.fetchall()
     return {"by_status": by_status, "timers_due": due, "next_timer": next_timer, "errors": errors}
+
+
+@dataclass(frozen=True)
+class TableFigures:
+    name: str
+    live_rows: int
+    dead_rows: int
+    last_vacuum: Any  # datetime | None: by autovacuum or by hand, whichever was later
+    autovacuum: bool  # autovacuum is on in Postgres and not turned off for this table
+
+
+def churned_tables() -> list[TableFigures]:
+    """Postgres' statistics of CHURNED_TABLES (in this installation, every workspace)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT s.relname, s.n_live_tup, s.n_dead_tup, "
+            "greatest(s.last_vacuum, s.last_autovacuum), "
+            "current_setting('autovacuum')::bool AND coalesce(("
+            "  SELECT o.option_value::bool FROM pg_options_to_table(c.reloptions) o "
+            "  WHERE o.option_name = 'autovacuum_enabled'), true) "
+            "FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "
+            "WHERE s.relname = ANY(%s) AND s.schemaname = current_schema() ORDER BY s.relname",
+            [list(CHURNED_TABLES)],
+        )
+        return [TableFigures(*row) for row in cursor.fetchall()]

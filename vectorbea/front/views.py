@@ -42,8 +42,11 @@ def operations_page(request: HttpRequest, access: Access) -> HttpResponse:
         "queues": operations.queues(),
         "dead_letters": operations.dead_letters() if request.user.is_staff else [],
         "can_redrive": request.user.is_staff,
+        # Installation-wide (every workspace's runs): staff only, like the dead letters.
+        "tables": operations.churned_tables() if request.user.is_staff else [],
         "figures": operations.workspace_figures(access.workspace.id),
     }
+    context["unvacuumed"] = [table for table in context["tables"] if not table.autovacuum]
     template = "front/operations.html"
     if request.htmx:
         template += "#figures"
