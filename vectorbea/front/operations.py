@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -193,7 +194,7 @@ class TableFigures:
     name: str
     live_rows: int
     dead_rows: int
-    last_vacuum: Any  # datetime | None: by autovacuum or by hand, whichever was later
+    last_vacuum: datetime | None  # by autovacuum or by hand, whichever was later
     autovacuum: bool  # autovacuum is on in Postgres and not turned off for this table
 
 
