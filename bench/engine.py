@@ -61,11 +61,11 @@ def in_process_overhead(workflow, runs: int) -> tuple[list[float], list[float], 
     from django.db import connection
 
     from vectorbea.eventlog.models import StepLease
-    from vectorbea.runs import executor, scheduling
     from vectorbea.runs.commands import start_run
+    from workers import dispatch, runtime
 
-    scheduling_dispatch = scheduling.dispatch
-    scheduling.dispatch = lambda *a: None  # this process runs the steps itself
+    dispatch_step = dispatch.dispatch
+    dispatch.dispatch = lambda *a: None  # this process runs the steps itself
     per_step, starts = [], []
     before = write_transactions()
     try:
@@ -75,10 +75,10 @@ def in_process_overhead(workflow, runs: int) -> tuple[list[float], list[float], 
             starts.append(time.perf_counter() - t)
             lease = StepLease.objects.get(run=run)
             t = time.perf_counter()
-            executor.execute_step(run.id, lease.step_id, lease.attempt)
+            runtime.execute_step(run.id, lease.step_id, lease.attempt)
             per_step.append((time.perf_counter() - t) / STEPS)
     finally:
-        scheduling.dispatch = scheduling_dispatch
+        dispatch.dispatch = dispatch_step
     after = write_transactions()
     connection.close()
     return per_step, starts, (after - before) / (runs * STEPS)

@@ -129,6 +129,7 @@ INSTALLED_APPS = [
     "vectorbea.api",
     "vectorbea.front",
     "vectorbea.metrics",
+    "workers",
 ]
 
 MIDDLEWARE = [

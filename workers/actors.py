@@ -7,6 +7,7 @@ from uuid import UUID
 
 import dramatiq
 
+from vectorbea import queues
 from vectorbea.steps.registry import KINDS, load_kinds
 from workers.broker import broker
 
@@ -21,15 +22,15 @@ for _kind in KINDS.values():
 SIX_HOURS_MS = 6 * 3600 * 1000
 
 
-@dramatiq.actor(queue_name="runs", max_retries=0, time_limit=SIX_HOURS_MS)
+@dramatiq.actor(queue_name=queues.ADVANCE, max_retries=0, time_limit=SIX_HOURS_MS)
 def advance_run(run_id: str) -> None:
-    from vectorbea.runs import executor
+    from workers import runtime
 
-    executor.advance(UUID(run_id))
+    runtime.advance(UUID(run_id))
 
 
-@dramatiq.actor(queue_name="steps", max_retries=0, time_limit=SIX_HOURS_MS)
+@dramatiq.actor(queue_name=queues.STEPS, max_retries=0, time_limit=SIX_HOURS_MS)
 def execute_step(run_id: str, step_id: str, attempt: int) -> None:
-    from vectorbea.runs import executor
+    from workers import runtime
 
-    executor.execute_step(UUID(run_id), step_id, attempt)
+    runtime.execute_step(UUID(run_id), step_id, attempt)

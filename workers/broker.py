@@ -46,11 +46,11 @@ class DbConnections(dramatiq.Middleware):
 
 class GracefulShutdown(dramatiq.Middleware):
     """On SIGTERM: start no new step here, hand back what is still running after the
-    grace period (vectorbea.runs.shutdown); once the threads have stopped, write out the
+    grace period (workers.shutdown); once the threads have stopped, write out the
     metrics tallied since the last flush (a worker process exits without atexit)."""
 
     def before_worker_shutdown(self, broker, worker):
-        from vectorbea.runs import shutdown
+        from workers import shutdown
 
         shutdown.begin()
 

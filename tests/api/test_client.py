@@ -10,7 +10,7 @@ from tests.api.support import token_for
 from tests.approvals.support import publish_gated
 from tests.support.workflows import chain, publish
 from vectorbea.accounts.models import Role, Workspace
-from vectorbea.runs import executor
+from workers import runtime
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def test_the_client_starts_follows_and_waits_for_a_run(acme_vb):
 
     with pytest.raises(TimeoutError):
         vb.wait(run["id"], timeout=0.2, poll_seconds=0.05)
-    executor.execute_step(run["id"], "s0", 1)  # no worker here: run the steps inline
+    runtime.execute_step(run["id"], "s0", 1)  # no worker here: run the steps inline
     finished = vb.wait(run["id"], timeout=5, poll_seconds=0.05)
 
     assert finished["status"] == "completed"

@@ -10,9 +10,9 @@ from vectorbea.accounts.models import Role
 from vectorbea.budgets.killswitch import stop_everything
 from vectorbea.eventlog import store
 from vectorbea.eventlog.models import Run
-from vectorbea.runs import executor
 from vectorbea.runs.commands import start_run
 from vectorbea.workflows.models import Workflow
+from workers import runtime
 
 pytestmark = pytest.mark.django_db
 
@@ -179,7 +179,7 @@ def test_an_unpublished_workflow_or_a_stopped_workspace_is_a_conflict(admin_api,
 
 def test_a_completed_run_shows_its_output(admin_api, acme):
     run = start_run(publish(acme, chain(1)), {})
-    executor.execute_step(run.id, "s0", 1)  # no worker here: run the step inline
+    runtime.execute_step(run.id, "s0", 1)  # no worker here: run the step inline
 
     body = admin_api.get(f"/runs/{run.id}").json()
 
@@ -190,7 +190,7 @@ def test_a_completed_run_shows_its_output(admin_api, acme):
 
 def test_polling_events_returns_exactly_the_events_after_a_seq(admin_api, acme):
     run = start_run(publish(acme, chain(2)), {})
-    executor.execute_step(run.id, "s0", 1)
+    runtime.execute_step(run.id, "s0", 1)
     recorded = store.read_events(run.id)
     assert len(recorded) > 4
 
@@ -242,7 +242,7 @@ def test_retry_refuses_a_run_with_nothing_to_retry(admin_api, acme):
 def test_retry_retries_the_step_that_needs_attention(admin_api, acme):
     broken = chain(1, "tool", {"tool": "no_such_tool"})
     run = start_run(publish(acme, broken), {})
-    executor.execute_step(run.id, "s0", 1)
+    runtime.execute_step(run.id, "s0", 1)
     assert admin_api.get(f"/runs/{run.id}").json()["status"] == "needs_attention"
 
     response = admin_api.post(f"/runs/{run.id}/retry")

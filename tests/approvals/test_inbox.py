@@ -94,9 +94,9 @@ def test_a_cancelled_run_takes_its_gate_out_of_the_inbox(acme, alice, omar):
 
 def test_two_gates_in_parallel_branches_are_two_items_decided_independently(acme, alice, omar):
     run = start_run(publish(acme, two_gates_in_parallel()), INPUT, started_by=alice)
-    from vectorbea.runs import executor
+    from workers import runtime
 
-    executor.execute_step(run.id, "start", 1)  # no worker here: run the first step inline
+    runtime.execute_step(run.id, "start", 1)  # no worker here: run the first step inline
     client = signed_in(omar)
 
     assert sorted(titles(client.get("/w/acme/inbox/"))) == ["Refund 40 EUR to Ada?"] * 2

@@ -15,8 +15,8 @@ from tests.conftest import make_member
 from tests.support.live import event_types
 from vectorbea.accounts.models import Role
 from vectorbea.approvals.models import Gate
-from vectorbea.runs import executor
 from vectorbea.runs.commands import start_run
+from workers import runtime
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -102,7 +102,7 @@ def test_an_approval_racing_the_timeout_at_the_deadline_has_exactly_one_outcome(
         wait_until(requested["timeout_at"], before)
 
         # The approver's click and the scheduler's wake-up at the deadline, at once.
-        results = at_once(approving(omar, run), partial(executor.advance, run.id))
+        results = at_once(approving(omar, run), partial(runtime.advance, run.id))
 
         types = event_types(run.id)
         verdicts = [t for t in types if t in ("ApprovalGranted", "ApprovalTimedOut")]

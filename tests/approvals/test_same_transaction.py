@@ -7,7 +7,7 @@ from vectorbea.approvals import projection
 from vectorbea.engine import StepCompleted
 from vectorbea.eventlog import store
 from vectorbea.runs.commands import start_run
-from vectorbea.runs.executor import RunRef, _append
+from workers.runtime import record_outcome
 
 GATED = {
     "input_schema": {"type": "object"},
@@ -30,16 +30,8 @@ def test_a_failing_gate_projection_rolls_back_the_workers_append(acme, monkeypat
 
     monkeypatch.setattr(projection, "project", broken)
     with pytest.raises(RuntimeError, match="projection failed"):
-        _append(
-            RunRef.of(loaded),
-            loaded.state,
-            loaded.clock,
-            [StepCompleted("prep", 1, {})],
-            claim=False,
-        )
+        record_outcome(loaded, [StepCompleted("prep", 1, {})], claim=False)
     assert len(store.read_events(run.id)) == before  # the gate opening was not half-written
     monkeypatch.undo()
-    appended = _append(
-        RunRef.of(loaded), loaded.state, loaded.clock, [StepCompleted("prep", 1, {})], claim=False
-    )
+    appended = record_outcome(loaded, [StepCompleted("prep", 1, {})], claim=False)
     assert [type(r.event).__name__ for r in appended.events][-1] == "ApprovalRequested"

@@ -1,4 +1,4 @@
-"""The kill switch stops everything, with real workers (issue 08)."""
+"""The kill switch stops everything, with real workers, and nothing gets past it."""
 
 import threading
 import time
@@ -6,6 +6,8 @@ import time
 import psycopg
 import pytest
 from django.db import connection
+from django.test import Client
+from django.urls import reverse
 
 from tests.support.fake_llm import FakeLLM, stall
 from tests.support.live import (
@@ -17,10 +19,20 @@ from tests.support.live import (
     run_status,
     wait_for,
 )
-from tests.support.workflows import chain, publish
+from tests.support.workflows import chain, publish, record
+from vectorbea.accounts.models import Role
 from vectorbea.budgets import killswitch
-from vectorbea.eventlog.models import Run
-from vectorbea.runs.commands import WorkspaceStopped, start_run
+from vectorbea.engine import RunPaused, StepCompleted, StepFailed
+from vectorbea.eventlog import store
+from vectorbea.eventlog.models import Run, StepLease
+from vectorbea.runs.commands import (
+    ActionRefused,
+    WorkspaceStopped,
+    pause_run,
+    resume_run,
+    start_run,
+)
+from workers.runtime import record_outcome
 
 
 def db_now():
@@ -140,3 +152,110 @@ def test_a_start_waiting_for_the_switch_to_commit_is_refused(transactional_db, a
     assert waiting  # it waited for the switch's transaction
     assert "refused" in outcome and "run" not in outcome
     assert Run.objects.filter(workflow=workflow).count() == 1
+
+
+def failed_run(workspace) -> Run:
+    run = start_run(publish(workspace, chain(2), name="Nightly"), {})
+    record(run.id, StepFailed("s0", 1, "permanent", "bad config", detail={"then": "fail"}))
+    assert run_status(run.id) == "failed"
+    return run
+
+
+def retry_from_the_run_page(acme, alice, run) -> str:
+    client = Client()
+    client.force_login(alice)
+    url = reverse("run-retry", kwargs={"ws": acme.slug, "run_id": run.id})
+    return client.post(url, headers={"HX-Request": "true"}).content.decode()
+
+
+def retry_in_bulk(acme, alice, run) -> str:
+    client = Client()
+    client.force_login(alice)
+    url = reverse("runs-bulk", kwargs={"ws": acme.slug})
+    response = client.post(
+        url, {"action": "retry", "run": [str(run.id)]}, headers={"HX-Request": "true"}
+    )
+    return response.content.decode()
+
+
+def retry_through_the_api(acme, alice, run) -> str:
+    from tests.api.conftest import api_as
+
+    response = api_as(acme, Role.ADMIN, "ci").post(f"/runs/{run.id}/retry")
+    assert response.status_code == 409
+    return response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "retry",
+    [retry_from_the_run_page, retry_in_bulk, retry_through_the_api],
+    ids=lambda f: f.__name__,
+)
+def test_no_retry_gets_past_the_switch(db, acme, alice, retry):
+    run = failed_run(acme)
+    before = [t for _, t, _ in event_rows(run.id)]
+    killswitch.stop_everything(acme.id, actor="alice", reason="runaway spend")
+
+    said = retry(acme, alice, run)
+
+    assert "kill switch" in said and "runaway spend" in said
+    assert [t for _, t, _ in event_rows(run.id)] == before  # nothing appended, nothing started
+    assert run_status(run.id) == "failed"
+    assert not StepLease.objects.filter(run=run).exists()
+
+
+def test_a_resume_waiting_for_the_switch_to_commit_is_refused(transactional_db, acme):
+    """A person's resume while the switch is being thrown waits for it, then reads it
+    thrown: the run it resumes can never slip past the switch's list of runs to stop."""
+    run = start_run(publish(acme, chain(2)), {})
+    pause_run(run.id, actor="alice")
+    outcome: dict[str, object] = {}
+
+    def resume() -> None:
+        try:
+            resume_run(run.id, actor="alice")
+            outcome["resumed"] = True
+        except ActionRefused as exc:
+            outcome["refused"] = str(exc)
+        finally:
+            connection.close()
+
+    with psycopg.connect(**connection.get_connection_params()) as switch:
+        switch.execute("SELECT 1 FROM accounts_workspace WHERE id = %s FOR UPDATE", [acme.id])
+        switch.execute(
+            "INSERT INTO budgets_workspacelimits (workspace_id, soft_threshold_percent, "
+            "over_budget, max_steps_per_run, max_attempts_per_step, stopped_at, stopped_by, "
+            "stop_reason, updated_at) VALUES (%s, 80, 'pause', 1000, 10, now(), 'alice', "
+            "'audit', now())",
+            [acme.id],
+        )
+        resumer = threading.Thread(target=resume)
+        resumer.start()
+        time.sleep(0.5)
+        waiting = resumer.is_alive()
+    resumer.join(timeout=10)
+
+    assert waiting  # it waited for the switch's transaction
+    assert "kill switch" in outcome.get("refused", "") and "resumed" not in outcome
+    assert "RunResumed" not in [t for _, t, _ in event_rows(run.id)]
+
+
+def test_a_worker_finishing_a_step_after_the_switch_starts_nothing_more(db, acme):
+    """The switch is thrown and the run not yet stopped by it: the worker's own append,
+    which would start the next step, records the run paused by the switch instead."""
+    run = start_run(publish(acme, chain(3)), {})
+    with connection.cursor() as cursor:  # the switch as thrown, before it reaches the run
+        cursor.execute(
+            "INSERT INTO budgets_workspacelimits (workspace_id, soft_threshold_percent, "
+            "over_budget, max_steps_per_run, max_attempts_per_step, stopped_at, stopped_by, "
+            "stop_reason, updated_at) VALUES (%s, 80, 'pause', 1000, 10, now(), 'alice', "
+            "'runaway spend', now())",
+            [acme.id],
+        )
+
+    appended = record_outcome(store.load(run.id), [StepCompleted("s0", 1, {})], claim=True)
+
+    assert [type(r.event).__name__ for r in appended.events] == ["StepCompleted", "RunPaused"]
+    assert appended.events[-1].event == RunPaused("alice", "runaway spend", stopped=True)
+    assert not appended.started and run_status(run.id) == "paused"
+    assert not StepLease.objects.filter(run=run).exists()

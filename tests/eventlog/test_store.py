@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 
 from tests.engine.strategies import simulated_runs
-from tests.support.workflows import chain, publish
+from tests.support.workflows import chain, publish, record
 from vectorbea.engine import (
     ConcurrencyConflict,
     OutputCorrected,
@@ -23,8 +23,8 @@ from vectorbea.engine import (
 from vectorbea.eventlog import store
 from vectorbea.eventlog.models import Checkpoint, Run, RunSummary
 from vectorbea.eventlog.projections import COLUMNS, summary_fields
-from vectorbea.runs.commands import InvalidRunInput, cancel_run, start_run
-from vectorbea.workflows.models import WorkflowVersion
+from vectorbea.runs.commands import InvalidRunInput, cancel_run, resolve_attention, start_run
+from vectorbea.workflows.models import WorkflowVersion, content_hash
 
 FIXTURES = Path(__file__).resolve().parents[1] / "engine" / "fixtures"
 
@@ -154,6 +154,26 @@ def test_rebuild_projections_yields_identical_rows(acme):
     assert {r.id: summary_row(r.id) for r in runs} == before
 
 
+def test_a_rebuilt_summary_equals_the_live_one_for_a_run_moved_to_a_newer_version(acme):
+    first = chain(2, "tool", {"tool": "record"})
+    first["steps"][0]["name"], first["steps"][1]["name"] = "Fetch (v1)", "Send (v1)"
+    workflow = publish(acme, first)
+    run = start_run(workflow, {})
+    record(run.id, StepFailed("s0", 1, "permanent", "Unknown tool 'recrod'"))
+    newer = json.loads(json.dumps(first))
+    newer["steps"][0]["name"], newer["steps"][1]["name"] = "Fetch (v2)", "Send (v2)"
+    v2 = WorkflowVersion.objects.create(
+        workflow=workflow, number=2, definition=newer, content_hash=content_hash(newer)
+    )
+    resolve_attention(run.id, "s0", "retry", actor="alice", version=v2)
+    live = summary_row(run.id)
+    assert live["current_label"] == "Fetch (v2) (attempt 2)"  # named by the version it is on
+
+    RunSummary.objects.filter(run_id=run.id).update(status="garbage", current_label="")
+    call_command("rebuild_projections", str(run.id), stdout=open("/dev/null", "w"))
+    assert summary_row(run.id) == live
+
+
 def test_old_v1_payloads_in_the_table_replay_to_the_same_state_as_new_ones(acme):
     fixture = json.loads((FIXTURES / "v1_events.json").read_text())
     states = []
@@ -235,7 +255,7 @@ def test_a_run_keeps_its_version_while_new_runs_use_the_newest(acme):
 
 
 def test_cancelling_a_run_revokes_its_leases_and_refuses_late_results(acme):
-    from vectorbea.runs.executor import RunRef, _append
+    from workers.runtime import record_outcome
 
     run = start_run(publish(acme, chain(2)), {})
     loaded = store.load(run.id)
@@ -244,13 +264,7 @@ def test_cancelling_a_run_revokes_its_leases_and_refuses_late_results(acme):
     assert not cancel_run(run.id, actor="alice")  # already finished
     from vectorbea.engine import StepCompleted
 
-    late = _append(
-        RunRef.of(loaded),
-        loaded.state,
-        loaded.clock,
-        [StepCompleted("s0", 1, {})],
-        claim=True,
-    )
+    late = record_outcome(loaded, [StepCompleted("s0", 1, {})], claim=True)
     assert late is None
     assert store.load(run.id).state.status == "cancelled"
     assert [e.event.__class__.__name__ for e in store.read_events(run.id)][-1] == "RunCancelled"

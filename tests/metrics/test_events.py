@@ -24,6 +24,7 @@ from vectorbea.engine import (
     fold,
 )
 from vectorbea.eventlog import store
+from vectorbea.eventlog.hooks import Change
 from vectorbea.metrics.events import count_appended
 from vectorbea.runs.commands import start_run
 from vectorbea.workflows.models import WorkflowVersion, content_hash
@@ -61,7 +62,11 @@ def appended(client, before: RunState, definition: dict, *events, seconds: list[
     """What count_appended counted for `events` appended after `before`: {series: delta}."""
     scraped = scrape(client)
     recorded = batch(*events, first_seq=before.last_seq + 1, seconds=seconds)
-    count_appended(uuid4(), uuid4(), recorded, before, Definition.from_json(definition))
+    state = fold(recorded, before)
+    change = Change(
+        uuid4(), uuid4(), Definition.from_json(definition), before, state, tuple(recorded), (), ""
+    )
+    count_appended(change)
     after = scrape(client)
     return {
         series[0]: delta(by(after, *series), by(scraped, *series))

@@ -19,16 +19,10 @@ def run_command(*args) -> str:
 
 def complete_first_step(run_id, output):
     from vectorbea.engine import StepCompleted
-    from vectorbea.runs.executor import RunRef, _append
+    from workers.runtime import record_outcome
 
     loaded = store.load(run_id)
-    _append(
-        RunRef.of(loaded),
-        loaded.state,
-        loaded.clock,
-        [StepCompleted("s0", 1, output)],
-        claim=False,
-    )
+    record_outcome(loaded, [StepCompleted("s0", 1, output)], claim=False)
 
 
 def test_start_run_command_validates_input_and_prints_the_run_id(acme):

@@ -13,8 +13,8 @@ from tests.support.live import flush_own_redis
 from tests.support.workflows import chain, publish
 from vectorbea.eventlog.models import StepLease
 from vectorbea.eventlog.store import db_now
-from vectorbea.runs import scheduler
 from vectorbea.runs.commands import start_run
+from workers import sweeper
 from workers.broker import broker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -38,11 +38,11 @@ def test_each_resend_of_an_unclaimed_attempt_waits_twice_as_long(acme):
     waits = []
     for _ in range(7):
         expire(lease)
-        assert scheduler.recover_expired_leases() == 1
+        assert sweeper.recover_expired_leases() == 1
         lease = StepLease.objects.get(pk=lease.pk)
         waits.append(round((lease.expires_at - db_now()) / ttl))
 
     assert waits == [2, 4, 8, 16, 32, 32, 32]
     assert lease.resends == 7 and lease.worker == ""
     assert waiting_in_steps_queue() == 1 + 7  # one copy per resend, no more
-    assert scheduler.recover_expired_leases() == 0  # not due again yet
+    assert sweeper.recover_expired_leases() == 0  # not due again yet

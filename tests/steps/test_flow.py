@@ -7,9 +7,9 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from vectorbea.engine import ErrorClass, StepError, validate_definition
-from vectorbea.runs.executor import _output_problem
 from vectorbea.steps.registry import KINDS, StepContext, StepResult, get_kind, kind_specs
 from vectorbea.steps.templating import TemplateProblem, template_problems
+from workers.attempt import _output_problem
 
 FLOW_KINDS = ("transform", "branch", "delay", "approval")
 

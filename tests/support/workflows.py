@@ -31,7 +31,7 @@ def publish(workspace: Workspace, definition: dict, name: str = "Test workflow")
 def record(run_id, *facts) -> None:
     """Append what a worker would (facts + decide()), without a worker."""
     from vectorbea.eventlog import store
-    from vectorbea.runs.executor import then_decide
+    from vectorbea.eventlog.record import then_decide
 
     loaded = store.load(run_id)
     store.append(

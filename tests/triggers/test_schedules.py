@@ -14,10 +14,10 @@ from tests.triggers.conftest import TICKET_SCHEMA
 from vectorbea.budgets import killswitch
 from vectorbea.eventlog import store
 from vectorbea.eventlog.models import Run
-from vectorbea.runs import scheduler
 from vectorbea.triggers import schedules
 from vectorbea.triggers.models import Schedule
 from vectorbea.workflows.models import WorkflowVersion, content_hash
+from workers import sweeper
 
 pytestmark = pytest.mark.django_db
 
@@ -115,7 +115,7 @@ def test_the_scheduler_tick_fires_due_schedules(workflow):
     schedule = make_schedule(workflow)
     make_due(schedule)
 
-    scheduler.tick()
+    sweeper.tick()
 
     assert len(runs_of(schedule)) == 1
 

@@ -9,24 +9,24 @@ every waiting run per request. One indexed row per gate answers in one query.
 How it stays true to the log:
 - a row is a pure function of the run's folded state (`gate_row`), and which rows an
   event changes is a pure function of the event and the state (`touched`);
-- `project()` is called right after every append, by the only writers: `start_run()` and
-  `act()` (inside the append's transaction: the row commits with the events) and the
-  executor (right after its one-statement append, only when the append touched a gate);
+- `GATES` is registered with the event log: every append that touches a gate writes its
+  rows (`project`) inside the append's transaction, so they commit with the events or
+  not at all; an append that touches none keeps its single statement;
 - each row keeps the seq of the last event that changed it, and an upsert never replaces
-  a newer row with an older one, so writers racing from several processes converge;
+  a newer row with an older one;
 - `rebuild()` folds the log event by event with the same two functions, and must produce
-  identical rows (tested). It heals the one window the executor's path leaves: a worker
-  killed between its append and the row write.
+  identical rows (tested).
+Approvers of a gate that opened or escalated are emailed after the append commits
+(`notify_opened`, an after-commit hook).
 """
 
 import json
-import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from django.db import connection, transaction
+from django.db import connection
 
 from vectorbea.engine import (
     ApprovalDenied,
@@ -46,8 +46,7 @@ from vectorbea.engine import (
     apply,
 )
 from vectorbea.engine.state import STEP_WAITING
-
-log = logging.getLogger(__name__)
+from vectorbea.eventlog.hooks import Change
 
 GATE_EVENTS = (
     ApprovalRequested,
@@ -163,31 +162,32 @@ UPSERT = (
     + ", %s FROM eventlog_run WHERE id = %s "
     "ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in _UPDATABLE)
-    + " WHERE approvals_gate.updated_seq < EXCLUDED.updated_seq "
-    "RETURNING workspace_id"
+    + " WHERE approvals_gate.updated_seq < EXCLUDED.updated_seq"
 )
 
 
-def _write(run_id: UUID, rows: Iterable[tuple[dict[str, Any], int]]) -> UUID | None:
-    workspace_id = None
+def _write(run_id: UUID, rows: Iterable[tuple[dict[str, Any], int]]) -> None:
     with connection.cursor() as cursor:
         for row, seq in rows:
             values = [json.dumps(row[c]) if c in JSON_COLUMNS else row[c] for c in COLUMNS]
             cursor.execute(UPSERT, [*values, seq, run_id])
-            returned = cursor.fetchone()
-            workspace_id = returned[0] if returned else workspace_id
-    return workspace_id
+
+
+def _touched_steps(events: Sequence[Recorded], state: RunState) -> dict[str, int]:
+    """The steps whose gate rows `events` change, with the seq of the last that does."""
+    last: dict[str, int] = {}
+    for recorded in events:
+        for step_id in touched(recorded.event, state):
+            last[step_id] = recorded.seq
+    return last
 
 
 def project(
     run_id: UUID, state: RunState, events: Sequence[Recorded], definition: Definition
 ) -> list[str]:
     """Bring the gate rows of `run_id` up to date after an append of `events` that led to
-    `state`. Returns the steps whose rows changed. Cheap when the append touched no gate."""
-    last: dict[str, int] = {}
-    for recorded in events:
-        for step_id in touched(recorded.event, state):
-            last[step_id] = recorded.seq
+    `state`. Returns the steps whose rows changed."""
+    last = _touched_steps(events, state)
     if not last:
         return []
     rows = [
@@ -195,39 +195,40 @@ def project(
         for step_id, seq in last.items()
         if state.step(step_id).gate is not None
     ]
-    workspace_id = _write(run_id, rows)
-    opened = [r for r in events if isinstance(r.event, OPENING_EVENTS)]
-    if workspace_id is not None:
-        _after_commit(run_id, workspace_id, state.last_seq, opened)
+    _write(run_id, rows)
     return list(last)
 
 
-def _after_commit(run_id: UUID, workspace_id: UUID, seq: int, opened: list[Recorded]) -> None:
-    """Ring the workspace's doorbell again (the append's own push may have raced the row),
-    and tell the approvers of newly opened or escalated gates. Never inside the append;
-    a failure here never fails the run."""
-    from vectorbea.runs.live import OUTBOX
+class GateProjection:
+    """The inbox's rows, as a projection of the event log (registered in AppConfig)."""
 
-    transaction.on_commit(lambda: OUTBOX.notify(run_id, workspace_id, seq), robust=True)
+    name = "gates"
+
+    def touches(self, events: Sequence[Recorded], state: RunState) -> bool:
+        return any(touched(recorded.event, state) for recorded in events)
+
+    def write(self, change: Change) -> None:
+        project(change.run_id, change.state, change.events, change.definition)
+
+    def rebuild(self, run_id: UUID, events: Sequence[Recorded], definition: Definition) -> int:
+        rows = rows_from_log(events, definition)
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM approvals_gate WHERE run_id = %s", [run_id])
+        _write(run_id, rows.values())
+        return len(rows)
+
+
+GATES = GateProjection()
+
+
+def notify_opened(change: Change) -> None:
+    """After-commit hook: email the approvers of the gates the append opened or escalated
+    (never raises: notify_approvers logs its failures)."""
+    opened = [r.event for r in change.events if isinstance(r.event, OPENING_EVENTS)]
     if opened:
         from vectorbea.approvals.notifications import notify_approvers
 
-        keys = [(r.event.step_id, r.event.gate) for r in opened]
-        transaction.on_commit(lambda: notify_approvers(run_id, keys), robust=True)
-
-
-def project_appended(run_id: UUID, appended: Any, definition: Definition) -> list[str]:
-    """`project` for a store.Appended; logs instead of raising, so a projection problem
-    never turns a committed append into an error for its writer (rebuild heals it)."""
-    if not appended.events:
-        return []
-    try:
-        return project(run_id, appended.state, appended.events, definition)
-    except Exception:
-        if connection.in_atomic_block:
-            raise  # inside the append's transaction: fail it as a whole
-        log.exception("Could not project the gates of run %s; rebuild_gates will", run_id)
-        return []
+        notify_approvers(change.run_id, [(event.step_id, event.gate) for event in opened])
 
 
 def rows_from_log(
@@ -249,17 +250,6 @@ def rows_from_log(
 
 def rebuild(run_ids: Iterable[UUID] | None = None) -> int:
     """Recompute the gate rows of these runs (default: every run) from their logs."""
-    from vectorbea.eventlog import store
-    from vectorbea.eventlog.models import Run
+    from vectorbea.eventlog.rebuild import rebuild_projections
 
-    ids = list(run_ids) if run_ids is not None else Run.objects.values_list("id", flat=True)
-    written = 0
-    for run_id in ids:
-        version_id = Run.current_version_of(run_id)
-        rows = rows_from_log(store.read_events(run_id), store.definition_for(version_id))
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("DELETE FROM approvals_gate WHERE run_id = %s", [run_id])
-            _write(run_id, rows.values())
-        written += len(rows)
-    return written
+    return rebuild_projections(run_ids, [GATES])["gates"]

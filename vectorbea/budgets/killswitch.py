@@ -1,11 +1,14 @@
 """The kill switch: stop every run of a workspace within seconds, and let them go again.
 
-Throwing it (1) marks the workspace stopped, under the workspace row's update lock, so no
-run starts from then on (start_run takes a share lock on the same row), then (2) appends
-to every active run a RunPaused(stopped=True) and a StepInterrupted for each attempt in
-flight, each with the actor. From that append on, decide() starts nothing in the run, the
-interrupted attempts' leases are gone (their workers' heartbeats cancel the handlers, and
-late results are refused), and the scheduler's wake-ups find nothing to do.
+Throwing it (1) marks the workspace stopped, under the workspace row's update lock. From
+then on no append that starts work is written (the rule is eventlog migration 0010's
+vectorbea_workspace_stopped, checked by every such append): a person's start, retry or
+resume is refused (their check takes a share lock on the same row, so it cannot slip in
+beside the switch), and a worker's or the sweeper's append records the run paused by the
+switch instead. Then (2) it appends to every active run a RunPaused(stopped=True) and a
+StepInterrupted for each attempt in flight, each with the actor: the interrupted
+attempts' leases are gone (their workers' heartbeats cancel the handlers, and late
+results are refused), and nothing in the run moves until it is resumed.
 """
 
 from typing import Any
@@ -16,7 +19,7 @@ from django.utils import timezone
 
 from vectorbea.budgets.models import LimitsChange, WorkspaceLimits
 from vectorbea.engine import Event, RunPaused, RunResumed, StepInterrupted
-from vectorbea.engine.state import STEP_RUNNING
+from vectorbea.engine.state import STEP_RUNNING, TERMINAL_RUN_STATUSES
 from vectorbea.eventlog import store
 from vectorbea.runs.commands import ActionRefused, act
 
@@ -61,8 +64,7 @@ def allow_again(workspace_id: UUID, *, actor: str, user: Any = None) -> None:
 
 def resume_stopped(workspace_id: UUID, *, actor: str) -> int:
     """Resume every run the switch paused; refused while the switch is on."""
-    limits = WorkspaceLimits.objects.filter(workspace_id=workspace_id).first()
-    if limits is not None and limits.stopped:
+    if store.stop_of(workspace_id) is not None:
         raise ActionRefused("Turn the kill switch off before resuming the runs it stopped.")
     resumed = 0
     for run_id in _active_runs(workspace_id):
@@ -105,8 +107,8 @@ def _active_runs(workspace_id: UUID) -> list[UUID]:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT run_id FROM eventlog_runsummary WHERE workspace_id = %s "
-            "AND status NOT IN ('completed', 'failed', 'cancelled')",
-            [workspace_id],
+            "AND NOT status = ANY(%s)",
+            [workspace_id, sorted(TERMINAL_RUN_STATUSES)],
         )
         return [row[0] for row in cursor.fetchall()]
 

@@ -6,12 +6,15 @@ scheduling rows (`StepLease`, `RunSummary.wake_at`) the scheduler scans.
 """
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
 
-from vectorbea.accounts.models import Workspace
-from vectorbea.workflows.models import Workflow, WorkflowVersion
+# The other apps' models by name: the event log imports no app of the project.
+Workspace = "accounts.Workspace"
+Workflow = "workflows.Workflow"
+WorkflowVersion = "workflows.WorkflowVersion"
 
 
 class Run(models.Model):
@@ -52,7 +55,8 @@ class Run(models.Model):
         return cls.objects.select_related("summary").get(pk=run_id).current_version_id
 
     @property
-    def current_version(self) -> WorkflowVersion:
+    def current_version(self) -> Any:
+        """The WorkflowVersion of `current_version_id`."""
         summary = getattr(self, "summary", None)
         return (summary and summary.version) or self.version
 

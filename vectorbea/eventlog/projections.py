@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from vectorbea.engine import Definition, RunState, next_wake_at
+from vectorbea.eventlog.sql import Statement
 
 
 def display_status(state: RunState) -> str:
@@ -215,8 +216,36 @@ class RunSummaryProjection:
         ]
 
     @classmethod
+    def clause(
+        cls,
+        statement: Statement,
+        run_id: UUID,
+        old: RunState,
+        new: RunState,
+        definition: Definition,
+        at: datetime,
+        new_run: tuple[UUID, UUID] | None,
+    ) -> None:
+        """The append statement's summary clause: a run's first append inserts the row
+        (`new_run`: its workspace and workflow, when the same statement inserts the run's
+        row), every later one updates the columns that change. Written only when the
+        events were (`wrote`)."""
+        if new_run is not None:  # the run's row is not visible to this statement yet
+            values = cls.values(run_id, new, definition, at)
+            sql = f"{cls.INSERT} AND (SELECT wrote FROM wrote) {cls.ON_CONFLICT}"
+            params = [run_id, *new_run, *values[:-1]]
+        elif old.last_seq == 0:  # a run whose row was written apart (hand-made logs)
+            params = cls.values(run_id, new, definition, at)
+            sql = f"{cls.UPSERT} AND (SELECT wrote FROM wrote) {cls.ON_CONFLICT}"
+        else:
+            params = cls.values(run_id, new, definition, at, CHANGING)
+            sql = f"{cls.UPDATE} AND (SELECT wrote FROM wrote)"
+        statement.clause("summary", sql, params)
+
+    @classmethod
     def write(
         cls, cursor: Any, run_id: UUID, state: RunState, definition: Definition, at: datetime
     ) -> None:
+        """The row for `state` as a whole, e.g. rebuilt from the log."""
         params = cls.values(run_id, state, definition, at)
         cursor.execute(f"{cls.UPSERT} {cls.ON_CONFLICT}", params)

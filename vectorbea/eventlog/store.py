@@ -1,9 +1,12 @@
-"""The one write path into a run's history.
+"""The one append into a run's history, and reading a run back.
 
 `append()` records events with optimistic concurrency on (run_id, seq) and, in the same
-transaction, everything derived from them: the RunSummary projection, step leases, and a
-checkpoint every VECTORBEA_CHECKPOINT_EVERY events. `load()` reads a run back as
-latest checkpoint + the events after it.
+transaction, everything derived from them: the RunSummary projection, step leases, a
+checkpoint every VECTORBEA_CHECKPOINT_EVERY events, and the projections other apps
+registered (vectorbea.eventlog.hooks); after commit it runs the registered hooks.
+`load()` reads a run back as latest checkpoint + the events after it. `record()`
+(vectorbea.eventlog.record) is what callers use: the conflict loop and decide() around
+this append.
 
 Events are built *inside* the transaction by a callback that receives the state and the
 database's clock (`statement_timestamp()`), so decisions about time (retry backoff, timers)
@@ -32,23 +35,28 @@ from vectorbea.engine import (
     Event,
     LeaseLost,
     Recorded,
+    RetryScheduled,
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunResumed,
     RunState,
     StepCompleted,
     StepDeferred,
     StepFailed,
     StepInterrupted,
     StepStarted,
+    VectorbeaError,
     event_from_payload,
     event_to_payload,
     fold,
     state_from_json,
     state_to_json,
 )
-from vectorbea.eventlog.projections import CHANGING, COLUMNS, RunSummaryProjection
-from vectorbea.keys.redaction import redact_events
+from vectorbea.eventlog import hooks, leases
+from vectorbea.eventlog.hooks import Change
+from vectorbea.eventlog.projections import RunSummaryProjection
+from vectorbea.eventlog.sql import Statement
 
 Build = Callable[[RunState, datetime], Sequence[Event]]
 log = logging.getLogger(__name__)
@@ -88,6 +96,11 @@ def clock_now() -> datetime:
     return latest.now()
 
 
+def current_clock() -> DbClock:
+    """The database's clock as of now (`clock_now`), as a reading to carry forward."""
+    return DbClock(clock_now(), time.monotonic())
+
+
 @dataclass(frozen=True)
 class Loaded:
     """A run as read from the log: its state, its pinned definition, the DB clock."""
@@ -114,9 +127,18 @@ class Appended:
 @lru_cache(maxsize=1024)
 def definition_for(version_id: UUID) -> Definition:
     """Versions are immutable (the database refuses UPDATE), so caching them is safe."""
-    from vectorbea.workflows.models import WorkflowVersion
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT definition FROM workflows_workflowversion WHERE id = %s", [version_id]
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise LookupError(f"No workflow version {version_id}")
+    return Definition.from_json(_json(row[0]))
 
-    return Definition.from_json(WorkflowVersion.objects.get(pk=version_id).definition)
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def recorded_from_row(
@@ -184,11 +206,7 @@ _READ_SQL = (
     "WHERE r.id = %s::uuid"
 )
 READ_SQL = _READ_SQL.format(claimed="true")
-_CLAIM = (
-    "WITH claimed AS (UPDATE eventlog_steplease SET worker = %s, "
-    "expires_at = now() + %s::interval WHERE run_id = %s::uuid AND step_id = %s "
-    "AND attempt = %s::integer AND worker = '' RETURNING 1) "
-)
+_CLAIM = f"WITH {leases.CLAIM} "
 CLAIM_AND_READ_SQL = _CLAIM + _READ_SQL.format(claimed="EXISTS (SELECT 1 FROM claimed)")
 # A claim is not a step boundary: it records nothing that happened, only who runs the
 # attempt. Alone in its transaction, it commits without waiting for the WAL flush (the
@@ -206,10 +224,9 @@ def _read(run_id: UUID, claim: tuple[str, int, str] | None) -> Loaded | None:
         sql, params = READ_SQL, [run_id]
     else:
         step_id, attempt, worker = claim
-        ttl = timedelta(seconds=settings.VECTORBEA_LEASE_SECONDS)
         # Inside a caller's transaction the setting would hold for its commit: durable.
         sql = CLAIM_AND_READ_SQL if connection.in_atomic_block else QUICK_CLAIM_AND_READ_SQL
-        params = [worker, ttl, run_id, step_id, attempt, run_id]
+        params = [*leases.claim_params(worker, run_id, step_id, attempt), run_id]
     with prepared_cursor() as cursor:
         cursor.execute(sql, params, prepare=True)
         row = cursor.fetchone()
@@ -220,19 +237,19 @@ def _read(run_id: UUID, claim: tuple[str, int, str] | None) -> Loaded | None:
         return None
     base = None
     if cp_state is not None:
-        base = state_from_json(json.loads(cp_state) if isinstance(cp_state, str) else cp_state)
+        base = state_from_json(_json(cp_state))
     recorded = [
         recorded_from_row(seq, type_name, version, payload, datetime.fromisoformat(at))
         for seq, type_name, version, payload, at in events or ()
     ]
     state = fold(recorded, base)
-    version_id = _current_version(state, version_id)
+    version_id = current_version(state, version_id)
     return Loaded(
         run_id, workspace_id, version_id, state, definition_for(version_id), DbClock.reading(now)
     )
 
 
-def _current_version(state: RunState, started_on: UUID) -> UUID:
+def current_version(state: RunState, started_on: UUID) -> UUID:
     """The version the run is on: the one it started on, unless a person moved it
     (AttentionResolved with a version)."""
     if not state.version_id or state.version_id == str(started_on):
@@ -255,7 +272,7 @@ def state_as_of(run_id: UUID, seq: int) -> RunState:
     base, after = None, 0
     if row is not None:
         after = row[0]
-        base = state_from_json(json.loads(row[1]) if isinstance(row[1], str) else row[1])
+        base = state_from_json(_json(row[1]))
     return fold(read_events(run_id, after_seq=after, upto_seq=seq), base)
 
 
@@ -285,6 +302,44 @@ class StartRefused(Exception):
     """The guard of a new run's first append found no row: nothing was written."""
 
 
+@dataclass(frozen=True)
+class Stop:
+    """The workspace's kill switch, as thrown: by whom and why."""
+
+    actor: str
+    reason: str
+
+
+class KillSwitchOn(VectorbeaError):
+    """The append would start work in a workspace whose kill switch is on: nothing was
+    written."""
+
+    def __init__(self, stop: Stop) -> None:
+        super().__init__(f"The workspace's kill switch is on ({stop.reason})")
+        self.stop = stop
+
+
+def stop_of(workspace_id: UUID) -> Stop | None:
+    """The workspace's kill switch as thrown, or None when it is off (by the rule the
+    appends check, vectorbea_workspace_stopped)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT stopped_by, stop_reason FROM budgets_workspacelimits "
+            "WHERE workspace_id = %s AND vectorbea_workspace_stopped(%s)",
+            [workspace_id, workspace_id],
+        )
+        row = cursor.fetchone()
+    return None if row is None else Stop(row[0] or "", row[1] or "Kill switch")
+
+
+def starts_work(event: Event) -> bool:
+    """Whether recording `event` starts work or lets it go on: the appends the kill switch
+    refuses (a step's attempt, a person's resume or retry)."""
+    if isinstance(event, StepStarted | RunResumed):
+        return True
+    return isinstance(event, RetryScheduled) and event.actor is not None
+
+
 def append(
     run_id: UUID,
     state: RunState,
@@ -296,83 +351,102 @@ def append(
     savepoint: bool = True,
     new_run: NewRun | None = None,
     workspace_id: UUID | None = None,
+    by_person: bool = False,
 ) -> Appended:
     """Append the events `build(state, now)` returns after `state.last_seq`, in ONE
-    statement (so one round trip and one commit per step boundary).
+    statement (so one round trip and one commit per step boundary), with every registered
+    projection the events touch in the same transaction; then, after commit, the
+    registered hooks.
 
     `now` is the database's clock as the caller last read it (a previous append's or
     load's `now()`), advanced by the caller's monotonic clock since then.
 
-    Raises ConcurrencyConflict if another writer appended first (re-read and try again),
-    LeaseLost if the events end a step attempt whose lease is no longer held: then
-    nothing at all was written.
+    Raises, having written nothing: ConcurrencyConflict if another writer appended first
+    (re-read and try again); LeaseLost if the events end a step attempt whose lease is no
+    longer held; KillSwitchOn if they start work (`starts_work`) in a workspace whose
+    kill switch is on.
     `claim_first_started`: a worker id that takes the lease of the first step this append
     starts (to run it inline); other started steps get unclaimed leases for dispatch.
     `savepoint=False`: inside a transaction the caller rolls back whole on any error (a
     brand-new run cannot conflict), skip the savepoint's two round trips.
     `new_run`: this is the run's first append; its row is inserted by the same statement
     (an IntegrityError then is the run's own, e.g. a reused idempotency key, and is raised
-    as such).
+    as such). Its guard says whether it may start (the kill switch among the rest).
     `workspace_id`: the run's, when the caller knows it (the statement looks it up if not).
+    `by_person`: a person asked for this; their check of the kill switch waits for a
+    switch being thrown at the same moment (see vectorbea_workspace_running).
     """
-    events = redact_events(build(state, now))  # known provider keys never reach the log
+    events = build(state, now)
+    for event_filter in hooks.EVENT_FILTERS:  # e.g. known secrets never reach the log
+        events = event_filter(events)
     if not events:
         return Appended(state, (), (), DbClock.reading(now))
-    recorded = [
+    recorded = tuple(
         Recorded(seq=state.last_seq + i, at=now, event=event) for i, event in enumerate(events, 1)
-    ]
+    )
     new_state = fold(recorded, state)
     if new_run is not None:
         workspace_id = new_run.workspace_id
-    sql, params, started = _append_statement(
-        run_id, state, new_state, recorded, definition, claim_first_started, new_run, workspace_id
+    guarded = new_run is None and any(starts_work(r.event) for r in recorded)
+    statement, sql, started = _statement(
+        run_id,
+        state,
+        new_state,
+        recorded,
+        definition,
+        claim_first_started,
+        new_run,
+        workspace_id,
+        kill_switch="locked" if guarded and by_person else "read" if guarded else None,
     )
+    touching = [p for p in hooks.PROJECTIONS if p.touches(recorded, new_state)]
+    own_scope = savepoint or new_run is not None
+    if touching:  # the projections commit with the events, or neither does
+        scope: Any = transaction.atomic(savepoint=own_scope)
+    else:
+        scope = _statement_scope(own_scope)
     try:
-        with _statement_scope(savepoint or new_run is not None), prepared_cursor() as cursor:
-            cursor.execute(sql, params, prepare=True)
-            held, committed_at, *looked_up = cursor.fetchone()
+        with scope:
+            with prepared_cursor() as cursor:
+                cursor.execute(sql, statement.params, prepare=True)
+                held, committed_at, running, looked_up = cursor.fetchone()
+            workspace_id = workspace_id or looked_up
+            if not held:
+                if new_run is not None:
+                    raise StartRefused(f"Run {run_id} may not start (its guard found no row)")
+                if not _ended_attempts(state, recorded):
+                    raise LookupError(f"No run {run_id}")
+                raise LeaseLost(f"A step attempt of run {run_id} is no longer leased to us")
+            if not running:
+                assert workspace_id is not None
+                raise KillSwitchOn(stop_of(workspace_id) or Stop("", "Kill switch"))
+            change = Change(
+                run_id,
+                cast(UUID, workspace_id),
+                definition,
+                state,
+                new_state,
+                recorded,
+                tuple(started),
+                claim_first_started if started else "",
+            )
+            for projection in touching:
+                projection.write(change)
     except IntegrityError as exc:
         if new_run is not None:  # the run's own, e.g. its idempotency key was taken
             raise
         raise ConcurrencyConflict(run_id, state.last_seq) from exc
-    if not held and new_run is not None:
-        raise StartRefused(f"Run {run_id} may not start (its guard found no row)")
-    if not held and new_run is None and not _ended_attempts(state, recorded):
-        raise LookupError(f"No run {run_id}")
-    if not held:
-        raise LeaseLost(f"A step attempt of run {run_id} is no longer leased to us")
-    if workspace_id is None:
-        workspace_id = looked_up[0]
-    _push_after_commit(run_id, workspace_id, new_state.last_seq, recorded, state, definition)
-    return Appended(new_state, tuple(recorded), tuple(started), DbClock.reading(committed_at))
+    _after_commit(change)
+    return Appended(new_state, recorded, tuple(started), DbClock.reading(committed_at))
 
 
-# Called after the commit of every append with (run_id, workspace_id, the recorded events,
-# the run's state before them, the definition they were decided with): what other apps do
-# about new events (email when a run needs attention, count them for /metrics).
-# Registered in AppConfig.ready(); a hook must be quick or hand its work off, and must not
-# raise.
-AfterAppend = Callable[[UUID, UUID, Sequence[Recorded], RunState, Definition], None]
-AFTER_APPEND_HOOKS: list[AfterAppend] = []
-
-
-def _push_after_commit(
-    run_id: UUID,
-    workspace_id: UUID,
-    seq: int,
-    recorded: Sequence[Recorded],
-    before: RunState,
-    definition: Definition,
-) -> None:
-    from vectorbea.runs.live import OUTBOX
-
+def _after_commit(change: Change) -> None:
     def after() -> None:
-        OUTBOX.notify(run_id, workspace_id, seq)
-        for hook in AFTER_APPEND_HOOKS:
+        for hook in hooks.AFTER_COMMIT:
             try:
-                hook(run_id, workspace_id, recorded, before, definition)
+                hook(change)
             except Exception:  # a hook must not raise; if one does, the others still run
-                log.exception("After-append hook %s failed for run %s", hook, run_id)
+                log.exception("After-commit hook %s failed for run %s", hook, change.run_id)
 
     if connection.in_atomic_block:
         transaction.on_commit(after, robust=True)
@@ -405,89 +479,123 @@ def _statement_scope(savepoint: bool) -> Any:
     return nullcontext()
 
 
-def _append_statement(
+# The kill switch's rule, as the append reads it (eventlog migration 0010 defines both):
+# "read" on the workers' path, "locked" when a person asks (it waits for a switch being
+# thrown, and then reads it thrown).
+KILL_SWITCH_CHECKS = {
+    "read": "NOT vectorbea_workspace_stopped({workspace})",
+    "locked": "vectorbea_workspace_running({workspace})",
+}
+
+
+def _statement(
     run_id: UUID,
     old: RunState,
     new: RunState,
-    recorded: list[Recorded],
+    recorded: Sequence[Recorded],
     definition: Definition,
     claim_first: str,
-    new_run: NewRun | None = None,
-    workspace_id: UUID | None = None,
-) -> tuple[str, list[Any], list[tuple[str, int]]]:
-    """One SQL statement: end the lease of the attempt whose outcome this records (or
-    write nothing), insert the events, start leases, upsert the summary, checkpoint; for a
-    new run, check its guard (or write nothing) and insert its row first."""
+    new_run: NewRun | None,
+    workspace_id: UUID | None,
+    kill_switch: str | None,
+) -> tuple[Statement, str, list[tuple[str, int]]]:
+    """One statement: end the lease of the attempt whose outcome this records (or write
+    nothing), insert the events, end and start leases, write the summary, checkpoint; for
+    a new run, check its guard (or write nothing) and insert its row first; when it
+    starts work, check the kill switch (or write nothing)."""
     ended = _ended_attempts(old, recorded)
     if len(ended) > 1:
         raise ValueError("One append may record the outcome of one step attempt at most")
-    # A person interrupting attempts (the kill switch) takes their leases away: the
-    # holder's heartbeat notices and abandons the work, and its late result is refused.
-    interrupted = [
-        (r.event.step_id, r.event.attempt) for r in recorded if isinstance(r.event, StepInterrupted)
-    ]
-    ends_run = any(isinstance(r.event, RunCancelled | RunFailed | RunCompleted) for r in recorded)
-    started = [(r.event.step_id, r.event.attempt) for r in recorded if type(r.event) is StepStarted]
-    every = settings.VECTORBEA_CHECKPOINT_EVERY
-    checkpoint = new.last_seq // every > old.last_seq // every or new.is_terminal
-
-    params: list[Any] = []
+    if new_run is not None and ended:
+        raise ValueError("A run's first append ends no step attempt")
+    statement = Statement()
     if new_run is not None:
-        if ended:
-            raise ValueError("A run's first append ends no step attempt")
-        params += [
-            *new_run.guard_params,
-            run_id,
-            new_run.workspace_id,
-            new_run.workflow_id,
-            new_run.version_id,
-            new_run.idempotency_key,
-            new_run.started_by_id,
-        ]
-    if ended:
-        params += [run_id, *ended[0]]
-    elif new_run is None:
-        params.append(run_id)
-    for r in recorded:
-        params += [
-            run_id,
-            r.seq,
-            type(r.event).__name__,
-            r.event.schema_version,
-            json.dumps(event_to_payload(r.event)),
-            r.at,
-        ]
-    if ends_run:
-        params += [run_id, *(ended[0] if ended else ("", 0))]
-    for step_id, attempt in interrupted:
-        params += [run_id, step_id, attempt]
-    if started:
-        ttl = timedelta(seconds=settings.VECTORBEA_LEASE_SECONDS)
-        for index, (step_id, attempt) in enumerate(started):
-            params += [run_id, step_id, attempt, claim_first if index == 0 else "", ttl]
-    # The summary row: inserted by a run's first append, then only its changing columns.
-    first = old.last_seq == 0
-    columns = COLUMNS if first else CHANGING
-    summary = RunSummaryProjection.values(run_id, new, definition, recorded[-1].at, columns)
-    if new_run is not None:  # the run's row is not visible to this statement yet
-        summary = [run_id, new_run.workspace_id, new_run.workflow_id, *summary[:-1]]
-    params += summary
-    if checkpoint:
-        params += [run_id, new.last_seq, json.dumps(state_to_json(new))]
+        # A new run: its guard first (nothing is written when it finds no row), then the
+        # run's row, which the deferred foreign keys of the other rows find at commit.
+        statement.clause("head", new_run.guard, new_run.guard_params)
+        statement.clause("ok", "SELECT EXISTS (SELECT 1 FROM head) AS ok")
+        statement.clause(
+            "run",
+            "INSERT INTO eventlog_run (id, workspace_id, workflow_id, version_id, "
+            "idempotency_key, started_by_id, created_at) SELECT %s::uuid, %s::uuid, %s::uuid, "
+            "%s::uuid, %s::text, %s::integer, statement_timestamp() WHERE (SELECT ok FROM ok)",
+            [
+                run_id,
+                new_run.workspace_id,
+                new_run.workflow_id,
+                new_run.version_id,
+                new_run.idempotency_key,
+                new_run.started_by_id,
+            ],
+        )
+    elif ended:
+        leases.end_attempt(statement, run_id, *ended[0])
+    else:  # no lease to end: the run's row says it exists (nothing else checks it)
+        statement.clause(
+            "ok", "SELECT EXISTS (SELECT 1 FROM eventlog_run WHERE id = %s::uuid) AS ok", [run_id]
+        )
     if workspace_id is None:
-        params.append(run_id)
-    sql = _append_sql(
-        bool(ended),
-        len(recorded),
-        ends_run,
-        len(interrupted),
-        len(started),
-        checkpoint,
-        new_run.guard if new_run is not None else None,
-        first,
-        workspace_id is None,
+        workspace, workspace_params = (
+            "(SELECT workspace_id FROM eventlog_run WHERE id = %s)",
+            [run_id],
+        )
+    else:
+        workspace, workspace_params = "%s::uuid", [workspace_id]
+    may_write = "(SELECT ok FROM ok)"
+    if kill_switch is not None:
+        check = KILL_SWITCH_CHECKS[kill_switch].format(workspace=workspace)
+        statement.clause("running", f"SELECT {check} AS running", workspace_params)
+        may_write += " AND (SELECT running FROM running)"
+    # The events go in first: a writer that lost the race fails (or waits for the winner)
+    # on (run_id, seq) before it takes any other lock, so two appends to one run never
+    # hold each other's lease or summary rows (no deadlock). Everything else hangs on
+    # `wrote`, which reads the inserted rows and so runs after the insert.
+    rows = ", ".join(
+        ["(%s::uuid, %s::integer, %s, %s::smallint, %s::jsonb, %s::timestamptz)"] * len(recorded)
     )
-    return sql, params, started
+    values: list[Any] = []
+    for r in recorded:
+        payload = json.dumps(event_to_payload(r.event))
+        values += [run_id, r.seq, type(r.event).__name__, r.event.schema_version, payload, r.at]
+    statement.clause(
+        "events",
+        "INSERT INTO eventlog_event (run_id, seq, type, schema_version, payload, created_at) "
+        f"SELECT * FROM (VALUES {rows}) v WHERE {may_write} RETURNING seq",
+        values,
+    )
+    statement.clause("wrote", "SELECT count(*) > 0 AS wrote FROM events")
+    if any(isinstance(r.event, RunCancelled | RunFailed | RunCompleted) for r in recorded):
+        leases.end_the_rest(statement, run_id, ended[0] if ended else None)
+    # A person interrupting attempts (the kill switch) takes their leases away.
+    interrupted = [r.event for r in recorded if isinstance(r.event, StepInterrupted)]
+    for index, event in enumerate(interrupted):
+        leases.take_away(statement, index, run_id, event.step_id, event.attempt)
+    started = [(r.event.step_id, r.event.attempt) for r in recorded if type(r.event) is StepStarted]
+    if started:
+        leases.grant(statement, run_id, started, claim_first)
+    ids = None if new_run is None else (new_run.workspace_id, new_run.workflow_id)
+    RunSummaryProjection.clause(statement, run_id, old, new, definition, recorded[-1].at, ids)
+    every = settings.VECTORBEA_CHECKPOINT_EVERY
+    if new.last_seq // every > old.last_seq // every or new.is_terminal:
+        statement.clause(
+            "checkpoint",
+            "INSERT INTO eventlog_checkpoint (run_id, seq, state) "
+            "SELECT %s::uuid, %s::integer, %s::jsonb WHERE (SELECT wrote FROM wrote)",
+            [run_id, new.last_seq, json.dumps(state_to_json(new))],
+        )
+    running = "(SELECT running FROM running)" if kill_switch is not None else "true"
+    looked_up, looked_up_params = (
+        (workspace, workspace_params)
+        if workspace_id is None
+        else (
+            "NULL::uuid",
+            [],
+        )
+    )
+    sql = statement.select(
+        f"(SELECT ok FROM ok), statement_timestamp(), {running}, {looked_up}", looked_up_params
+    )
+    return statement, sql, started
 
 
 def _ended_attempts(old: RunState, recorded: Sequence[Recorded]) -> list[tuple[str, int]]:
@@ -500,86 +608,3 @@ def _ended_attempts(old: RunState, recorded: Sequence[Recorded]) -> list[tuple[s
         if isinstance(r.event, StepCompleted | StepFailed | StepDeferred)
         and old.step(r.event.step_id).status == "running"
     ]
-
-
-@lru_cache(maxsize=256)
-def _append_sql(
-    ends_attempt: bool,
-    events: int,
-    ends_run: bool,
-    interrupted: int,
-    started: int,
-    checkpoint: bool,
-    new_run_guard: str | None = None,
-    first: bool = False,
-    look_up_workspace: bool = True,
-) -> str:
-    """The append statement for one shape of append (built once: a handful of shapes
-    cover nearly every step boundary, and each is prepared once per connection)."""
-    ctes: list[str] = []
-    if new_run_guard is not None:
-        # A new run: its guard first (nothing is written when it finds no row), then the
-        # run's row, which the deferred foreign keys of the other rows find at commit.
-        ctes.append(
-            f"head AS ({new_run_guard}), ok AS (SELECT EXISTS (SELECT 1 FROM head) AS ok), "
-            "run AS (INSERT INTO eventlog_run (id, workspace_id, workflow_id, version_id, "
-            "idempotency_key, started_by_id, created_at) SELECT %s::uuid, %s::uuid, %s::uuid, "
-            "%s::uuid, %s::text, %s::integer, statement_timestamp() WHERE (SELECT ok FROM ok))"
-        )
-    elif ends_attempt:
-        ctes.append(
-            "ended AS (DELETE FROM eventlog_steplease WHERE run_id = %s AND step_id = %s "
-            "AND attempt = %s RETURNING 1), ok AS (SELECT count(*) = 1 AS ok FROM ended)"
-        )
-    else:  # no lease to end: the run's row says it exists (nothing else checks it)
-        ctes.append("ok AS (SELECT EXISTS (SELECT 1 FROM eventlog_run WHERE id = %s::uuid) AS ok)")
-    rows = ", ".join(
-        ["(%s::uuid, %s::integer, %s, %s::smallint, %s::jsonb, %s::timestamptz)"] * events
-    )
-    # The events go in first: a writer that lost the race fails (or waits for the winner)
-    # on (run_id, seq) before it takes any other lock, so two appends to one run never
-    # hold each other's lease or summary rows (no deadlock). Everything else hangs on
-    # `wrote`, which reads the inserted rows and so runs after the insert.
-    ctes.append(
-        "events AS (INSERT INTO eventlog_event "
-        "(run_id, seq, type, schema_version, payload, created_at) "
-        f"SELECT * FROM (VALUES {rows}) v WHERE (SELECT ok FROM ok) RETURNING seq), "
-        "wrote AS (SELECT count(*) > 0 AS wrote FROM events)"
-    )
-    if ends_run:
-        ctes.append(
-            "cleared AS (DELETE FROM eventlog_steplease WHERE run_id = %s "
-            "AND NOT (step_id = %s AND attempt = %s) AND (SELECT wrote FROM wrote))"
-        )
-    for index in range(interrupted):
-        ctes.append(
-            f"interrupted{index} AS (DELETE FROM eventlog_steplease WHERE run_id = %s "
-            "AND step_id = %s AND attempt = %s AND (SELECT wrote FROM wrote))"
-        )
-    if started:
-        lease_rows = ", ".join(["(%s::uuid, %s, %s::integer, %s, now() + %s::interval)"] * started)
-        ctes.append(
-            "leases AS (INSERT INTO eventlog_steplease "
-            "(run_id, step_id, attempt, worker, expires_at) "
-            f"SELECT * FROM (VALUES {lease_rows}) v WHERE (SELECT wrote FROM wrote))"
-        )
-    if new_run_guard is not None:
-        summary = f"{RunSummaryProjection.INSERT} AND (SELECT wrote FROM wrote)"
-    elif first:  # a run whose row was written apart (hand-made logs): its first summary
-        summary = f"{RunSummaryProjection.UPSERT} AND (SELECT wrote FROM wrote)"
-    else:
-        summary = f"{RunSummaryProjection.UPDATE} AND (SELECT wrote FROM wrote)"
-    if new_run_guard is not None or first:
-        summary += f" {RunSummaryProjection.ON_CONFLICT}"
-    ctes.append(f"summary AS ({summary})")
-    if checkpoint:
-        ctes.append(
-            "checkpoint AS (INSERT INTO eventlog_checkpoint (run_id, seq, state) "
-            "SELECT %s::uuid, %s::integer, %s::jsonb WHERE (SELECT wrote FROM wrote))"
-        )
-    workspace = (
-        ", (SELECT workspace_id FROM eventlog_run WHERE id = %s::uuid)" if look_up_workspace else ""
-    )
-    return (
-        "WITH " + ", ".join(ctes) + f" SELECT (SELECT ok FROM ok), statement_timestamp(){workspace}"
-    )

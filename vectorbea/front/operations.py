@@ -23,9 +23,11 @@ import redis
 from django.conf import settings
 from django.db import connection
 
+from vectorbea.queues import ALL as ALL_QUEUES
+
 WORKER_BEAT_SECONDS = 10
 WORKER_TTL_SECONDS = 30
-QUEUES = ("runs", "steps", "llm")
+QUEUES = ALL_QUEUES
 # A run's lease and summary rows are rewritten at every step: without vacuum their dead
 # row versions pile up and every step reads past more of them.
 CHURNED_TABLES = ("eventlog_steplease", "eventlog_runsummary")

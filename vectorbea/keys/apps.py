@@ -9,7 +9,11 @@ class KeysConfig(AppConfig):
     verbose_name = "Provider keys"
 
     def ready(self) -> None:
+        from vectorbea.eventlog import hooks
         from vectorbea.keys.checks import check_master_key, refuse_to_start_without_master_key
+        from vectorbea.keys.redaction import redact_events
+
+        hooks.register_event_filter(redact_events)  # known keys never reach the log
 
         checks.register(check_master_key, "vectorbea_keys")
         # The test suite builds its own database after setup and checks this explicitly.

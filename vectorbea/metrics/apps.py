@@ -12,7 +12,7 @@ class MetricsConfig(AppConfig):
     def ready(self) -> None:
         from prometheus_client import values
 
-        from vectorbea.eventlog import store
+        from vectorbea.eventlog import hooks
         from vectorbea.metrics.events import count_appended
 
         if not getattr(values.ValueClass, "_multiprocess", False):
@@ -29,5 +29,4 @@ class MetricsConfig(AppConfig):
             ) from None
         if not os.access(directory, os.W_OK | os.X_OK):
             raise ImproperlyConfigured(f"VECTORBEA_METRICS_DIR ({directory}) is not writable.")
-        if count_appended not in store.AFTER_APPEND_HOOKS:
-            store.AFTER_APPEND_HOOKS.append(count_appended)
+        hooks.register_after_commit(count_appended)

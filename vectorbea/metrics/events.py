@@ -1,10 +1,10 @@
 """Counters from the events every append records, so they agree with the log by construction.
 
-`count_appended` is an AFTER_APPEND hook (vectorbea.eventlog.store): it runs after the
-commit of each append, in the process that appended, on the workers' hot path. The store
-hands it the run's state before the append and the definition the events were decided
-with, so it does no I/O (but for reading a version the run is moved to, which the command
-that moved it has already cached). If it raises, the store logs it.
+`count_appended` is an after-commit hook of the event log (vectorbea.eventlog.hooks): it
+runs after the commit of each append, in the process that appended, on the workers' hot
+path. The store hands it the run's state before the append and the definition the events
+were decided with, so it does no I/O (but for reading a version the run is moved to, which
+the command that moved it has already cached). If it raises, the store logs it.
 
 A step's latency is the time from its attempt's start (StepStarted, or StepWaiting and
 ApprovalRequested for the steps the engine parks) to its outcome (StepCompleted,
@@ -44,6 +44,7 @@ from vectorbea.engine import (
     StepWaiting,
 )
 from vectorbea.engine.state import STEP_RUNNING, STEP_WAITING
+from vectorbea.eventlog.hooks import Change
 
 log = logging.getLogger(__name__)
 
@@ -153,16 +154,10 @@ OUTCOMES = {StepCompleted: "completed", StepFailed: "failed"}
 OPEN = frozenset({STEP_RUNNING, STEP_WAITING})
 
 
-def count_appended(
-    run_id: UUID,
-    workspace_id: UUID,
-    recorded: Sequence[Recorded],
-    before: RunState,
-    definition: Definition,
-) -> None:
-    """The AFTER_APPEND hook: count the events an append recorded."""
-    if recorded:
-        count(RunContext(definition, before.last_seq, before), recorded)
+def count_appended(change: Change) -> None:
+    """The after-commit hook: count the events an append recorded."""
+    if change.events:
+        count(RunContext(change.definition, change.before.last_seq, change.before), change.events)
 
 
 @dataclass

@@ -1,25 +1,15 @@
-from collections.abc import Sequence
-from uuid import UUID
-
 from django.apps import AppConfig
-
-
-def email_when_attention_is_needed(
-    run_id: UUID, workspace_id: UUID, recorded: Sequence, *_context: object
-) -> None:
-    """After an append that made a run need attention commits: tell the people who can
-    resolve it (never raises; see runs.attention.notify_attention)."""
-    if any(type(r.event).__name__ == "RunNeedsAttention" for r in recorded):
-        from vectorbea.runs.attention import notify_attention
-
-        notify_attention(run_id)
 
 
 class RunsConfig(AppConfig):
     name = "vectorbea.runs"
 
     def ready(self) -> None:
-        from vectorbea.eventlog import store
+        from vectorbea.eventlog import hooks
+        from vectorbea.runs.attention import email_when_attention_is_needed
+        from vectorbea.runs.live import push_change
+        from vectorbea.steps.templating import render_step_config
 
-        if email_when_attention_is_needed not in store.AFTER_APPEND_HOOKS:
-            store.AFTER_APPEND_HOOKS.append(email_when_attention_is_needed)
+        hooks.register_after_commit(push_change)
+        hooks.register_after_commit(email_when_attention_is_needed)
+        hooks.register_config_renderer(render_step_config)

@@ -20,8 +20,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from vectorbea.accounts.models import workspace_managers
-from vectorbea.engine import ERROR_CLASS_POLICY, ErrorClass
+from vectorbea.engine import ERROR_CLASS_POLICY, ErrorClass, RunNeedsAttention
 from vectorbea.eventlog import store
+from vectorbea.eventlog.hooks import Change
 from vectorbea.eventlog.models import Run
 from vectorbea.keys.redaction import redact
 from vectorbea.runs.forms import RESOLVE_FORMS, ResolveForm
@@ -133,6 +134,13 @@ def _parse(iso: Any) -> datetime | None:
 
 
 # The email
+
+
+def email_when_attention_is_needed(change: Change) -> None:
+    """After-commit hook: an append that made a run need attention tells the people who
+    can resolve it."""
+    if any(isinstance(r.event, RunNeedsAttention) for r in change.events):
+        notify_attention(change.run_id)
 
 
 def notify_attention(run_id: UUID) -> int:

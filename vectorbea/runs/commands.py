@@ -1,7 +1,8 @@
-"""The only writers of run history outside the executor: named, imperative actions."""
+"""What people (and the API, webhooks and schedules acting for them) do to runs: named,
+imperative actions. Each one says what happened as facts and hands them to the event
+log's record(), the one write path."""
 
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -9,9 +10,8 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import jsonschema
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError
 
-from vectorbea.approvals import projection as gates
 from vectorbea.engine import (
     APPROVAL_KIND,
     ApprovalDenied,
@@ -34,8 +34,7 @@ from vectorbea.engine import (
 from vectorbea.engine.state import STEP_WAITING
 from vectorbea.eventlog import store
 from vectorbea.eventlog.models import Run
-from vectorbea.runs import scheduling
-from vectorbea.runs.executor import MAX_CONFLICT_RETRIES, then_decide
+from vectorbea.eventlog.record import MAX_CONFLICT_RETRIES, record
 from vectorbea.workflows.models import Workflow, WorkflowVersion
 
 
@@ -67,6 +66,15 @@ class WorkspaceStopped(CannotStart):
     """The workspace's kill switch is thrown: no run starts until it is turned off."""
 
 
+def stopped_message(stop: store.Stop) -> str:
+    """The kill switch, said plainly to the person it stops."""
+    why = f" ({stop.reason})" if stop.reason else ""
+    return (
+        f"Runs are stopped in this workspace{why}: an admin threw the kill switch. "
+        "Nothing starts until it is turned off on the Limits page."
+    )
+
+
 DEFAULT_LIMITS = {"max_steps": 1000, "max_attempts": 10}
 
 
@@ -95,7 +103,7 @@ _heads: dict[tuple[UUID, UUID, UUID | None], _Head] = {}
 LATEST = 2**31 - 1  # "no version is newer": the guard of a start on a version asked for
 
 # The guard of a run's first append: the workspace is not stopped and the remembered
-# head still holds (see vectorbea_may_start, eventlog migration 0006, for how it reads the
+# head still holds (see vectorbea_may_start, eventlog migration 0010, for how it reads the
 # kill switch after taking a share lock on the workspace row).
 HEAD_GUARD = (
     "SELECT 1 WHERE vectorbea_may_start(%s::uuid, %s::integer, %s::integer, %s::uuid, %s::integer)"
@@ -104,10 +112,10 @@ HEAD_GUARD = (
 
 def _read_head(workflow: Workflow, version: WorkflowVersion | None) -> _Head:
     """The version (the one asked for, or the newest published) and the workspace's
-    runaway guards. Raises NotPublished, WorkspaceStopped."""
+    runaway guards. Raises NotPublished."""
     with store.prepared_cursor() as cursor:
         cursor.execute(
-            "SELECT v.id, v.number, l.stopped_at, l.stop_reason, l.max_steps_per_run, "
+            "SELECT v.id, v.number, l.max_steps_per_run, "
             "l.max_attempts_per_step FROM accounts_workspace w "
             "LEFT JOIN budgets_workspacelimits l ON l.workspace_id = w.id "
             "LEFT JOIN LATERAL (SELECT id, number FROM workflows_workflowversion "
@@ -117,13 +125,7 @@ def _read_head(workflow: Workflow, version: WorkflowVersion | None) -> _Head:
             [workflow.id, *([version.id if version else None] * 2), workflow.workspace_id],
             prepare=True,
         )
-        version_id, number, stopped_at, reason, max_steps, max_attempts = cursor.fetchone()
-    if stopped_at is not None:
-        why = f" ({reason})" if reason else ""
-        raise WorkspaceStopped(
-            f"Runs are stopped in this workspace{why}: an admin threw the kill switch. "
-            "Nothing starts until it is turned off on the Limits page."
-        )
+        version_id, number, max_steps, max_attempts = cursor.fetchone()
     if version_id is None:
         raise NotPublished(f"Workflow {workflow.name!r} has no published version yet.")
     head = _Head(version_id, number, max_steps, max_attempts)
@@ -187,7 +189,10 @@ def start_run(
                 return existing
         try:
             return _start(workflow, head, run_input, started_by, idempotency_key, asked)
-        except store.StartRefused:  # the head changed (or the switch was thrown): read it
+        except store.StartRefused:  # the switch is thrown, or the head changed: read it
+            stop = store.stop_of(workflow.workspace_id)
+            if stop is not None:
+                raise WorkspaceStopped(stopped_message(stop)) from None
             head = None
         except IntegrityError:
             if not idempotency_key:
@@ -237,23 +242,18 @@ def _start(
             LATEST if asked else head.version_number,
         ),
     )
-    has_gates = any(step.kind == APPROVAL_KIND for step in definition.steps.values())
-    # The inbox's gate rows commit with the run's first events.
-    with transaction.atomic() if has_gates else nullcontext():
-        appended = store.append(
-            run.id,
-            RunState.initial(),
-            then_decide(definition, [started]),
-            definition,
-            now=store.clock_now(),
-            new_run=new_run,
-        )
-        gates.project_appended(run.id, appended, definition)
+    loaded = store.Loaded(
+        run.id,
+        workflow.workspace_id,
+        head.version_id,
+        RunState.initial(),
+        definition,
+        store.current_clock(),
+    )
+    appended = record(run.id, lambda _: [started], loaded=loaded, new_run=new_run)
     run.created_at = appended.clock.db
     run._state.adding = False
     run._state.db = "default"
-    for step_id, attempt in appended.started:
-        scheduling.dispatch(run.id, step_id, attempt, scheduling.queue_of(definition, step_id))
     return run
 
 
@@ -261,31 +261,19 @@ class ActionRefused(VectorbeaError):
     """An operator action that does not apply to the run as it is now (said plainly)."""
 
 
+class RunsStopped(ActionRefused):
+    """The action would start work in a workspace whose kill switch is on."""
+
+
 def act(run_id: UUID, facts_for: Callable[[store.Loaded], list[Event]]) -> store.Appended:
-    """The one way an operator's action reaches a run: read it, turn the action into facts
-    (or refuse it with ActionRefused), append the facts with decide()'s consequences, and
-    hand any step that started to a worker. A concurrent writer makes it read again."""
-    for _ in range(MAX_CONFLICT_RETRIES):
-        loaded = store.load(run_id)
-        facts = facts_for(loaded)
-        try:
-            with transaction.atomic():  # the inbox's gate rows commit with the events
-                appended = store.append(
-                    run_id,
-                    loaded.state,
-                    then_decide(loaded.definition, facts),
-                    loaded.definition,
-                    now=loaded.clock.now(),
-                    workspace_id=loaded.workspace_id,
-                )
-                gates.project_appended(run_id, appended, loaded.definition)
-        except store.ConcurrencyConflict:
-            continue
-        for step_id, attempt in appended.started:
-            queue = scheduling.queue_of(loaded.definition, step_id)
-            scheduling.dispatch(run_id, step_id, attempt, queue)
-        return appended
-    raise store.ConcurrencyConflict(run_id, 0)
+    """The one way a person's action reaches a run: turn the action into facts on the run
+    as it is now (or refuse it with ActionRefused) and record them with their
+    consequences. A concurrent writer makes it read again; the kill switch refuses it
+    when it would start work (RunsStopped)."""
+    try:
+        return record(run_id, facts_for, by_person=True)
+    except store.KillSwitchOn as refused:
+        raise RunsStopped(stopped_message(refused.stop)) from None
 
 
 def _running(loaded: store.Loaded, action: str) -> None:
@@ -323,7 +311,6 @@ def pause_run(run_id: UUID, *, actor: str, reason: str = "") -> None:
 def resume_run(run_id: UUID, *, actor: str) -> None:
     def facts(loaded: store.Loaded) -> list[Event]:
         _running(loaded, "resumed")
-        _not_stopped(loaded.workspace_id)
         if not loaded.state.paused:
             raise ActionRefused("The run is not paused.")
         return [RunResumed(actor)]
@@ -343,9 +330,7 @@ def retry_failed_step(run_id: UUID, *, actor: str) -> str:
         step_id = state.failed_step_id
         if state.status != "failed" or step_id is None:
             raise ActionRefused("Only a run that failed at a step can be retried from it.")
-        step = state.step(step_id)
-        now = loaded.clock.now().isoformat()
-        return [RetryScheduled(step_id, step.attempt + 1, now, 0.0, "manual", actor=actor)]
+        return [_manual_retry(loaded, step_id, actor)]
 
     return act(run_id, facts).events[-1].event.step_id
 
@@ -492,19 +477,6 @@ def _check_gate_waiting(loaded: store.Loaded, step_id: str, gate: str | None = N
         )
 
 
-def _not_stopped(workspace_id: Any) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT stopped_at FROM budgets_workspacelimits WHERE workspace_id = %s",
-            [workspace_id],
-        )
-        row = cursor.fetchone()
-    if row is not None and row[0] is not None:
-        raise ActionRefused(
-            "The workspace's kill switch is on; turn it off on the Limits page first."
-        )
-
-
 # --- needs attention ----------------------------------------------------------------------------
 
 RESOLUTIONS = ("retry", "supply_output", "skip", "fail")
@@ -577,12 +549,19 @@ def _retry_facts(
         raise ActionRefused(f"The chosen version has no step {step_id!r}.")
     if config is not None:
         _check_step_config(definition.steps[step_id], config)
-    step = loaded.state.step(step_id)
-    now = loaded.clock.now().isoformat()
     return [
         AttentionResolved(step_id, "retry", actor, note, config=config, version_id=version_id),
-        RetryScheduled(step_id, step.attempt + 1, now, 0.0, "manual", actor=actor),
+        _manual_retry(loaded, step_id, actor),
     ]
+
+
+def _manual_retry(loaded: store.Loaded, step_id: str, actor: str) -> RetryScheduled:
+    """A person's retry of a step: the same RetryScheduled an automatic retry appends,
+    due now, with their name (it starts a new round of attempts)."""
+    next_attempt = loaded.state.step(step_id).attempt + 1
+    return RetryScheduled(
+        step_id, next_attempt, loaded.clock.now().isoformat(), 0.0, "manual", actor=actor
+    )
 
 
 def _switchable(loaded: store.Loaded, version: WorkflowVersion) -> Any:

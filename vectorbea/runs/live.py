@@ -20,6 +20,8 @@ from uuid import UUID
 import redis
 from channels.layers import get_channel_layer
 
+from vectorbea.eventlog.hooks import Change
+
 log = logging.getLogger(__name__)
 
 # How long the pusher gathers notes before sending: far below what a person notices,
@@ -168,3 +170,8 @@ def _sync_client(layer, index: int) -> redis.Redis | None:
 
 
 OUTBOX = Outbox()
+
+
+def push_change(change: Change) -> None:
+    """After-commit hook: tell the run's and the workspace's pages the run moved on."""
+    OUTBOX.notify(change.run_id, change.workspace_id, change.state.last_seq)

@@ -14,6 +14,7 @@ from urllib.parse import urljoin
 
 import httpx
 
+from vectorbea import queues
 from vectorbea.engine import ErrorClass, StepError
 from vectorbea.llm.errors import clip, error_class_for_status, redact, retry_after_seconds
 from vectorbea.steps import ssrf
@@ -278,6 +279,6 @@ register(
         label="HTTP request",
         config_schema=CONFIG_SCHEMA,
         handler=run_http,
-        queue="steps",
+        queue=queues.STEPS,
     )
 )

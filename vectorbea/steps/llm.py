@@ -15,6 +15,7 @@ from django.conf import settings
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from vectorbea import queues
 from vectorbea.budgets.guard import estimated_tokens, metered_call
 from vectorbea.engine import ErrorClass, StepError
 from vectorbea.llm import Answer, MissingKey, Prompt, cost_of, provider_key
@@ -322,6 +323,6 @@ register(
         label="LLM call",
         config_schema=CONFIG_SCHEMA,
         handler=run_llm,
-        queue="llm",  # slow calls: a pool of their own can be sized apart from quick steps
+        queue=queues.LLM,  # slow calls: a pool of their own can be sized apart from quick steps
     )
 )

@@ -1,5 +1,5 @@
 """Step kinds: one registered class per kind, with the config schema that drives both the
-server's validation and (later) the builder's config form, and the handler a worker runs.
+server's validation and the builder's config form, and the handler a worker runs.
 
 A handler gets the step's config, its resolved inputs and a StepContext, and returns a
 JSON-serialisable output or raises engine.StepError with an error class.
@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from vectorbea import queues
 from vectorbea.engine import KindSpec
 
 
@@ -49,7 +50,7 @@ class StepKind:
     config_schema: dict[str, Any]
     handler: Handler
     ports: Callable[[dict[str, Any]], tuple[str, ...]] | None = None
-    queue: str = "steps"
+    queue: str = queues.STEPS
     # Render the config's templates ({{ input.x }}, {{ steps.a.output.y }}) before the
     # handler sees it; a kind that evaluates its own templates (branch) opts out.
     render_config: bool = True

@@ -1,11 +1,6 @@
 from django.core.management.base import BaseCommand
-from django.db import connection, transaction
 
-from vectorbea.approvals import projection as gate_projection
-from vectorbea.engine import fold
-from vectorbea.eventlog import store
-from vectorbea.eventlog.models import Run
-from vectorbea.eventlog.projections import RunSummaryProjection
+from vectorbea.eventlog.rebuild import SUMMARY, rebuild_projections
 
 
 class Command(BaseCommand):
@@ -15,20 +10,9 @@ class Command(BaseCommand):
         parser.add_argument("run_ids", nargs="*", help="Only these runs")
 
     def handle(self, *args, **options):
-        runs = Run.objects.order_by("created_at")
-        if options["run_ids"]:
-            runs = runs.filter(id__in=options["run_ids"])
-        count = 0
-        for run in runs.iterator():
-            events = store.read_events(run.id)
-            if not events:
-                continue
-            state = fold(events)
-            with transaction.atomic(), connection.cursor() as cursor:
-                RunSummaryProjection.write(
-                    cursor, run.id, state, store.definition_for(run.version_id), events[-1].at
-                )
-            count += 1
+        written = rebuild_projections(options["run_ids"] or None)
+        count = written.pop(SUMMARY)
         self.stdout.write(f"Rebuilt {count} run summar{'y' if count == 1 else 'ies'}.")
-        gates = gate_projection.rebuild(options["run_ids"] or None)
-        self.stdout.write(f"Rebuilt {gates} gate row(s).")
+        for name, rows in written.items():
+            label = "gate row(s)" if name == "gates" else f"{name} row(s)"
+            self.stdout.write(f"Rebuilt {rows} {label}.")

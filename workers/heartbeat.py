@@ -3,7 +3,7 @@
 One daemon thread per worker process extends, in one UPDATE, the leases of every attempt
 this process is running. An attempt whose lease is gone (taken over after the process
 stalled, or the run was cancelled) has its StepContext cancelled: the handler should stop,
-and its late result is refused anyway by the lease check in store.append.
+and its late result is refused anyway by the lease check of the append.
 """
 
 import logging
@@ -12,16 +12,15 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
-from uuid import UUID
 
 from django.conf import settings
 from django.db import connection
 
+from vectorbea.eventlog import leases
+from vectorbea.eventlog.leases import Key
 from vectorbea.steps.registry import StepContext
 
 log = logging.getLogger(__name__)
-Key = tuple[UUID, str, int]
 
 
 _WORKER_ID = (0, "")
@@ -82,34 +81,7 @@ class Heartbeats:
             held = dict(self._held)
         if not held:
             return
-        ttl = timedelta(seconds=settings.VECTORBEA_LEASE_SECONDS)
-        rows = ", ".join(["(%s::uuid, %s, %s::integer)"] * len(held))
-        keys: list = [value for key in held for value in key]
-        with connection.cursor() as cursor:
-            # SKIP LOCKED: never wait on a lease another transaction has locked (an append
-            # ending that attempt, which may itself wait on a sibling's event insert):
-            # waiting while holding the other leases' locks can close a deadlock cycle.
-            cursor.execute(
-                "WITH mine AS (SELECT run_id, step_id, attempt FROM eventlog_steplease "
-                "  WHERE worker = %s AND (run_id, step_id, attempt) IN (" + rows + ") "
-                "  FOR UPDATE SKIP LOCKED) "
-                "UPDATE eventlog_steplease AS lease SET expires_at = now() + %s FROM mine "
-                "WHERE lease.run_id = mine.run_id AND lease.step_id = mine.step_id "
-                "AND lease.attempt = mine.attempt "
-                "RETURNING lease.run_id, lease.step_id, lease.attempt",
-                [worker_id(), *keys, ttl],
-            )
-            alive = {(r[0], r[1], r[2]) for r in cursor.fetchall()}
-            missing = [key for key in held if key not in alive]
-            if missing:  # skipped because locked, or gone: only the gone are lost
-                cursor.execute(
-                    "SELECT run_id, step_id, attempt FROM eventlog_steplease WHERE worker = %s "
-                    "AND (run_id, step_id, attempt) IN ("
-                    + ", ".join(["(%s::uuid, %s, %s::integer)"] * len(missing))
-                    + ")",
-                    [worker_id(), *(value for key in missing for value in key)],
-                )
-                alive |= {(r[0], r[1], r[2]) for r in cursor.fetchall()}
+        alive = leases.extend(worker_id(), held)
         for key, ctx in held.items():
             if key not in alive:
                 log.warning("Lease lost for run %s step %s attempt %s", *key)

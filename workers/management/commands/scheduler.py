@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import DatabaseError, connection
 
-from vectorbea.runs import scheduler
+from workers import sweeper
 
 log = logging.getLogger("vectorbea.scheduler")
 
@@ -22,7 +22,7 @@ class Command(BaseCommand):
         import workers.broker  # noqa: F401  (messages go to the configured broker)
 
         if options["once"]:
-            self.stdout.write(f"{scheduler.tick()} item(s) handled")
+            self.stdout.write(f"{sweeper.tick()} item(s) handled")
             return
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -32,7 +32,7 @@ class Command(BaseCommand):
         while not stop.is_set():
             started = time.monotonic()
             try:
-                scheduler.tick()
+                sweeper.tick()
             except DatabaseError as exc:
                 log.warning("Database unavailable (%s); retrying", str(exc).splitlines()[0])
                 connection.close()

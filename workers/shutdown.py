@@ -18,8 +18,10 @@ from uuid import UUID
 from django.conf import settings
 from django.db import connection
 
-from vectorbea.engine import Event, StepInterrupted
-from vectorbea.runs.heartbeat import HEARTBEATS
+from vectorbea.engine import Event, LeaseLost, StepInterrupted
+from vectorbea.eventlog import store
+from vectorbea.eventlog.record import record
+from workers.heartbeat import HEARTBEATS
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +60,16 @@ def hand_back_all() -> int:
 
 
 def interrupt(run_id: UUID, step_id: str, attempt: int) -> bool:
-    from vectorbea.eventlog import store
-    from vectorbea.runs.commands import ActionRefused, act
+    """Record that this attempt was stopped here; False when it is no longer running."""
 
     def facts(loaded: store.Loaded) -> list[Event]:
         step = loaded.state.step(step_id)
         if loaded.state.is_terminal or step.status != "running" or step.attempt != attempt:
-            raise ActionRefused("no longer running")
+            raise LeaseLost("no longer running")
         return [StepInterrupted(step_id, attempt, ACTOR, REASON)]
 
     try:
-        act(run_id, facts)
-    except ActionRefused:
+        record(run_id, facts)
+    except LeaseLost:
         return False
     return True

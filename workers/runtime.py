@@ -1,0 +1,141 @@
+"""Moving runs forward: what a worker does with a message, and what the sweeper does with
+an expired lease. Holds no run state between calls: every entry point reads the log.
+
+Every outcome goes through record(): the facts (a step completed, failed, or was lost),
+plus what decide() says follows from them, in ONE append. A handler failure, a lost
+worker and a person's retry therefore take the same road to the next attempt.
+
+Hot path: when a step's completion starts the next step, this worker claims that step's
+lease in the same commit and runs it inline; other started steps (parallel branches) are
+dispatched through the broker, by the event log's after-commit hook, for other workers.
+"""
+
+import logging
+from collections.abc import Sequence
+from uuid import UUID
+
+from django.db import DatabaseError, connection
+
+from vectorbea import queues
+from vectorbea.engine import (
+    ErrorClass,
+    Event,
+    LeaseLost,
+    StepCompleted,
+    StepDeferred,
+    StepFailed,
+    next_wake_at,
+)
+from vectorbea.eventlog import leases, store
+from vectorbea.eventlog.record import advanced, record
+from workers import dispatch, shutdown
+from workers.attempt import run_attempt
+from workers.heartbeat import worker_id
+
+log = logging.getLogger(__name__)
+
+
+def advance(run_id: UUID) -> None:
+    """Wake-up: decide what is due (a retry, a ready step, the run's end) and do it."""
+    try:
+        loaded = store.load(run_id)
+        appended = record_outcome(loaded, [], claim=True)
+        if appended is None or not appended.events:
+            when = next_wake_at(loaded.state, loaded.definition, loaded.clock.now())
+            leases.wake_at(run_id, loaded.state.last_seq, when)
+            return
+        _drive(advanced(loaded, appended), _claimed(appended), queues.ADVANCE)
+    except LookupError:
+        log.warning("Asked to advance run %s, which does not exist", run_id)
+    except DatabaseError:
+        log.warning("Database unavailable while advancing run %s; the scheduler will retry", run_id)
+        connection.close()
+
+
+def execute_step(run_id: UUID, step_id: str, attempt: int) -> None:
+    """A dispatched step: claim its lease (exactly one delivery wins), run it, continue."""
+    try:
+        loaded = store.claim_and_load(run_id, step_id, attempt, worker_id())
+        if loaded is None:  # another delivery won it, or the attempt is over
+            return
+        queue = dispatch.queue_of(loaded.definition, step_id)
+        _drive(loaded, (step_id, attempt), queue)
+    except DatabaseError as exc:
+        log.warning(
+            "Database error while running %s/%s (%s); its lease will expire and be recovered",
+            run_id,
+            step_id,
+            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+        )
+        connection.close()
+
+
+def mark_lost(run_id: UUID, step_id: str, attempt: int) -> None:
+    """The holder of this attempt's lease stopped heartbeating: record it as worker_lost."""
+    lost = StepFailed(
+        step_id=step_id,
+        attempt=attempt,
+        error_class=ErrorClass.WORKER_LOST,
+        message="The worker running this attempt stopped responding (its lease expired).",
+    )
+    if record_outcome(store.load(run_id), [lost], claim=False) is None:
+        leases.forget((run_id, step_id, attempt))  # the log has it over: an orphaned lease
+
+
+def record_outcome(
+    loaded: store.Loaded, facts: Sequence[Event], *, claim: bool
+) -> store.Appended | None:
+    """Record what a worker found (an attempt's outcome, or nothing on a wake-up) with its
+    consequences; with `claim`, this worker claims the first step they start. None when the
+    facts are no longer ours to record (the attempt was taken over or the run ended)."""
+
+    def still_current(current: store.Loaded) -> Sequence[Event]:
+        for fact in facts:
+            if isinstance(fact, StepCompleted | StepFailed | StepDeferred):
+                step = current.state.step(fact.step_id)
+                if step.status != "running" or step.attempt != fact.attempt:
+                    raise LeaseLost(
+                        f"Step {fact.step_id!r} attempt {fact.attempt} is no longer running"
+                    )
+        return facts
+
+    try:
+        return record(
+            loaded.run_id, still_current, loaded=loaded, claim=worker_id() if claim else ""
+        )
+    except LeaseLost as exc:
+        log.info("Discarding a late result: %s", exc)
+        return None
+
+
+def _drive(loaded: store.Loaded, current: tuple[str, int] | None, queue: str) -> None:
+    """Run `current`, record its outcome with its consequences, and go on inline with the
+    next step it started, until the run waits, ends, or is no longer ours."""
+    while current is not None:
+        step_id, attempt = current
+        if shutdown.STOPPING.is_set() or not _runs_here(loaded, step_id, queue):
+            _hand_back(loaded, step_id, attempt)  # another worker (or pool) runs it
+            return
+        appended = record_outcome(loaded, run_attempt(loaded, step_id, attempt), claim=True)
+        if appended is None:
+            return
+        loaded = advanced(loaded, appended)
+        current = _claimed(appended)
+
+
+def _claimed(appended: store.Appended) -> tuple[str, int] | None:
+    """The attempt this worker claimed in the append: the first one it started."""
+    return appended.started[0] if appended.started else None
+
+
+def _runs_here(loaded: store.Loaded, step_id: str, queue: str) -> bool:
+    """Inline continuation stays within a pool: a step of its own queue (an LLM call's
+    "llm") runs only on the workers that consume that queue; ordinary steps run anywhere."""
+    return dispatch.queue_of(loaded.definition, step_id) in (queue, queues.STEPS)
+
+
+def _hand_back(loaded: store.Loaded, step_id: str, attempt: int) -> None:
+    """Release a claimed lease we will not run, and dispatch the step to another worker."""
+    if leases.hand_back((loaded.run_id, step_id, attempt), worker_id()):
+        queue = dispatch.queue_of(loaded.definition, step_id)
+        dispatch.dispatch(loaded.run_id, step_id, attempt, queue)
