@@ -10,7 +10,7 @@ from tests.conftest import make_member
 from tests.runs.test_views_list import fail, record
 from tests.support.workflows import chain, publish
 from vectorbea.accounts.models import Role
-from vectorbea.engine import RunPaused, RunResumed, StepCompleted, StepFailed
+from vectorbea.engine import RunPaused, RunResumed, StepCompleted, StepFailed, StepInterrupted
 from vectorbea.eventlog import store
 from vectorbea.eventlog.models import Run, RunSummary
 from vectorbea.runs.commands import pause_run, start_run
@@ -107,6 +107,17 @@ def test_step_detail_has_attempts_settings_output_tokens_and_cost(client, alice,
     full = client.get(url("run-step", run, id="s0")).content.decode()
     assert "<html" in full and "&quot;ok&quot;: true" in full
     assert client.get(url("run-step", run, id="nope")).status_code == 404
+
+
+def test_an_interrupted_attempt_shows_as_interrupted_in_step_detail(client, alice, run):
+    record(run.id, StepInterrupted("s0", 1, "worker shutdown", "The worker was stopped."))
+    client.force_login(alice)
+    html = client.get(url("run-step", run, id="s0"), headers=HTMX).content.decode()
+    first = re.search(r'<tr class="attempt-(\w+)"><td>1</td>', html)
+    assert first is not None and first.group(1) == "interrupted"
+    assert "The worker was stopped." in html
+    second = re.search(r'<tr class="attempt-(\w+)"><td>2</td>', html)  # it ran again
+    assert second is not None and second.group(1) == "running"
 
 
 def test_time_travel_shows_the_state_as_of_an_event(client, alice, run):

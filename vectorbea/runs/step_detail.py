@@ -2,37 +2,27 @@
 and the settings it ran with (the config rendered against the run, as the executor does)."""
 
 import json
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from vectorbea.engine import RetryScheduled, StepCompleted, StepFailed, StepStarted
+from vectorbea.engine.attempts import Attempt, attempts
 from vectorbea.engine.graph import Definition
 from vectorbea.engine.state import RunState
 from vectorbea.runs.timeline import read_events_of_types
 
 MAX_ATTEMPTS_SHOWN = 200
 MAX_JSON_CHARS = 20_000
-STEP_EVENT_TYPES = ("StepStarted", "StepCompleted", "StepFailed", "RetryScheduled")
-
-
-@dataclass
-class Attempt:
-    number: int
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    outcome: str = "running"
-    error_class: str = ""
-    message: str = ""
-    usage: dict[str, Any] = field(default_factory=dict)
-    retry_at: str | None = None
-
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.started_at and self.finished_at:
-            return (self.finished_at - self.started_at).total_seconds()
-        return None
+STEP_EVENT_TYPES = (
+    "StepStarted",
+    "StepCompleted",
+    "StepFailed",
+    "StepDeferred",
+    "StepInterrupted",
+    "RetryScheduled",
+    "CorrectionAttempted",
+    "AttentionResolved",
+)
 
 
 @dataclass(frozen=True)
@@ -62,28 +52,8 @@ def pretty(value: Any) -> str:
 
 
 def attempts_of(run_id: UUID, step_id: str) -> list[Attempt]:
-    attempts: dict[int, Attempt] = {}
     events = read_events_of_types(run_id, STEP_EVENT_TYPES, step_id=step_id)
-    for recorded in events[-MAX_ATTEMPTS_SHOWN * 3 :]:
-        event = recorded.event
-        match event:
-            case StepStarted():
-                attempts[event.attempt] = Attempt(event.attempt, started_at=recorded.at)
-            case StepCompleted() | StepFailed():
-                attempt = attempts.setdefault(event.attempt, Attempt(event.attempt))
-                attempt.finished_at = recorded.at
-                attempt.usage = dict(event.usage or {})
-                if isinstance(event, StepCompleted):
-                    attempt.outcome = "completed"
-                else:
-                    attempt.outcome = "failed"
-                    attempt.error_class = event.error_class
-                    attempt.message = event.message
-            case RetryScheduled():
-                previous = attempts.get(event.next_attempt - 1)
-                if previous is not None:
-                    previous.retry_at = event.retry_at
-    return sorted(attempts.values(), key=lambda a: a.number)
+    return attempts(events, step_id)[-MAX_ATTEMPTS_SHOWN:]
 
 
 def step_detail(
