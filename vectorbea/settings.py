@@ -335,9 +335,9 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
-# --- LLM and HTTP steps (issue 03) ---
+# --- LLM and HTTP steps ---
 # Provider endpoints and installation-wide keys. Keys are read only by
-# vectorbea.llm.keys.provider_key (the BYOK store replaces that later).
+# vectorbea.llm.keys.provider_key, which prefers the workspace's own key (vectorbea.keys).
 VECTORBEA_OPENAI_BASE_URL = env("VECTORBEA_OPENAI_BASE_URL", "https://api.openai.com/v1")
 VECTORBEA_ANTHROPIC_BASE_URL = env("VECTORBEA_ANTHROPIC_BASE_URL", "https://api.anthropic.com")
 VECTORBEA_OPENAI_API_KEY = env("VECTORBEA_OPENAI_API_KEY", "")

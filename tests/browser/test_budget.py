@@ -1,5 +1,5 @@
 """An admin sets a budget, a run goes over it and is stopped with the reason in plain
-language; a viewer can read the limits but not change them (issue 08)."""
+language; a viewer can read the limits but not change them."""
 
 from collections.abc import Iterator
 

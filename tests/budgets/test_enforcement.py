@@ -1,5 +1,5 @@
 """Budgets, runaway guards, rate limits and concurrency limits, enforced by real worker
-processes against the scripted provider (issue 08's acceptance tests)."""
+processes against the scripted provider."""
 
 from collections import Counter
 from decimal import Decimal

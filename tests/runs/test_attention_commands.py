@@ -1,5 +1,5 @@
 """Resolving a step that needs attention: each resolution is an event with its actor, and
-every refusal is said plainly (issue 09). Workers are not needed: the facts a worker
+every refusal is said plainly. Workers are not needed: the facts a worker
 would record are appended directly."""
 
 import json

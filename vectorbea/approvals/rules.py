@@ -1,5 +1,5 @@
 """Who may decide a gate: the one rule, for the inbox, the decide POST, the notifications
-and (later) the API.
+and the API.
 
 Membership of the workspace is checked first, by accounts.access (a stranger gets a 404).
 Then `engine.waits.decider_problem` says whether the gate's rules let this member decide:

@@ -1,4 +1,4 @@
-"""Events in plain language: one sentence per event, for the terminal and (later) the page."""
+"""Events in plain language: one sentence per event, for the terminal and the run page."""
 
 import json
 from dataclasses import dataclass

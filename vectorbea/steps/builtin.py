@@ -1,4 +1,4 @@
-"""The built-in step kinds (more arrive with issue 03)."""
+"""The built-in step kinds that need no outside service: no-op and Python tools."""
 
 from collections.abc import Mapping
 from typing import Any
