@@ -1,4 +1,5 @@
-"""Websocket routes. Every consumer checks workspace membership through accounts.access."""
+"""Websocket routes. Every consumer checks workspace membership through accounts.access,
+at connect and again for every frame it sends (runs.consumers.WorkspaceSocket)."""
 
 from django.urls import path
 

@@ -142,7 +142,8 @@ ACTIONS = ["run-cancel", "run-pause", "run-resume", "run-retry", "run-rerun"]
 def test_a_viewer_can_view_but_not_act(client, acme, run, action):
     client.force_login(make_member("vic", acme, Role.VIEWER))
     html = client.get(url("run-detail", run)).content.decode()
-    assert 'id="run-actions"' not in html
+    assert '<div id="run-actions" class="run-actions" hidden></div>' in html
+    assert url(action, run) not in html
     assert client.post(url(action, run), headers=HTMX).status_code == 403
     assert store.load(run.id).state.last_seq == 2
 

@@ -25,8 +25,10 @@ def session_cookie(user) -> str:
     return client.cookies["sessionid"].value
 
 
-def communicator(user, path: str, origin: str = "http://localhost") -> WebsocketCommunicator:
-    headers = [(b"origin", origin.encode()), (b"host", b"localhost")]
+def communicator(
+    user, path: str, origin: str = "http://localhost", host: str = "localhost"
+) -> WebsocketCommunicator:
+    headers = [(b"origin", origin.encode()), (b"host", host.encode())]
     if user is not None:
         headers.append((b"cookie", f"sessionid={session_cookie(user)}".encode()))
     return WebsocketCommunicator(application, path, headers=headers)

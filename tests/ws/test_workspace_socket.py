@@ -16,8 +16,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def echo_topic():
-    TOPICS["echo"] = lambda user, workspace, run_id: (
-        f'<span id="echo">{user.username} {workspace.slug} {run_id}</span>'
+    TOPICS["echo"] = lambda user, access, run_id: (
+        f'<span id="echo">{user.username} {access.workspace.slug} {run_id}</span>'
     )
     yield
     del TOPICS["echo"]

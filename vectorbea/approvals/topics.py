@@ -18,9 +18,5 @@ def count_context(user: Any, membership: Membership) -> dict[str, Any]:
 
 
 @topic("inbox")
-def inbox_count(user: Any, workspace: Any, run_id: UUID) -> str:
-    membership = Membership.objects.filter(user=user, workspace=workspace).first()
-    if membership is None:  # removed from the workspace since the socket opened
-        return ""
-    membership.workspace = workspace
-    return render_to_string("approvals/_inbox_count.html", count_context(user, membership))
+def inbox_count(user: Any, access: Access, run_id: UUID) -> str:
+    return render_to_string("approvals/_inbox_count.html", count_context(user, access.membership))

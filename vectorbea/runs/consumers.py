@@ -4,6 +4,13 @@ On connect the browser says the last seq it shows ({"after": N}); the consumer s
 event after it from Postgres, then again whenever a push says the run has moved on. It
 keeps the last seq it sent, so the timeline has no gaps and no duplicates whatever pushes
 were lost or repeated, and however often the socket reconnects.
+
+Access is checked for every frame, not once at connect: each one is rendered for the
+person's membership and role as they are when it is rendered (one indexed query, next to
+the several its fragment's own rendering costs; pushes of one run are coalesced to at most
+one every few tens of milliseconds). A member removed while the page is open gets no
+further frame and the socket closes (ACCESS_GONE); a member whose role changed gets the
+next frame rendered for the new role.
 """
 
 import json
@@ -16,7 +23,7 @@ from channels.generic.websocket import WebsocketConsumer
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 
-from vectorbea.accounts.access import Capability, workspace_access
+from vectorbea.accounts.access import Access, Capability, workspace_access
 from vectorbea.eventlog.models import Run
 from vectorbea.metrics.sockets import CountedConnection
 from vectorbea.runs import live
@@ -26,8 +33,45 @@ log = logging.getLogger(__name__)
 
 BATCH = 200
 
+# The close code when the person may no longer see the workspace (the 4000s are the
+# application's): the browser's socket stays closed rather than reconnecting.
+ACCESS_GONE = 4403
 
-class RunTimelineConsumer(CountedConnection, WebsocketConsumer):
+
+class WorkspaceSocket(CountedConnection, WebsocketConsumer):
+    """A socket in one workspace's group; `current_access()` before every frame."""
+
+    slug: str
+    group: str | None = None
+    gone = False
+
+    def join(self, slug: str, group: str) -> None:
+        self.slug, self.group = slug, group
+        async_to_sync(self.channel_layer.group_add)(group, self.channel_name)
+        self.accept()
+
+    def disconnect(self, code: int) -> None:
+        self.leave()
+
+    def leave(self) -> None:
+        if self.group:
+            async_to_sync(self.channel_layer.group_discard)(self.group, self.channel_name)
+
+    def current_access(self) -> Access | None:
+        """The person's access now, or None once it is gone: then the socket has left its
+        group and is closed, and pushes still queued for it render nothing."""
+        if self.gone:
+            return None
+        try:
+            return workspace_access(self.scope.get("user"), self.slug)
+        except (Http404, PermissionDenied):
+            self.gone = True
+            self.leave()
+            self.close(code=ACCESS_GONE)
+            return None
+
+
+class RunTimelineConsumer(WorkspaceSocket):
     run_id: UUID
     sent: int | None = None
 
@@ -40,16 +84,7 @@ class RunTimelineConsumer(CountedConnection, WebsocketConsumer):
             self.close()  # before accept: the handshake is refused (HTTP 403)
             return
         self.run_id = run.id
-        self.can_operate = access.can(Capability.OPERATE_RUNS)
-        self.workspace_slug = access.workspace.slug
-        async_to_sync(self.channel_layer.group_add)(live.run_group(run.id), self.channel_name)
-        self.accept()
-
-    def disconnect(self, code: int) -> None:
-        if getattr(self, "run_id", None):
-            async_to_sync(self.channel_layer.group_discard)(
-                live.run_group(self.run_id), self.channel_name
-            )
+        self.join(access.workspace.slug, live.run_group(run.id))
 
     def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
@@ -64,13 +99,13 @@ class RunTimelineConsumer(CountedConnection, WebsocketConsumer):
             self.catch_up()
 
     def catch_up(self) -> None:
-        while True:
+        while access := self.current_access():
             html, last = render_live_update(
                 self.run_id,
                 after=self.sent or 0,
                 limit=BATCH,
-                can_operate=self.can_operate,
-                workspace_slug=self.workspace_slug,
+                can_operate=access.can(Capability.OPERATE_RUNS),
+                workspace_slug=self.slug,
             )
             if last is None:
                 return
@@ -78,26 +113,20 @@ class RunTimelineConsumer(CountedConnection, WebsocketConsumer):
             self.sent = last
 
 
-class WorkspaceConsumer(CountedConnection, WebsocketConsumer):
+class WorkspaceConsumer(WorkspaceSocket):
     """One socket per workspace page: the client subscribes to topics ({"topics": [...]})
     and gets their fragments whenever a run of the workspace changes."""
 
     def connect(self) -> None:
         try:
-            self.access = workspace_access(
+            access = workspace_access(
                 self.scope.get("user"), self.scope["url_route"]["kwargs"]["ws"]
             )
         except (Http404, PermissionDenied):
             self.close()
             return
         self.topics: list[str] = []
-        self.group = live.workspace_group(self.access.workspace.id)
-        async_to_sync(self.channel_layer.group_add)(self.group, self.channel_name)
-        self.accept()
-
-    def disconnect(self, code: int) -> None:
-        if getattr(self, "group", None):
-            async_to_sync(self.channel_layer.group_discard)(self.group, self.channel_name)
+        self.join(access.workspace.slug, live.workspace_group(access.workspace.id))
 
     def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         from vectorbea.runs.topics import TOPICS, load_topics
@@ -117,11 +146,9 @@ class WorkspaceConsumer(CountedConnection, WebsocketConsumer):
     def run_changed(self, message: dict[str, Any]) -> None:
         from vectorbea.runs.topics import TOPICS
 
-        user = self.scope["user"]
-        parts = [
-            TOPICS[name](user, self.access.workspace, UUID(message["run_id"]))
-            for name in self.topics
-        ]
-        html = "".join(part for part in parts if part)
+        if not (access := self.current_access()) or not self.topics:
+            return
+        run_id = UUID(message["run_id"])
+        html = "".join(TOPICS[name](self.scope["user"], access, run_id) for name in self.topics)
         if html:
             self.send(text_data=html)

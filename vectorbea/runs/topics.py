@@ -2,10 +2,11 @@
 
 A page says which topics it shows (e.g. "runs" on the run list, "inbox" for the count in
 the navigation); when a run of the workspace changes, each subscribed topic renders the
-HTML to swap in (out-of-band, by element id) for that user. Apps register their topics:
+HTML to swap in (out-of-band, by element id) for that user, given their access to the
+workspace as it is now (the socket checks it once per push). Apps register their topics:
 
     @topic("inbox")
-    def inbox_count(user, workspace, run_id) -> str: ...
+    def inbox_count(user, access, run_id) -> str: ...
 
 A renderer returns "" when it has nothing to change.
 """
@@ -14,7 +15,9 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-Renderer = Callable[[Any, Any, UUID], str]
+from vectorbea.accounts.access import Access
+
+Renderer = Callable[[Any, Access, UUID], str]
 TOPICS: dict[str, Renderer] = {}
 
 
