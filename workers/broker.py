@@ -11,6 +11,7 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vectorbea.settings")
 django.setup()
 
+import logging  # noqa: E402
 import time  # noqa: E402
 
 import dramatiq  # noqa: E402
@@ -19,8 +20,8 @@ from django.conf import settings  # noqa: E402
 from django.db import close_old_connections  # noqa: E402
 from dramatiq.broker import MessageProxy  # noqa: E402
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer  # noqa: E402
-from dramatiq.common import compute_backoff, current_millis  # noqa: E402
-from dramatiq.errors import ConnectionClosed  # noqa: E402
+from dramatiq.common import compute_backoff, current_millis, q_name  # noqa: E402
+from dramatiq.errors import ConnectionClosed, DecodeError  # noqa: E402
 from dramatiq.message import Message  # noqa: E402
 from dramatiq.middleware import (  # noqa: E402
     AgeLimit,
@@ -29,6 +30,16 @@ from dramatiq.middleware import (  # noqa: E402
     Retries,
     ShutdownNotifications,
     TimeLimit,
+)
+from prometheus_client import Counter  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+UNDECODABLE_MESSAGES = Counter(
+    "vectorbea_queue_undecodable_messages",
+    "Messages a worker fetched that were not Dramatiq messages (not JSON, or not a "
+    "message's fields), moved to their queue's dead-letter set.",
+    ["queue"],
 )
 
 
@@ -76,7 +87,11 @@ class _DoorbellConsumer(_RedisConsumer):
     on its queue's doorbell list (BLPOP) instead of sleeping: a message enqueued while it
     waits wakes it within a Redis round trip, not after the idle poll (up to
     dramatiq_worker_timeout). The poll stays as the fallback, so a lost ring only delays;
-    as rings wake it, it polls at that interval, not after a short backoff."""
+    as rings wake it, it polls at that interval, not after a short backoff.
+
+    A fetched message that does not decode goes to the dead-letter set and the consumer
+    goes on with the rest of its batch (Dramatiq's consumer raises, and its thread drops
+    the batch it had fetched: those messages would wait, unacked, until the worker dies)."""
 
     idle = False  # the last wait for a ring ended with nothing fetched
 
@@ -88,7 +103,11 @@ class _DoorbellConsumer(_RedisConsumer):
                     if data is None:
                         continue
                     self.misses = 0
-                    message = Message.decode(data)
+                    try:
+                        message = Message.decode(data)
+                    except DecodeError as error:
+                        self.dead_letter(data, error)
+                        continue
                     self.queued_message_ids.add(message.message_id)
                     return MessageProxy(message)
                 except IndexError:
@@ -114,6 +133,33 @@ class _DoorbellConsumer(_RedisConsumer):
                         return None
         except redis.ConnectionError as e:
             raise ConnectionClosed(e) from None
+
+    def dead_letter(self, data: bytes, error: BaseException) -> None:
+        """Move a fetched message that does not decode to the dead-letter set, where
+        Dramatiq's nack puts a failed message. Its log line names the message's id and
+        queue and what failed, never its content, which could hold anything."""
+        queue = q_name(self.queue_name)
+        while isinstance(error, DecodeError):  # the encoder's error, wrapped by Message's
+            error = error.error
+        # JSONDecodeError, UnicodeDecodeError; else the fields were not a message's
+        reason = "not JSON" if isinstance(error, ValueError) else "JSON but not a Dramatiq message"
+        message_id = self.broker.unacked_message_id(self.queue_name, data)
+        if message_id is None:  # this worker no longer holds it (its heartbeat lapsed)
+            log.error(
+                "A message on queue %r is %s, and this worker no longer holds it (its "
+                "heartbeat lapsed): it was left where it was",
+                queue,
+                reason,
+            )
+            return
+        self.broker.do_nack(self.queue_name, message_id)
+        UNDECODABLE_MESSAGES.labels(queue).inc()
+        log.error(
+            "Message %s on queue %r is %s: moved to the dead-letter set",
+            message_id,
+            queue,
+            reason,
+        )
 
 
 class DoorbellBroker(RedisBroker):
@@ -162,6 +208,20 @@ class DoorbellBroker(RedisBroker):
             self._max_unpack_size(),
             *args,
         ]
+
+    def unacked_message_id(self, queue_name: str, data: bytes) -> str | None:
+        """The id of a message this broker fetched from the queue and has not acked or
+        nacked yet, found by its content (the fetch script returns contents, not ids)."""
+        acks = f"{self.namespace}:__acks__.{self.broker_id}.{queue_name}"
+        message_ids = self.client.smembers(acks)
+        if not message_ids:
+            return None
+        message_ids = list(message_ids)
+        found = self.client.hmget(f"{self.namespace}:{queue_name}.msgs", message_ids)
+        for message_id, content in zip(message_ids, found, strict=True):
+            if content == data:
+                return message_id.decode()
+        return None
 
     def wait_and_fetch(self, queue_name: str, count: int, seconds: float) -> list:
         """Block until the queue's doorbell rings or `seconds` pass, then fetch up to `count`
