@@ -11,7 +11,11 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vectorbea.settings")
 django.setup()
 
+import ctypes  # noqa: E402
 import logging  # noqa: E402
+import multiprocessing  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 
 import dramatiq  # noqa: E402
@@ -69,6 +73,24 @@ class GracefulShutdown(dramatiq.Middleware):
         from vectorbea.metrics.events import TALLY
 
         TALLY.flush()
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+class StopWithMainProcess(dramatiq.Middleware):
+    """A worker process gets SIGTERM (a graceful stop) when Dramatiq's main process dies,
+    however it died (SIGKILL, the OOM killer): orphaned, it would go on taking messages
+    beside the workers a supervisor starts in the main process's place, and outlive the
+    supervisor. Linux only (prctl); elsewhere an orphan runs on as before."""
+
+    def after_process_boot(self, broker):
+        parent = multiprocessing.parent_process()
+        if parent is None or not sys.platform.startswith("linux"):
+            return
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent.pid:  # it died before we asked
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 class WorkerAnnouncement(dramatiq.Middleware):
@@ -255,6 +277,7 @@ broker = DoorbellBroker(
         DbConnections(),
         GracefulShutdown(),
         WorkerAnnouncement(),
+        StopWithMainProcess(),
     ],
     # A killed worker's unacked messages come back sooner; Postgres leases are what
     # actually recover work, this only speeds up the doorbell.

@@ -124,6 +124,24 @@ def test_a_killed_worker_process_is_started_again_while_web_keeps_serving(live, 
     assert "stopped: worker (exit status 0)" in output
 
 
+def test_worker_processes_stop_when_dramatiqs_main_process_is_killed(live):
+    """Orphaned, they would go on taking messages beside the ones a supervisor starts in
+    its place, and be left behind when everything stops."""
+    main = live.worker(processes=2)
+    children = wait_for(lambda: len(worker_pids()) == 2 and worker_pids(), timeout=90)
+
+    os.kill(main.pid, signal.SIGKILL)  # the main process alone
+    main.wait(timeout=10)
+
+    def alive(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+        except (FileNotFoundError, IndexError):
+            return False
+
+    wait_for(lambda: not any(alive(pid) for pid in children), timeout=30)
+
+
 def load_supervise():
     spec = importlib.util.spec_from_file_location("supervise", ROOT / "scripts" / "supervise.py")
     module = importlib.util.module_from_spec(spec)
