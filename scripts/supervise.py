@@ -90,6 +90,7 @@ def supervisord_config(processes: list[tuple[str, str]], run_dir: Path) -> str:
         "buffer_size=10000",
         "priority=1",  # starts first, stops last
         "autorestart=true",
+        "stdout_logfile=NONE",  # its stdout speaks the listener protocol to supervisord
         "stderr_logfile=/dev/stdout",  # where it writes the lines it relays
         "stderr_logfile_maxbytes=0",
     ]

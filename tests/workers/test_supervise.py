@@ -104,6 +104,8 @@ def test_a_killed_worker_process_is_started_again_while_web_keeps_serving(live, 
         supervisor.send_signal(signal.SIGINT)  # Ctrl-C
         assert supervisor.wait(timeout=90) == 0
         assert processes_with(marker) == {}  # nothing left behind
+        # ... and no file but the config: the output went to the terminal, not to logs
+        assert [path.name for path in tmp_path.iterdir()] == ["supervisord.conf"]
     finally:
         stop_polling.set()
         if supervisor.poll() is None:
