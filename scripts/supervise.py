@@ -124,17 +124,18 @@ def relay_logs(width: int) -> None:
     def stop(signum: int, frame: object) -> None:  # supervisord stops it last
         for name, rest in partial.items():
             if rest:
-                stderr.write(f"{time.strftime('%H:%M:%S')} {name:<{width}} | {rest.decode()}\n")
+                text = rest.decode(errors="replace")
+                stderr.write(f"{time.strftime('%H:%M:%S')} {name:<{width}} | {text}\n")
         sys.exit(0)
 
     signal.signal(signal.SIGTERM, stop)
     while True:
         stdout.write(b"READY\n")
         stdout.flush()
-        line = stdin.readline()
-        if not line:  # supervisord has exited
+        header_line = stdin.readline()
+        if not header_line:  # supervisord has exited
             return
-        header = dict(word.split(":", 1) for word in line.decode().split())
+        header = dict(word.split(":", 1) for word in header_line.decode().split())
         payload = stdin.read(int(header["len"]))
         event, _, data = payload.partition(b"\n")
         name = dict(word.split(":", 1) for word in event.decode().split())["processname"]
