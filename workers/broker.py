@@ -11,6 +11,11 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vectorbea.settings")
 django.setup()
 
+import ctypes  # noqa: E402
+import logging  # noqa: E402
+import multiprocessing  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 
 import dramatiq  # noqa: E402
@@ -19,8 +24,8 @@ from django.conf import settings  # noqa: E402
 from django.db import close_old_connections  # noqa: E402
 from dramatiq.broker import MessageProxy  # noqa: E402
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer  # noqa: E402
-from dramatiq.common import compute_backoff, current_millis  # noqa: E402
-from dramatiq.errors import ConnectionClosed  # noqa: E402
+from dramatiq.common import compute_backoff, current_millis, q_name  # noqa: E402
+from dramatiq.errors import ConnectionClosed, DecodeError  # noqa: E402
 from dramatiq.message import Message  # noqa: E402
 from dramatiq.middleware import (  # noqa: E402
     AgeLimit,
@@ -29,6 +34,16 @@ from dramatiq.middleware import (  # noqa: E402
     Retries,
     ShutdownNotifications,
     TimeLimit,
+)
+from prometheus_client import Counter  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+UNDECODABLE_MESSAGES = Counter(
+    "vectorbea_queue_undecodable_messages",
+    "Messages a worker fetched that were not Dramatiq messages (not JSON, or not a "
+    "message's fields), moved to their queue's dead-letter set.",
+    ["queue"],
 )
 
 
@@ -60,6 +75,24 @@ class GracefulShutdown(dramatiq.Middleware):
         TALLY.flush()
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+class StopWithMainProcess(dramatiq.Middleware):
+    """A worker process gets SIGTERM (a graceful stop) when Dramatiq's main process dies,
+    however it died (SIGKILL, the OOM killer): orphaned, it would go on taking messages
+    beside the workers a supervisor starts in the main process's place, and outlive the
+    supervisor. Linux only (prctl); elsewhere an orphan runs on as before."""
+
+    def after_process_boot(self, broker):
+        parent = multiprocessing.parent_process()
+        if parent is None or not sys.platform.startswith("linux"):
+            return
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent.pid:  # it died before we asked
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
 class WorkerAnnouncement(dramatiq.Middleware):
     """List this worker process (host:pid, its queues and threads) for the operations
     page while it lives."""
@@ -76,7 +109,11 @@ class _DoorbellConsumer(_RedisConsumer):
     on its queue's doorbell list (BLPOP) instead of sleeping: a message enqueued while it
     waits wakes it within a Redis round trip, not after the idle poll (up to
     dramatiq_worker_timeout). The poll stays as the fallback, so a lost ring only delays;
-    as rings wake it, it polls at that interval, not after a short backoff."""
+    as rings wake it, it polls at that interval, not after a short backoff.
+
+    A fetched message that does not decode goes to the dead-letter set and the consumer
+    goes on with the rest of its batch (Dramatiq's consumer raises, and its thread drops
+    the batch it had fetched: those messages would wait, unacked, until the worker dies)."""
 
     idle = False  # the last wait for a ring ended with nothing fetched
 
@@ -88,7 +125,11 @@ class _DoorbellConsumer(_RedisConsumer):
                     if data is None:
                         continue
                     self.misses = 0
-                    message = Message.decode(data)
+                    try:
+                        message = Message.decode(data)
+                    except DecodeError as error:
+                        self.dead_letter(data, error)
+                        continue
                     self.queued_message_ids.add(message.message_id)
                     return MessageProxy(message)
                 except IndexError:
@@ -114,6 +155,33 @@ class _DoorbellConsumer(_RedisConsumer):
                         return None
         except redis.ConnectionError as e:
             raise ConnectionClosed(e) from None
+
+    def dead_letter(self, data: bytes, error: BaseException) -> None:
+        """Move a fetched message that does not decode to the dead-letter set, where
+        Dramatiq's nack puts a failed message. Its log line names the message's id and
+        queue and what failed, never its content, which could hold anything."""
+        queue = q_name(self.queue_name)
+        while isinstance(error, DecodeError):  # the encoder's error, wrapped by Message's
+            error = error.error
+        # JSONDecodeError, UnicodeDecodeError; else the fields were not a message's
+        reason = "not JSON" if isinstance(error, ValueError) else "JSON but not a Dramatiq message"
+        message_id = self.broker.unacked_message_id(self.queue_name, data)
+        if message_id is None:  # this worker no longer holds it (its heartbeat lapsed)
+            log.error(
+                "A message on queue %r is %s, and this worker no longer holds it (its "
+                "heartbeat lapsed): it was left where it was",
+                queue,
+                reason,
+            )
+            return
+        self.broker.do_nack(self.queue_name, message_id)
+        UNDECODABLE_MESSAGES.labels(queue).inc()
+        log.error(
+            "Message %s on queue %r is %s: moved to the dead-letter set",
+            message_id,
+            queue,
+            reason,
+        )
 
 
 class DoorbellBroker(RedisBroker):
@@ -163,6 +231,20 @@ class DoorbellBroker(RedisBroker):
             *args,
         ]
 
+    def unacked_message_id(self, queue_name: str, data: bytes) -> str | None:
+        """The id of a message this broker fetched from the queue and has not acked or
+        nacked yet, found by its content (the fetch script returns contents, not ids)."""
+        acks = f"{self.namespace}:__acks__.{self.broker_id}.{queue_name}"
+        message_ids = self.client.smembers(acks)
+        if not message_ids:
+            return None
+        message_ids = list(message_ids)
+        found = self.client.hmget(f"{self.namespace}:{queue_name}.msgs", message_ids)
+        for message_id, content in zip(message_ids, found, strict=True):
+            if content == data:
+                return message_id.decode()
+        return None
+
     def wait_and_fetch(self, queue_name: str, count: int, seconds: float) -> list:
         """Block until the queue's doorbell rings or `seconds` pass, then fetch up to `count`
         messages, in one round trip: Redis runs a client's pipelined commands in order, so
@@ -195,6 +277,7 @@ broker = DoorbellBroker(
         DbConnections(),
         GracefulShutdown(),
         WorkerAnnouncement(),
+        StopWithMainProcess(),
     ],
     # A killed worker's unacked messages come back sooner; Postgres leases are what
     # actually recover work, this only speeds up the doorbell.

@@ -137,7 +137,7 @@ def test_a_step_that_kills_its_worker_every_time_stops_at_its_maximum_attempts(l
     deadline = time.monotonic() + 90
     while run_status(run.id) != "needs_attention" and time.monotonic() < deadline:
         if worker.poll() is not None:  # Dramatiq stops when a worker dies: a supervisor
-            worker = live.worker()  # (honcho, systemd) starts it again
+            worker = live.worker()  # (supervisord, systemd) starts it again
         time.sleep(0.2)
     # More workers keep running for a while: nothing more happens to the run.
     if worker.poll() is not None:

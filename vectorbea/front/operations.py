@@ -22,6 +22,8 @@ from uuid import UUID
 import redis
 from django.conf import settings
 from django.db import connection
+from dramatiq.errors import DecodeError
+from dramatiq.message import Message
 
 from vectorbea.queues import ALL as ALL_QUEUES
 
@@ -94,9 +96,9 @@ def queues() -> list[QueueFigures]:
         oldest = None
         head = client.lindex(key, 0)
         if head is not None:
-            raw = client.hget(f"{key}.msgs", head)
-            if raw is not None:
-                oldest = max(0.0, (now_ms - json.loads(raw)["message_timestamp"]) / 1000)
+            sent_ms = _sent_ms(_decoded(client.hget(f"{key}.msgs", head)))
+            if sent_ms is not None:
+                oldest = max(0.0, (now_ms - sent_ms) / 1000)
         figures.append(
             QueueFigures(
                 name=name,
@@ -109,26 +111,45 @@ def queues() -> list[QueueFigures]:
     return figures
 
 
+def _decoded(raw: bytes | None) -> Message | None:
+    """The stored Dramatiq message, or None if it is not one (anything can be put on a
+    queue; a worker dead-letters what does not decode)."""
+    if raw is None:
+        return None
+    try:
+        return Message.decode(raw)
+    except DecodeError:
+        return None
+
+
+def _sent_ms(message: Message | None) -> float | None:
+    sent_ms = message.message_timestamp if message else None
+    return sent_ms if isinstance(sent_ms, int | float) else None
+
+
 def dead_letters(limit: int = 50) -> list[dict[str, Any]]:
-    """Messages Dramatiq gave up on (an actor raised past its retries), newest first."""
+    """Messages Dramatiq gave up on (an actor raised past its retries, or a worker could
+    not decode them), newest first. A message that does not decode is listed without its
+    content, as `undecodable`, at the time it was dead-lettered."""
     from workers.broker import broker
 
     client = broker.client
     letters = []
     for name in QUEUES:
         key = f"{broker.namespace}:{name}.XQ"
-        for message_id in client.zrevrange(key, 0, limit - 1):
+        for message_id, dead_ms in client.zrevrange(key, 0, limit - 1, withscores=True):
             raw = client.hget(f"{key}.msgs", message_id)
             if raw is None:
                 continue
-            message = json.loads(raw)
+            message = _decoded(raw)
             letters.append(
                 {
                     "queue": name,
                     "id": message_id.decode(),
-                    "actor": message.get("actor_name", ""),
-                    "args": message.get("args", []),
-                    "at": message.get("message_timestamp", 0) / 1000,
+                    "undecodable": message is None,
+                    "actor": message.actor_name if message else "",
+                    "args": message.args if message else (),
+                    "at": (_sent_ms(message) or dead_ms) / 1000,
                 }
             )
     return sorted(letters, key=lambda letter: -letter["at"])[:limit]
@@ -136,18 +157,16 @@ def dead_letters(limit: int = 50) -> list[dict[str, Any]]:
 
 def redrive(queue: str, message_id: str) -> bool:
     """Put a dead-lettered message back on its queue (the engine makes a repeat harmless:
-    a step's lease is its fencing token, a wake-up only makes the run look again)."""
-    from dramatiq.message import Message
-
+    a step's lease is its fencing token, a wake-up only makes the run look again). A
+    message that does not decode is not re-driven: it would only be dead-lettered again."""
     from workers.broker import broker
 
     if queue not in QUEUES:
         return False
     key = f"{broker.namespace}:{queue}.XQ"
-    raw = broker.client.hget(f"{key}.msgs", message_id)
-    if raw is None:
+    message = _decoded(broker.client.hget(f"{key}.msgs", message_id))
+    if message is None:
         return False
-    message = Message.decode(raw)
     broker.enqueue(
         message.copy(
             options={

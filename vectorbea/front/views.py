@@ -64,5 +64,7 @@ def operations_redrive(request: HttpRequest, access: Access) -> HttpResponse:
     if done:
         messages.success(request, "The message is back on its queue.")
     else:
-        messages.error(request, "That message is no longer dead-lettered.")
+        messages.error(
+            request, "That message is no longer dead-lettered, or it is not a Dramatiq message."
+        )
     return redirect("operations", ws=access.workspace.slug)

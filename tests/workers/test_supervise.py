@@ -1,0 +1,167 @@
+"""The run command's process supervisor (scripts/supervise.py, which scripts/run ends with):
+a process that dies is started again while the others keep serving, its output reaches the
+terminal under its name, and stopping it (Ctrl-C) stops everything gracefully, leaving no
+process behind."""
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.live import ROOT, run_status, wait_for
+from tests.support.workflows import chain, publish
+from vectorbea.front import operations
+from vectorbea.runs.commands import start_run
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def processes_with(marker: str) -> dict[int, str]:
+    """The live processes whose environment holds `marker`: {pid: command line}."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker.encode() in (entry / "environ").read_bytes():
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:  # gone meanwhile, or a zombie
+            continue
+    return {pid: cmdline.decode() for pid, cmdline in found.items()}
+
+
+def healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def pid_of(marker: str, program: str) -> int:
+    (pid,) = [pid for pid, cmd in processes_with(marker).items() if program in cmd]
+    return pid
+
+
+def worker_pids() -> set[int]:
+    return {int(worker["name"].rsplit(":", 1)[1]) for worker in operations.workers()}
+
+
+def test_a_killed_worker_process_is_started_again_while_web_keeps_serving(live, acme, tmp_path):
+    marker = f"vectorbea-supervise-{uuid.uuid4().hex}"
+    port = free_port()
+    live.env.update({"PORT": str(port), "WORKER_PROCESSES": "2", "SUPERVISE_TEST": marker})
+    supervisor = live._spawn(
+        "supervise", [sys.executable, "scripts/supervise.py", "--dir", str(tmp_path)]
+    )
+    log = live.logs / f"supervise-{os.getpid()}-{len(live.procs) - 1}.log"
+    failures: list[str] = []
+    stop_polling = threading.Event()
+
+    def poll_healthz() -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=2) as client:
+            while not stop_polling.wait(0.1):
+                try:
+                    status = client.get("/healthz").status_code
+                except httpx.HTTPError as error:
+                    failures.append(repr(error))
+                    continue
+                if status != 200:
+                    failures.append(str(status))
+
+    try:
+        wait_for(lambda: healthy(port), timeout=90, interval=0.5)
+        first = wait_for(lambda: len(worker_pids()) == 2 and worker_pids(), timeout=90)
+        web, scheduler = pid_of(marker, "daphne"), pid_of(marker, "manage.py scheduler")
+        poller = threading.Thread(target=poll_healthz, daemon=True)
+        poller.start()
+
+        killed = min(first)
+        os.kill(killed, signal.SIGKILL)  # as the OOM killer would
+        wait_for(lambda: len(worker_pids() - first) == 2, timeout=90)  # the worker, again
+        run = start_run(publish(acme, chain(2)), {})
+        wait_for(lambda: run_status(run.id) == "completed", timeout=60)
+
+        stop_polling.set()
+        poller.join(timeout=5)
+        assert failures == []  # web answered throughout
+        assert (pid_of(marker, "daphne"), pid_of(marker, "manage.py scheduler")) == (
+            web,
+            scheduler,
+        )  # neither was stopped
+
+        supervisor.send_signal(signal.SIGINT)  # Ctrl-C
+        assert supervisor.wait(timeout=90) == 0
+        assert processes_with(marker) == {}  # nothing left behind
+        # ... and no file but the config: the output went to the terminal, not to logs
+        assert [path.name for path in tmp_path.iterdir()] == ["supervisord.conf"]
+    finally:
+        stop_polling.set()
+        if supervisor.poll() is None:
+            supervisor.send_signal(signal.SIGINT)
+            try:
+                supervisor.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                supervisor.kill()
+        for pid in processes_with(marker):
+            os.kill(pid, signal.SIGKILL)
+
+    output = log.read_text()
+    assert f"Worker with PID {killed} exited unexpectedly" in output
+    for name in ("web", "worker", "scheduler"):  # each line under its process's name
+        assert f" {name:<9} | " in output
+    # Stopped gracefully: SIGTERM to dramatiq's main process, which hands it on.
+    assert "Sending signal 'SIGTERM' to subprocesses" in output
+    assert "stopped: worker (exit status 0)" in output
+
+
+def test_worker_processes_stop_when_dramatiqs_main_process_is_killed(live):
+    """Orphaned, they would go on taking messages beside the ones a supervisor starts in
+    its place, and be left behind when everything stops."""
+    main = live.worker(processes=2)
+    children = wait_for(lambda: len(worker_pids()) == 2 and worker_pids(), timeout=90)
+
+    os.kill(main.pid, signal.SIGKILL)  # the main process alone
+    main.wait(timeout=10)
+
+    def alive(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+        except (FileNotFoundError, IndexError):
+            return False
+
+    wait_for(lambda: not any(alive(pid) for pid in children), timeout=30)
+
+
+def load_supervise():
+    spec = importlib.util.spec_from_file_location("supervise", ROOT / "scripts" / "supervise.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_supervised_programs_are_the_procfile_lines_run_as_themselves(tmp_path):
+    supervise = load_supervise()
+    processes = supervise.read_procfile(ROOT / "Procfile")
+    config = supervise.supervisord_config(processes, tmp_path)
+
+    assert [name for name, _ in processes] == ["web", "worker", "scheduler"]
+    for name, command in processes:
+        # exec: the process supervisord signals is the program, not a shell waiting on it
+        assert f"[program:{name}]\ncommand=/bin/sh -c 'exec env {command}'\n" in config
+
+    procfile = tmp_path / "Procfile"
+    procfile.write_text("web: daphne app\nrelease: python manage.py migrate && daphne app\n")
+    with pytest.raises(supervise.ProcfileError, match="line 2 \\(release\\): one simple command"):
+        supervise.read_procfile(procfile)
