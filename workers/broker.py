@@ -98,10 +98,10 @@ class WorkerAnnouncement(dramatiq.Middleware):
     page while it lives."""
 
     def after_worker_boot(self, broker, worker):
-        from vectorbea.front.operations import announce_worker
+        from workers.announce import announce
 
         queues = worker.consumer_whitelist or broker.queues  # --queues, else every queue
-        announce_worker(sorted(q for q in queues if not q.endswith(".DQ")), worker.worker_threads)
+        announce(sorted(q for q in queues if not q.endswith(".DQ")), worker.worker_threads)
 
 
 class _DoorbellConsumer(_RedisConsumer):

@@ -17,6 +17,7 @@ from tests.support.workflows import chain, publish
 from vectorbea.accounts.models import Role
 from vectorbea.front import operations
 from vectorbea.runs.commands import start_run
+from workers import announce
 from workers.broker import broker
 
 
@@ -123,7 +124,7 @@ def test_staff_see_the_tables_rewritten_at_every_step_and_when_autovacuum_is_off
 def test_a_running_worker_is_listed(live, acme):
     worker = live.worker(threads=3)
 
-    found = wait_for(lambda: operations.workers(), timeout=30)  # its own Redis db: ours only
+    found = wait_for(lambda: announce.listed(), timeout=30)  # its own Redis db: ours only
     del worker
 
     assert found[0]["threads"] == 3

@@ -18,8 +18,8 @@ import pytest
 
 from tests.support.live import ROOT, run_status, wait_for
 from tests.support.workflows import chain, publish
-from vectorbea.front import operations
 from vectorbea.runs.commands import start_run
+from workers import announce
 
 
 def free_port() -> int:
@@ -55,7 +55,7 @@ def pid_of(marker: str, program: str) -> int:
 
 
 def worker_pids() -> set[int]:
-    return {int(worker["name"].rsplit(":", 1)[1]) for worker in operations.workers()}
+    return {int(worker["name"].rsplit(":", 1)[1]) for worker in announce.listed()}
 
 
 def test_a_killed_worker_process_is_started_again_while_web_keeps_serving(live, acme, tmp_path):

@@ -3,16 +3,11 @@ the queues (waiting, delayed, dead-lettered, the oldest waiting message), the wo
 runs by status, timers due, and recent step failures by error class; for installation
 staff, the dead letters and the state of the tables the engine rewrites at every step.
 
-Workers announce themselves in Redis every WORKER_BEAT_SECONDS (`announce_worker`, started
-by the broker's middleware when a worker process boots); an entry lapses when its
-process is gone. Queue figures come from Dramatiq's own Redis keys; everything about runs
+The workers that are up are the ones that announce themselves (workers.announce). Queue
+figures come from Dramatiq's own Redis keys; everything about runs
 comes from Postgres.
 """
 
-import json
-import os
-import socket
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,8 +22,6 @@ from dramatiq.message import Message
 
 from vectorbea.queues import ALL as ALL_QUEUES
 
-WORKER_BEAT_SECONDS = 10
-WORKER_TTL_SECONDS = 30
 QUEUES = ALL_QUEUES
 # A run's lease and summary rows are rewritten at every step: without vacuum their dead
 # row versions pile up and every step reads past more of them.
@@ -39,30 +32,6 @@ def _client() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
 
 
-def _workers_key(worker: str = "*") -> str:
-    return f"{settings.REDIS_PREFIX}:workers:{worker}"
-
-
-def announce_worker(queues: list[str], threads: int) -> threading.Thread:
-    """Keep this process listed as a worker while it lives (a daemon thread)."""
-    name = f"{socket.gethostname()}:{os.getpid()}"
-    started = time.time()
-
-    def beat() -> None:
-        client = _client()
-        while True:
-            try:
-                info = {"queues": queues, "threads": threads, "started": started}
-                client.set(_workers_key(name), json.dumps(info), ex=WORKER_TTL_SECONDS)
-            except redis.RedisError:
-                pass  # Redis down: the entry lapses, and the page says so
-            time.sleep(WORKER_BEAT_SECONDS)
-
-    thread = threading.Thread(target=beat, name="worker-announce", daemon=True)
-    thread.start()
-    return thread
-
-
 @dataclass(frozen=True)
 class QueueFigures:
     name: str
@@ -70,19 +39,6 @@ class QueueFigures:
     delayed: int
     dead: int
     oldest_seconds: float | None
-
-
-def workers() -> list[dict[str, Any]]:
-    client = _client()
-    found = []
-    for key in client.scan_iter(match=_workers_key(), count=500):
-        raw = client.get(key)
-        if raw is None:
-            continue
-        info = json.loads(raw)
-        name = key.decode().rsplit(":workers:", 1)[1]
-        found.append({"name": name, **info, "up_seconds": time.time() - info["started"]})
-    return sorted(found, key=lambda worker: worker["name"])
 
 
 def queues() -> list[QueueFigures]:

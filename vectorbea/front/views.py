@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 from vectorbea.accounts.access import Access, Capability, workspace_view
 from vectorbea.accounts.models import Membership
 from vectorbea.front import operations
+from workers import announce
 
 
 @login_required
@@ -38,7 +39,7 @@ def operations_page(request: HttpRequest, access: Access) -> HttpResponse:
     few seconds (htmx polls the same URL for the fragment)."""
     context = {
         "access": access,
-        "workers": operations.workers(),
+        "workers": announce.listed(),
         "queues": operations.queues(),
         "dead_letters": operations.dead_letters() if request.user.is_staff else [],
         "can_redrive": request.user.is_staff,

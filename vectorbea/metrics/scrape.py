@@ -13,6 +13,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from vectorbea.front import operations
+from workers import announce
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,8 @@ def _redis_figures() -> Iterator[GaugeMetricFamily]:
     workers = GaugeMetricFamily(
         "vectorbea_workers",
         "Worker processes that announced themselves in the last "
-        f"{operations.WORKER_TTL_SECONDS} seconds (every host's).",
-        value=len(operations.workers()),
+        f"{announce.WORKER_TTL_SECONDS} seconds (every host's).",
+        value=len(announce.listed()),
     )
     return iter((waiting, delayed, dead, oldest, workers))
 
