@@ -20,6 +20,7 @@ from vectorbea.engine import (
     StepFailed,
     StepInterrupted,
     StepStarted,
+    StepWaiting,
     decide,
     fold,
     next_wake_at,
@@ -189,6 +190,36 @@ def test_an_interrupted_step_starts_again_when_the_stopped_run_resumes() -> None
     assert not state.stopped
     assert decide(state, llm_like(), NOW) == [StepStarted("ask", 2)]
     assert state.steps["ask"].failures == 0
+
+
+def test_a_run_held_by_a_person_is_not_woken_by_its_past_due_timers() -> None:
+    """A delay in another branch falls due while a step needs attention (or the run is
+    paused): nothing moves until the person acts, so no wake-up is due, however late."""
+    flow = definition(
+        ["start", step("ask"), step("wait", "delay", config={"seconds": 10})],
+        [("start", "ask"), ("start", "wait")],
+    )
+    due = (T0 + timedelta(seconds=30)).isoformat()
+    held = state_after(
+        StepStarted("start", 1),
+        StepCompleted("start", 1, {}),
+        StepStarted("ask", 1),
+        StepWaiting("wait", 1, due, "delay"),
+        StepFailed("ask", 1, "permanent", "bad config"),
+        RunNeedsAttention("ask", "permanent", "bad config"),
+    )
+    later = T0 + timedelta(hours=1)
+    assert decide(held, flow, later) == []
+    assert next_wake_at(held, flow, later) is None
+    paused = state_after(
+        StepStarted("start", 1),
+        StepCompleted("start", 1, {}),
+        StepWaiting("wait", 1, due, "delay"),
+        RunPaused("alice", "lunch"),
+    )
+    assert next_wake_at(paused, flow, later) is None
+    resumed = fold(log(RunResumed("alice"), first_seq=paused.last_seq + 1), paused)
+    assert next_wake_at(resumed, flow, later) == later  # the delay is over: due now
 
 
 # --- runaway guards -----------------------------------------------------------------------------

@@ -107,7 +107,9 @@ def next_wake_at(state: RunState, definition: Definition, now: datetime) -> date
     """When a worker next needs to look at the run; None when only a running step can move it."""
     if decide(state, definition, now):
         return now
-    if state.status != RUN_RUNNING:
+    if state.status != RUN_RUNNING or state.paused or state.attention:
+        # Held by a person (paused, or a step needs attention): no timer moves the run,
+        # however late; their action appends, and the next look is decided again then.
         return None
     times = [
         datetime.fromisoformat(step.retry_at)
