@@ -11,6 +11,7 @@ dispatched through the broker, by the event log's after-commit hook, for other w
 """
 
 import logging
+import time
 from collections.abc import Sequence
 from uuid import UUID
 
@@ -35,21 +36,44 @@ from workers.heartbeat import worker_id
 log = logging.getLogger(__name__)
 
 
+# A wake-up that hits a database error (a connection killed, a failover) tries again here
+# after these pauses, in seconds, before it leaves the run to the sweeper's next look.
+WAKE_RETRY_SECONDS = (0.05, 0.2, 0.5, 1.0)
+
+
 def advance(run_id: UUID) -> None:
     """Wake-up: decide what is due (a retry, a ready step, the run's end) and do it."""
-    try:
-        loaded = store.load(run_id)
-        appended = record_outcome(loaded, [], claim=True)
-        if appended is None or not appended.events:
-            when = next_wake_at(loaded.state, loaded.definition, loaded.clock.now())
-            leases.wake_at(run_id, loaded.state.last_seq, when)
+    for pause in (*WAKE_RETRY_SECONDS, None):
+        try:
+            _advance(run_id)
             return
-        _drive(advanced(loaded, appended), _claimed(appended), queues.ADVANCE)
-    except LookupError:
-        log.warning("Asked to advance run %s, which does not exist", run_id)
-    except DatabaseError:
-        log.warning("Database unavailable while advancing run %s; the scheduler will retry", run_id)
-        connection.close()
+        except LookupError:
+            log.warning("Asked to advance run %s, which does not exist", run_id)
+            return
+        except DatabaseError as exc:
+            connection.close()  # the next try opens a fresh one
+            if pause is None:
+                log.warning(
+                    "Database unavailable while advancing run %s (%s); the sweeper will ring again",
+                    run_id,
+                    _first_line(exc),
+                )
+                return
+            time.sleep(pause)
+
+
+def _advance(run_id: UUID) -> None:
+    loaded = store.load(run_id)
+    appended = record_outcome(loaded, [], claim=True)
+    if appended is None or not appended.events:
+        when = next_wake_at(loaded.state, loaded.definition, loaded.clock.now())
+        leases.wake_at(run_id, loaded.state.last_seq, when)
+        return
+    _drive(advanced(loaded, appended), _claimed(appended), queues.ADVANCE)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def execute_step(run_id: UUID, step_id: str, attempt: int) -> None:
@@ -65,7 +89,7 @@ def execute_step(run_id: UUID, step_id: str, attempt: int) -> None:
             "Database error while running %s/%s (%s); its lease will expire and be recovered",
             run_id,
             step_id,
-            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+            _first_line(exc),
         )
         connection.close()
 

@@ -185,6 +185,16 @@ def resend_later(key: Key) -> None:
         )
 
 
+def postpone(key: Key, by: timedelta) -> None:
+    """Look at this expired lease again `by` later (the sweeper failed on it)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE eventlog_steplease SET expires_at = now() + %s "
+            "WHERE run_id = %s AND step_id = %s AND attempt = %s",
+            [by, *key],
+        )
+
+
 def due_runs(limit: int, recheck: timedelta) -> list[UUID]:
     """Runs whose wake-up time has come, their next look pushed back by `recheck` (so a
     wake-up that is lost rings again). Inside the caller's transaction; other sweepers
