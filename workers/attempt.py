@@ -2,6 +2,7 @@
 run its kind's handler under the attempt's lease, and say what happened, as events."""
 
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -54,6 +55,8 @@ def _attempt(loaded: store.Loaded, step_id: str, attempt: int) -> tuple[StepCont
         outputs=outputs,
         workflow_id=state.workflow_id,
         correction=step_state.correction,
+        deadline=time.monotonic() + step.timeout_seconds,
+        timeout_seconds=step.timeout_seconds,
     )
     raw_config = effective_config(step, state)  # a person's retry may have given new ones
     try:

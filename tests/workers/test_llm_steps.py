@@ -13,6 +13,7 @@ from tests.support.fake_llm import FakeLLM, ok, ok_json, stall, status
 from tests.support.live import (
     Live,
     event_rows,
+    event_rows_at,
     flush_own_redis,
     prepare_side_effects,
     run_status,
@@ -196,3 +197,35 @@ def test_an_answer_that_never_fits_stops_after_its_corrections_and_needs_attenti
     assert failed["error_class"] == "invalid_output"
     assert "label: 7 is not of type 'string'" in failed["message"]
     assert failed["usage"]["input_tokens"] == 40
+
+
+def test_the_steps_own_timeout_abandons_a_stalled_call_and_retries(live, acme, fake):
+    """The step's timeout (not only the LLM request's): an attempt running longer fails as
+    transient at the timeout and is retried, as the builder says."""
+    fake.script(stall(12), ok("on time"))
+    config = {"provider": "openai", "model": "gpt-4o-mini", "prompt": "Hi", "timeout_seconds": 60}
+    workflow = publish(acme, chain(1, "llm", config, retry=FAST_RETRY, timeout_seconds=2))
+    run = start_run(workflow, {})
+    wait_for(lambda: run_status(run.id) == "completed", timeout=30)
+
+    rows = event_rows_at(run.id)
+    (started, failed) = [(at, p) for _, t, p, at in rows if t in ("StepStarted", "StepFailed")][:2]
+    assert failed[1]["error_class"] == "transient" and "timeout (2 seconds)" in failed[1]["message"]
+    assert (failed[0] - started[0]).total_seconds() < 8  # abandoned near 2 s, not after 12 s
+    completed = [p for _, t, p, _ in rows if t == "StepCompleted"]
+    assert completed[0]["attempt"] == 2 and completed[0]["output"]["text"] == "on time"
+
+
+def test_the_steps_timeout_stops_waiting_for_a_slow_tool(live, acme):
+    tool = {"tool": "record", "args": {"sleep": 10}}
+    workflow = publish(
+        acme, chain(1, "tool", tool, retry={"maximum_attempts": 0}, timeout_seconds=2)
+    )
+    run = start_run(workflow, {})
+    wait_for(lambda: run_status(run.id) in ("failed", "needs_attention"), timeout=30)
+
+    rows = event_rows_at(run.id)
+    (started,) = [at for _, t, _, at in rows if t == "StepStarted"]
+    (failed,) = [(at, p) for _, t, p, at in rows if t == "StepFailed"]
+    assert failed[1]["error_class"] == "transient" and "timeout (2 seconds)" in failed[1]["message"]
+    assert (failed[0] - started).total_seconds() < 8  # not after the tool's 10 s

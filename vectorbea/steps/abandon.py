@@ -1,16 +1,23 @@
-"""Calls a step can walk away from: an LLM or HTTP call runs on a helper thread while the
-step's thread watches its StepContext. When the attempt is cancelled (its lease is gone:
-the kill switch interrupted it, the run was cancelled, or a newer attempt took over), the
-step stops waiting at once and fails as cancelled; the call's thread is left to end on its
-own timeout, and whatever it returns is dropped.
+"""Calls a step can walk away from: an LLM or HTTP call, or a Python tool, runs on a helper
+thread while the step's thread watches its StepContext.
 
-The function must not use the database (a helper thread has no connection of its own).
+- When the attempt is cancelled (its lease is gone: the kill switch interrupted it, the run
+  was cancelled, or a newer attempt took over), the step stops waiting at once and fails
+  as cancelled.
+- When the attempt's deadline passes (the step's timeout), the step stops waiting and fails
+  as transient, so it is retried as the builder promises.
+In both cases the call's thread is left to end on its own, and whatever it returns is
+dropped. A tool that uses the database gets a connection of its own on that thread, closed
+when the call ends.
 """
 
 import contextvars
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
+
+from django.db import connection
 
 from vectorbea.engine import ErrorClass, StepError
 from vectorbea.steps.registry import StepContext
@@ -19,7 +26,8 @@ POLL_SECONDS = 0.1
 
 
 def abandonable[T](ctx: StepContext, call: Callable[..., T], *args: Any) -> T:
-    """`call(*args)`, unless `ctx` is cancelled first: then StepError(CANCELLED)."""
+    """`call(*args)`, unless `ctx` is cancelled first (StepError CANCELLED) or its deadline
+    passes first (StepError TRANSIENT)."""
     outcome: dict[str, Any] = {}
     done = threading.Event()
 
@@ -29,18 +37,37 @@ def abandonable[T](ctx: StepContext, call: Callable[..., T], *args: Any) -> T:
         except BaseException as exc:  # handed to the step's thread as it is
             outcome["error"] = exc
         finally:
+            connection.close()  # this thread's own, if the call opened one
             done.set()
 
     context = contextvars.copy_context()  # its log lines still name the step
     threading.Thread(
         target=context.run, args=(target,), name=f"call-{ctx.step_id}", daemon=True
     ).start()
-    while not done.wait(POLL_SECONDS):
+    while not done.wait(_wait(ctx)):
         if ctx.is_cancelled:
             raise StepError(
                 ErrorClass.CANCELLED,
                 "The call was abandoned: the step was interrupted while it waited for an answer.",
             )
+        if ctx.deadline is not None and time.monotonic() >= ctx.deadline:
+            raise StepError(
+                ErrorClass.TRANSIENT,
+                f"The step ran longer than its timeout ({_seconds(ctx.timeout_seconds)}) and "
+                "was abandoned; it is tried again.",
+            )
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+def _wait(ctx: StepContext) -> float:
+    if ctx.deadline is None:
+        return POLL_SECONDS
+    return max(0.0, min(POLL_SECONDS, ctx.deadline - time.monotonic()))
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "its limit"
+    return f"{value:g} second{'' if value == 1 else 's'}"

@@ -4,6 +4,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vectorbea.engine import ErrorClass, StepError
+from vectorbea.steps.abandon import abandonable
 from vectorbea.steps.registry import StepContext, StepKind, register
 from vectorbea.steps.tools import TOOLS
 
@@ -18,7 +19,8 @@ def run_tool(config: Mapping[str, Any], ctx: StepContext) -> Any:
         raise StepError(
             ErrorClass.PERMANENT, f"No Python tool named {config['tool']!r} is registered"
         )
-    return function(config.get("args", {}), ctx)
+    # On a thread of its own, so that the step's timeout (and a cancel) stops the wait.
+    return abandonable(ctx, function, config.get("args", {}), ctx)
 
 
 register(

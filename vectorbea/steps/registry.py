@@ -28,6 +28,10 @@ class StepContext:
     outputs: Mapping[str, Any]
     cancelled: threading.Event = field(default_factory=threading.Event)
     workflow_id: str | None = None
+    # When the attempt must have ended (time.monotonic()), from the step's timeout: a call
+    # still waited on then is abandoned and the attempt fails as transient (retried).
+    deadline: float | None = None
+    timeout_seconds: float | None = None
     # Set when this attempt is a correction: {"answer", "errors", "problem"} of the last one.
     correction: Mapping[str, Any] | None = None
     # What the attempt wants recorded beside its outcome (budget warnings), as
