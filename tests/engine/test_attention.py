@@ -3,7 +3,16 @@ the runaway guards: what decide and fold make of them."""
 
 from datetime import timedelta
 
-from tests.engine.builders import KINDS, T0, definition, event_types, log, state_after, step
+from tests.engine.builders import (
+    KINDS,
+    T0,
+    definition,
+    definition_json,
+    event_types,
+    log,
+    state_after,
+    step,
+)
 from vectorbea.engine import (
     AttentionResolved,
     CorrectionAttempted,
@@ -133,6 +142,34 @@ def test_a_skipped_step_passes_the_run_on_to_its_successors() -> None:
 
     assert state.steps["ask"].status == "skipped"
     assert decide(state, llm_like(), NOW) == [StepStarted("after", 1)]
+
+
+def test_a_skipped_step_that_chooses_a_path_takes_none_of_its_paths() -> None:
+    """An approval (or a branch) a person skipped decided nothing: neither its approved nor
+    its denied path runs."""
+    flow = definition(
+        [step("gate", "approval"), "yes", "no"],
+        [("gate", "yes", "approved"), ("gate", "no", "denied")],
+    )
+    state = state_after(
+        StepStarted("gate", 1),
+        StepFailed("gate", 1, "permanent", "The approvers rendered empty"),
+        RunNeedsAttention("gate", "permanent", "Approval 'gate' could not open"),
+        AttentionResolved("gate", "skip", "alice"),
+    )
+
+    events = decide(state, flow, NOW)
+
+    assert StepStarted("yes", 1) not in events and StepStarted("no", 1) not in events
+    assert {e.step_id for e in events if type(e).__name__ == "StepSkipped"} == {"yes", "no"}
+
+
+def test_a_step_that_chooses_a_path_may_not_allow_skipping() -> None:
+    data = definition_json(
+        [step("gate", "approval", allow_skip=True), "yes"], [("gate", "yes", "approved")]
+    )
+    (issue,) = validate_definition(data, KINDS)
+    assert issue.path == "steps[0].allow_skip" and "cannot be skipped" in issue.message
 
 
 def test_a_retry_by_a_person_starts_a_new_round_with_new_settings() -> None:

@@ -139,3 +139,24 @@ def test_bulk_retry_reports_each_run(acme):
 
     assert outcomes[stuck.id].ok
     assert not outcomes[fine.id].ok and "does not need attention" in outcomes[fine.id].message
+
+
+def test_a_step_that_chooses_a_path_cannot_be_skipped_even_if_its_version_allows_it(acme):
+    gated = {
+        "input_schema": {"type": "object"},
+        "steps": [
+            {"id": "gate", "kind": "approval", "config": {"title": "Go?"}, "allow_skip": True},
+            {"id": "yes", "kind": "noop", "config": {}},
+            {"id": "no", "kind": "noop", "config": {}},
+        ],
+        "edges": [
+            {"source": "gate", "target": "yes", "port": "approved"},
+            {"source": "gate", "target": "no", "port": "denied"},
+        ],
+    }
+    run = start_run(publish(acme, gated), {})  # published before skipping was refused
+    record(run.id, StepFailed("gate", 1, "permanent", "Nobody may approve: no approvers"))
+
+    with pytest.raises(ActionRefused, match="chooses a path"):
+        resolve_attention(run.id, "gate", "skip", actor="alice")
+    assert "AttentionResolved" not in types(run.id)

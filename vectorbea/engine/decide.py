@@ -128,8 +128,9 @@ def edge_status(edge: Edge, state: RunState) -> EdgeStatus:
     """Taken when its source completed through it; dead when it never will be."""
     source = state.step(edge.source)
     if source.status == STEP_SKIPPED:
-        # A step a person skipped passes the run on; a branch not taken does not.
-        return "taken" if source.resolution == "skipped" else "dead"
+        # A step a person skipped passes the run on; a branch not taken does not. A skipped
+        # step chose no path, so none of its ports' edges is taken.
+        return "taken" if source.resolution == "skipped" and edge.port is None else "dead"
     if source.status != STEP_COMPLETED:
         return "unresolved"
     if source.ports is None or edge.port in source.ports:

@@ -281,6 +281,12 @@ def _checked_step(
     config = raw.get("config", {})
     if kind is not None:
         issues += _config_issues(path, config, step_id, kind)
+        if kind.ports is not None and raw.get("allow_skip") is True:
+            message = (
+                f"Step '{step_id}' chooses a path, so it cannot be skipped (a skipped step "
+                "would leave the run no path to follow): turn off skipping for it."
+            )
+            issues.append(Issue(f"{path}.allow_skip", message, step_id=step_id))
     issues += _retry_issues(path, raw.get("retry"), step_id)
     issues += _timeout_issues(path, raw, step_id)
     issues += _failure_setting_issues(path, raw, step_id)

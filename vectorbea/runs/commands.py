@@ -519,6 +519,11 @@ def resolve_attention(
         if action == "supply_output":
             return [_supplied(step_def, output, actor, note)]
         if action == "skip":
+            if _chooses_a_path(step_def):
+                raise ActionRefused(
+                    f"Step '{step_def.name}' chooses a path; skipping it would leave the run "
+                    "no path to follow. Retry it or fail the run."
+                )
             if not step_def.allow_skip:
                 raise ActionRefused(
                     f"Step '{step_def.name}' may not be skipped: the workflow does not allow it. "
@@ -597,11 +602,16 @@ def _check_step_config(step_def: Any, config: Any) -> None:
         raise ActionRefused("; ".join(issue.message for issue in issues[:3]))
 
 
-def _supplied(step_def: Any, output: Any, actor: str, note: str) -> AttentionResolved:
+def _chooses_a_path(step_def: Any) -> bool:
+    """A branch or an approval: its outcome picks which edges the run follows."""
     from vectorbea.steps.registry import kind_specs
 
     spec = kind_specs().get(step_def.kind)
-    if spec is not None and spec.ports is not None:
+    return spec is not None and spec.ports is not None
+
+
+def _supplied(step_def: Any, output: Any, actor: str, note: str) -> AttentionResolved:
+    if _chooses_a_path(step_def):
         raise ActionRefused(
             f"Step '{step_def.name}' chooses a path; its output cannot be supplied by hand. "
             "Retry it or fail the run."
