@@ -54,9 +54,7 @@ def expired_claimed_lease(run) -> StepLease:
     return StepLease.objects.get(run=run)
 
 
-def test_a_lease_the_sweeper_fails_on_is_put_back_and_the_others_are_recovered(
-    acme, monkeypatch
-):
+def test_a_lease_the_sweeper_fails_on_is_put_back_and_the_others_are_recovered(acme, monkeypatch):
     flush_own_redis()
     workflow = publish(acme, chain(1))
     bad, good = start_run(workflow, {}), start_run(workflow, {})
