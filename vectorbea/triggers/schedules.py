@@ -32,6 +32,7 @@ from vectorbea.runs.commands import (
     input_problems,
     start_run,
 )
+from vectorbea.runs.initiators import Initiator
 from vectorbea.triggers.models import Schedule
 from vectorbea.workflows.models import Workflow
 
@@ -146,7 +147,7 @@ def fire_due_schedules(limit: int = 100) -> int:
         with transaction.atomic():
             schedule = (
                 Schedule.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("workflow")
+                .select_related("workflow", "created_by")
                 .filter(enabled=True, next_fire_at__lte=Now())
                 .order_by("next_fire_at")
                 .first()
@@ -185,7 +186,10 @@ def _start(schedule: Schedule, fire_at: datetime) -> tuple[Any, str]:
     try:
         with transaction.atomic():  # a savepoint: a failed start leaves the schedule writable
             run = start_run(
-                workflow, schedule.input, idempotency_key=f"schedule:{schedule.id}:{when}"
+                workflow,
+                schedule.input,
+                started_by=Initiator(schedule.created_by, via=f"schedule:{schedule.id}"),
+                idempotency_key=f"schedule:{schedule.id}:{when}",
             )
     except InvalidRunInput as exc:
         return None, f"Not started at {when}: the input does not match the workflow's: {exc}"

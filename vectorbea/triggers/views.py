@@ -249,7 +249,7 @@ def webhook_receive(request: HttpRequest, public_id: str) -> HttpResponse:
     """POST /hooks/<public_id>/: the only write that needs no login. See webhooks.py for the
     signature; answers 202 {"run_id"} for a new event, 200 with the same run for a redelivery."""
     endpoint = (
-        WebhookEndpoint.objects.select_related("workflow")
+        WebhookEndpoint.objects.select_related("workflow", "created_by")
         .filter(public_id=public_id, enabled=True)
         .first()
     )
