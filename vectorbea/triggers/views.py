@@ -51,6 +51,7 @@ def _context(
             .order_by("-last_received_at")[:RECENT_DELIVERIES]
         )
     now = timezone.now()
+    schedule_form = extra.pop("schedule_form", None) or ScheduleForm(workflow)
     rows = list(
         Schedule.objects.filter(workflow=workflow)
         .select_related("created_by", "last_run")
@@ -66,10 +67,17 @@ def _context(
         "can_edit": access.can(Capability.EDIT_WORKFLOWS),
         "endpoints": endpoints,
         "schedules": rows,
-        "schedule_form": extra.pop("schedule_form", None) or ScheduleForm(workflow),
+        "schedule_form": schedule_form,
+        "preview": _preview_context(schedule_form, now),
         "time_zones": TIME_ZONES,
         **extra,
     }
+
+
+def _preview_context(form: ScheduleForm, now: datetime) -> dict[str, Any]:
+    upcoming, problem = form.preview(now)
+    zone_name = form["timezone"].value() or "UTC"
+    return {"upcoming": upcoming, "problem": problem, "zone": str(zone_name).strip()}
 
 
 def _upcoming(schedule: Schedule, now: datetime) -> list[datetime]:
@@ -201,10 +209,21 @@ def schedule_edit(
         "workflow": schedule.workflow,
         "schedule": schedule,
         "form": form,
+        "preview": _preview_context(form, timezone.now()),
         "time_zones": TIME_ZONES,
     }
     status = 400 if form.errors else 200
     return render(request, "triggers/schedule_edit.html", context, status=status)
+
+
+@workspace_view(Capability.EDIT_WORKFLOWS)
+@require_GET
+def schedule_preview(request: HttpRequest, access: Access, workflow_id: UUID) -> HttpResponse:
+    """The schedule form's preview as it is typed: the next times, or why it is refused."""
+    workflow = get_workflow(access, workflow_id)
+    form = ScheduleForm(workflow, request.GET)
+    context = {"preview": _preview_context(form, timezone.now())}
+    return render(request, "triggers/_schedule_preview.html", context)
 
 
 @workspace_view(Capability.EDIT_WORKFLOWS)
@@ -214,7 +233,11 @@ def schedule_toggle(
 ) -> HttpResponse:
     schedule = _schedule(access, workflow_id, schedule_id)
     enabled = request.POST.get("enabled") == "1"
-    schedules.set_enabled(schedule, enabled)
+    try:
+        schedules.set_enabled(schedule, enabled)
+    except schedules.BadSchedule as exc:
+        messages.error(request, f"The schedule stays off: {exc} Edit it to turn it on.")
+        return _to_page(request, access, schedule.workflow)
     messages.success(
         request,
         f"The schedule “{schedule.cron}” is on: it runs from its next time (missed times "
