@@ -140,7 +140,7 @@ def test_a_token_is_revoked_when_its_creator_is_removed_from_the_workspace(
         in (response.json()["detail"])
     )
     page = client.get(TOKENS).content.decode()
-    assert "Dave, who created it, left the workspace" in page
+    assert "dave, who created it, left the workspace" in page
 
 
 def test_a_token_is_revoked_when_its_creator_loses_the_role_it_holds(client, alice, acme, dave):
@@ -215,5 +215,5 @@ def test_the_tokens_page_lists_tokens_whose_creator_left_as_revoked(client, alic
     html = signed_in(client, alice).get(TOKENS).content.decode()
 
     assert 'id="revoked-tokens"' in html
-    assert "Dave, who created it, left the workspace" in html
+    assert "dave, who created it, left the workspace" in html
     assert TOKEN_SHAPE.search(html) is None

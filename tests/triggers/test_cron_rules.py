@@ -166,6 +166,7 @@ def test_the_add_and_edit_forms_show_the_next_runs(client, alice, workflow):
 
     refused = client.post(url("schedule-create", workflow), schedule_post(cron="0 9 * * 1-5 2030"))
     assert next_times(refused.content.decode()) == []
+    assert "It would not run: see what is wrong above." in refused.content.decode()
 
     schedule = make_schedule(workflow, cron="30 6 * * *", tz="Asia/Tokyo")
     edit = client.get(url("schedule-edit", workflow, schedule_id=schedule.id)).content.decode()

@@ -75,9 +75,13 @@ def _context(
 
 
 def _preview_context(form: ScheduleForm, now: datetime) -> dict[str, Any]:
+    """What the form's preview shows. A refused form already says what is wrong with the
+    expression under its field: the preview then only points there."""
+    zone_name = str(form["timezone"].value() or "UTC").strip()
+    if form.is_bound and ("cron" in form.errors or "timezone" in form.errors):
+        return {"upcoming": [], "problem": "", "refused_above": True, "zone": zone_name}
     upcoming, problem = form.preview(now)
-    zone_name = form["timezone"].value() or "UTC"
-    return {"upcoming": upcoming, "problem": problem, "zone": str(zone_name).strip()}
+    return {"upcoming": upcoming, "problem": problem, "zone": zone_name}
 
 
 def _upcoming(schedule: Schedule, now: datetime) -> list[datetime]:
@@ -221,8 +225,9 @@ def schedule_edit(
 def schedule_preview(request: HttpRequest, access: Access, workflow_id: UUID) -> HttpResponse:
     """The schedule form's preview as it is typed: the next times, or why it is refused."""
     workflow = get_workflow(access, workflow_id)
-    form = ScheduleForm(workflow, request.GET)
-    context = {"preview": _preview_context(form, timezone.now())}
+    upcoming, problem = ScheduleForm(workflow, request.GET).preview(timezone.now())
+    zone_name = (request.GET.get("timezone") or "UTC").strip()
+    context = {"preview": {"upcoming": upcoming, "problem": problem, "zone": zone_name}}
     return render(request, "triggers/_schedule_preview.html", context)
 
 
