@@ -6,7 +6,7 @@ keeps an owner) are checked inside the transaction, with the owner rows locked.
 
 Other apps act on a member's role change or removal in the same transaction through
 `MEMBERSHIP_HOOKS`, which they fill in their AppConfig (the API revokes the tokens the
-member no longer backs).
+member does not back).
 """
 
 from collections.abc import Callable

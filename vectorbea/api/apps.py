@@ -3,7 +3,7 @@ from django.apps import AppConfig
 
 def revoke_tokens_of_changed_member(membership) -> None:
     """After a member's role changed or they were removed: revoke the tokens they created
-    in that workspace and no longer back (the same rule every API request applies)."""
+    in that workspace and do not back (the same rule every API request applies)."""
     from vectorbea.api.tokens import revoke_unbacked
 
     revoke_unbacked(membership.workspace_id, membership.user_id)

@@ -3,7 +3,7 @@ workspace and its role, and the role is judged by the same table as a member's
 (accounts.access): a token may do exactly what a member with its role may do.
 
 Nothing in a request chooses the workspace: it is always the token's. A token that was
-revoked, has expired, or whose creator no longer backs it (tokens.creator_problem: checked
+revoked, has expired, or whose creator does not back it (tokens.creator_problem: checked
 on every request, and such a token is revoked there and then) is refused with a 401 that
 says which."""
 
@@ -37,7 +37,7 @@ def _when(moment: datetime) -> str:
 
 def refusal(token: ApiToken, now: datetime) -> str | None:
     """Why a request with this token is refused (None: it is not). A token whose creator
-    no longer backs it is revoked now, with that reason."""
+    does not back it is revoked now, with that reason."""
     if token.revoked_at is None:
         problem = tokens.creator_problem(token, token.creator_role)  # type: ignore[attr-defined]
         if problem is not None:
@@ -45,8 +45,8 @@ def refusal(token: ApiToken, now: datetime) -> str | None:
     if token.revoked_at is not None:
         why = f": {token.revoked_reason}" if token.revoked_reason else ""
         return f"This API token was revoked on {_when(token.revoked_at)}{why}. {ANOTHER}"
-    if token.expired(now):
-        return f"This API token expired on {_when(token.expires_at)}. {ANOTHER}"  # type: ignore[arg-type]
+    if token.expires_at is not None and token.expired(now):
+        return f"This API token expired on {_when(token.expires_at)}. {ANOTHER}"
     return None
 
 

@@ -102,7 +102,7 @@ def _a(role: str) -> str:
 
 
 def creator_problem(token: ApiToken, creator_role: str | None) -> str | None:
-    """Why the person behind `token` no longer backs it (None: they do). `creator_role` is
+    """Why the person behind `token` does not back it (None: they do). `creator_role` is
     their role in the token's workspace now (None: not a member). The token's role must
     not reach beyond theirs: each of its capabilities must be one of theirs."""
     creator = token.created_by
@@ -146,7 +146,7 @@ def revoke_token(token: ApiToken, reason: str = "") -> bool:
 
 def revoke_unbacked(workspace_id: UUID, created_by_id: int | None = None) -> int:
     """Revoke the workspace's tokens (those `created_by_id` made, if given) whose creator
-    no longer backs them (`creator_problem`). Returns how many were revoked."""
+    does not back them (`creator_problem`). Returns how many were revoked."""
     active = ApiToken.objects.filter(workspace_id=workspace_id, revoked_at__isnull=True)
     if created_by_id is not None:
         active = active.filter(created_by_id=created_by_id)

@@ -59,10 +59,10 @@ def zone(name: str) -> ZoneInfo:
         ) from None
 
 
-def check_cron(expression: str, min_interval_seconds: int | None = None) -> None:
+def check_cron(expression: str) -> None:
     """Raise BadSchedule unless `expression` is a cron expression of 5 or 6 fields that
-    fires at all, and never twice within `min_interval_seconds` (default: the
-    installation's VECTORBEA_SCHEDULE_MIN_INTERVAL_SECONDS)."""
+    fires at all, and never twice within the installation's
+    VECTORBEA_SCHEDULE_MIN_INTERVAL_SECONDS."""
     fields = expression.split()
     if len(fields) not in (5, 6):
         raise BadSchedule(
@@ -76,11 +76,7 @@ def check_cron(expression: str, min_interval_seconds: int | None = None) -> None
     except (CroniterError, ValueError, KeyError) as exc:
         reason = _reason(expression, exc)
         raise BadSchedule(f"“{expression}” is not a cron expression: {reason}.") from None
-    minimum = (
-        settings.VECTORBEA_SCHEDULE_MIN_INTERVAL_SECONDS
-        if min_interval_seconds is None
-        else min_interval_seconds
-    )
+    minimum = settings.VECTORBEA_SCHEDULE_MIN_INTERVAL_SECONDS
     gap = gap_under(expression, minimum)
     if gap is not None:
         raise BadSchedule(
@@ -98,7 +94,7 @@ def _duration(seconds: int) -> str:
 
 
 def once_every(seconds: int) -> str:
-    """ "once a minute", "once every 5 minutes", "once every 90 seconds"."""
+    """A rate in words: "once a minute", "once every 5 minutes", "once every 90 seconds"."""
     single = {1: "once a second", 60: "once a minute", 3600: "once an hour", 86400: "once a day"}
     return single.get(seconds) or f"once every {_duration(seconds)}"
 
@@ -257,12 +253,12 @@ def fire_due_schedules(limit: int = 100) -> int:
 
 def _fire(schedule: Schedule, now: datetime) -> None:
     try:
-        check_cron(schedule.cron)  # saved before the rule, or under a lower minimum
+        check_cron(schedule.cron)  # e.g. saved while the minimum was lower: turned off
         fire_at = max(
             schedule.next_fire_at, latest_fire_at_or_before(schedule.cron, schedule.timezone, now)
         )
         next_at = next_fire_after(schedule.cron, schedule.timezone, now)
-    except (CroniterError, BadSchedule, ValueError) as exc:  # not as the form checks now
+    except (CroniterError, BadSchedule, ValueError) as exc:  # one the form would refuse
         Schedule.objects.filter(pk=schedule.pk).update(
             enabled=False, next_fire_at=None, last_error=f"Turned off: {exc}"[:1000]
         )
