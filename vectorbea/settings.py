@@ -287,6 +287,11 @@ VECTORBEA_CHECKPOINT_EVERY = envint("VECTORBEA_CHECKPOINT_EVERY", "25")
 VECTORBEA_SHUTDOWN_GRACE_SECONDS = envfloat("VECTORBEA_SHUTDOWN_GRACE_SECONDS", "10")
 # The window of the per-minute rate limits (seconds); tests shorten it.
 VECTORBEA_RATE_LIMIT_WINDOW_SECONDS = envfloat("VECTORBEA_RATE_LIMIT_WINDOW_SECONDS", "60")
+# The shortest time a schedule may leave between two runs: a cron expression that fires
+# more often is refused by the form, and a stored one is turned off when it would fire.
+VECTORBEA_SCHEDULE_MIN_INTERVAL_SECONDS = envint("VECTORBEA_SCHEDULE_MIN_INTERVAL_SECONDS", "60")
+if VECTORBEA_SCHEDULE_MIN_INTERVAL_SECONDS < 1:
+    raise ImproperlyConfigured("VECTORBEA_SCHEDULE_MIN_INTERVAL_SECONDS must be at least 1.")
 
 # Prometheus metrics at /metrics (vectorbea.metrics). Every process of a host (web, workers,
 # scheduler, commands) writes its figures to its own files in this directory and /metrics

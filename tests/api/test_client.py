@@ -8,6 +8,7 @@ from django.core.wsgi import get_wsgi_application
 from clients.python.vectorbea_client import Vectorbea, VectorbeaError
 from tests.api.support import token_for
 from tests.approvals.support import publish_gated
+from tests.conftest import make_member
 from tests.support.workflows import chain, publish
 from vectorbea.accounts.models import Role, Workspace
 from workers import runtime
@@ -57,7 +58,7 @@ def test_the_client_decides_approvals(acme_vb):
 
     other = Vectorbea(
         "http://localhost",
-        token_for(acme, Role.APPROVER, "other"),
+        token_for(acme, Role.APPROVER, "other", by=make_member("omar", acme, Role.APPROVER)),
         transport=httpx.WSGITransport(app=get_wsgi_application()),
     )
     (approval,) = other.approvals()

@@ -5,12 +5,14 @@ import pytest
 from django.utils import timezone
 
 from tests.api.conftest import api_as
+from tests.api.support import token_creator
 from tests.support.workflows import chain, publish
 from vectorbea.accounts.models import Role
 from vectorbea.budgets.killswitch import stop_everything
 from vectorbea.eventlog import store
 from vectorbea.eventlog.models import Run
 from vectorbea.runs.commands import start_run
+from vectorbea.runs.timeline import describe
 from vectorbea.workflows.models import Workflow
 from workers import runtime
 
@@ -47,20 +49,24 @@ def test_it_lists_versions_with_their_input_schema(admin_api, workflow):
     assert version["input_schema"]["required"] == ["ticket"]
 
 
-def test_it_starts_a_run_and_records_the_token_as_who_started_it(admin_api, workflow):
+def test_it_starts_a_run_for_the_tokens_creator_and_records_the_token(admin_api, workflow, acme):
     response = admin_api.post(runs_path(workflow), {"input": {"ticket": "Printer on fire"}})
 
     assert response.status_code == 201
     body = response.json()
     run = Run.objects.get(pk=body["id"])
-    assert (run.workflow_id, run.started_by) == (workflow.id, None)
+    creator = token_creator(acme)
+    assert (run.workflow_id, run.started_by) == (workflow.id, creator)
     assert body["workflow"] == "Triage"
     assert body["version"] == 1
     assert body["status"] in ("running", "retrying", "waiting")
     assert body["output"] is None
     state = store.load(run.id).state
     assert state.input == {"ticket": "Printer on fire"}
-    assert state.started_by == "api:ci"
+    assert state.started_by == creator.username
+    (started,) = store.read_events(run.id, limit=1)
+    assert started.event.via == "api:ci"
+    assert describe(started) == f"Run started by {creator.username} via the API token “ci”"
 
 
 def test_the_same_idempotency_key_returns_the_same_run(admin_api, workflow):

@@ -6,7 +6,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import screenshot_path, sign_in
 from tests.conftest import make_member
 from vectorbea.accounts.models import Role, Workspace
 from vectorbea.api.models import ApiToken
@@ -44,3 +44,36 @@ def test_the_api_reference_page_renders_under_the_csp(page: Page):
 
     expect(page.get_by_role("heading", name="Vectorbea API")).to_be_visible()
     expect(page.get_by_text("POST /api/workflows/{workflow_id}/runs")).to_be_visible()
+
+
+@pytest.mark.parametrize("width", [1366, 390])
+def test_the_tokens_page_shows_when_each_token_expires(page: Page, width):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from vectorbea.api.tokens import create_token, revoke_token
+
+    acme = Workspace.objects.create(slug="acme", name="Acme")
+    alice = make_member("alice", acme, Role.OWNER)
+    create_token(acme, "CI deploys", Role.EDITOR, alice)
+    create_token(acme, "Zapier", Role.VIEWER, alice, lifetime=None)
+    old, _ = create_token(acme, "Old script", Role.VIEWER, alice)
+    ApiToken.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timedelta(days=2))
+    gone, _ = create_token(acme, "Bob's bot", Role.ADMIN, alice)
+    revoke_token(gone, "bob, who created it, left the workspace")
+    page.set_viewport_size({"width": width, "height": 900})
+    sign_in(page, "alice")
+
+    page.goto("/w/acme/settings/api-tokens/")
+
+    expect(page.get_by_label("Expires after")).to_have_value("90")
+    row = page.locator("#api-tokens tr", has_text="CI deploys")
+    expires = timezone.localtime(timezone.now() + timedelta(days=90))
+    expect(row).to_contain_text(f"{expires:%b} {expires.day}, {expires.year}")
+    expect(page.locator("#api-tokens tr", has_text="Zapier")).to_contain_text("Never")
+    expect(page.locator("#api-tokens tr", has_text="Old script")).to_contain_text("Expired")
+    expect(page.locator("#revoked-tokens")).to_contain_text(
+        "bob, who created it, left the workspace"
+    )
+    page.screenshot(path=screenshot_path(f"api-tokens-expiry-{width}"), full_page=True)

@@ -73,3 +73,29 @@ def test_an_owner_sets_up_a_webhook_and_a_schedule(page: Page, alice, workflow):
     assert secret not in page.content()
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=screenshot_path("triggers-page"), full_page=True)
+
+
+@pytest.mark.parametrize("width", [1366, 390])
+def test_the_schedule_form_says_the_next_runs_as_the_expression_is_typed(
+    page: Page, alice, workflow, width
+):
+    page.set_viewport_size({"width": width, "height": 900})
+    sign_in(page, "alice")
+    page.goto(f"/w/acme/workflows/{workflow.id}/triggers/")
+    preview = page.locator("#schedule-preview")
+    expect(preview).to_contain_text("Type a cron expression to see when it would run.")
+
+    page.get_by_label("When (cron expression)").fill("* * * * * *")
+    expect(preview).to_contain_text(
+        "Runs may be at most once a minute on this installation, and “* * * * * *” starts "
+        "them 1 second apart."
+    )
+    page.get_by_label("When (cron expression)").fill("* * * * * * *")
+    expect(preview).to_contain_text("A schedule has 5 fields (minute hour day month weekday)")
+
+    page.get_by_label("When (cron expression)").fill("0 9 * * 1-5")
+    page.get_by_label("Time zone").fill("Europe/Paris")
+    expect(preview.locator("li")).to_have_count(5)
+    expect(preview.locator("li").first).to_contain_text("09:00:00 CE")
+    preview.scroll_into_view_if_needed()
+    page.screenshot(path=screenshot_path(f"triggers-schedule-preview-{width}"), full_page=True)

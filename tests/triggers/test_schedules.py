@@ -233,7 +233,11 @@ def test_two_schedulers_fire_a_schedule_once_per_tick(workflow):
     ("cron", "message"),
     [
         ("61 * * * *", "“61 * * * *” is not a cron expression: a value is out of range"),
-        ("* * *", "“* * *” is not a cron expression: it has 3 fields; cron needs 5"),
+        (
+            "* * *",
+            "A schedule has 5 fields (minute hour day month weekday) or 6 (with seconds "
+            "last); “* * *” has 3.",
+        ),
         ("0 9 * * mon-fry", "“0 9 * * mon-fry” is not a cron expression: a field has a word"),
         ("*/0 * * * *", "“*/0 * * * *” is not a cron expression: step '0' in field 0"),
         ("0 0 30 2 *", "“0 0 30 2 *” never fires: no date matches it."),

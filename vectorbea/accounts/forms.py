@@ -3,7 +3,13 @@
 Each write is one small function named for what it does (`create_workspace`, `add_member`,
 `change_role`, `remove_member`). Rules that must hold under concurrency (a workspace always
 keeps an owner) are checked inside the transaction, with the owner rows locked.
+
+Other apps act on a member's role change or removal in the same transaction through
+`MEMBERSHIP_HOOKS`, which they fill in their AppConfig (the API revokes the tokens the
+member does not back).
 """
+
+from collections.abc import Callable
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -15,6 +21,15 @@ from vectorbea.accounts.access import Access
 from vectorbea.accounts.models import Membership, Role, Workspace
 
 SLUG_MAX_LENGTH = Workspace._meta.get_field("slug").max_length
+
+# Called with the membership after its role changed (`membership.role` is the new one) or
+# it was removed, inside the transaction that did it.
+MEMBERSHIP_HOOKS: list[Callable[[Membership], None]] = []
+
+
+def _membership_changed(membership: Membership) -> None:
+    for hook in MEMBERSHIP_HOOKS:
+        hook(membership)
 
 
 class LastOwnerError(Exception):
@@ -155,6 +170,7 @@ def change_role(membership: Membership, role: str) -> None:
             raise LastOwnerError
         Membership.objects.filter(id=membership.id).update(role=role)
         membership.role = role
+        _membership_changed(membership)
 
 
 def remove_member(membership: Membership) -> None:
@@ -164,3 +180,4 @@ def remove_member(membership: Membership) -> None:
         if owners == [membership.id]:
             raise LastOwnerError
         Membership.objects.filter(id=membership.id).delete()
+        _membership_changed(membership)

@@ -49,7 +49,9 @@ DESCRIPTION = f"""Start and follow runs of Vectorbea workflows, and decide appro
 
 Authenticate with an API token from Settings → API tokens:
 `Authorization: Bearer vb_…`. A token belongs to one workspace and has a role; it may do
-what a member with that role may do. Errors are JSON: `{{"detail": "...", "problems":
+what a member with that role may do. It acts for the person who created it: runs it starts
+are theirs, and it stops working when it expires, is revoked, or its creator leaves the
+workspace or loses its role (401). Errors are JSON: `{{"detail": "...", "problems":
 [{{"path": "...", "message": "..."}}]}}`. Request bodies are JSON objects of at most
 {MAX_BODY_BYTES:,} bytes."""
 
@@ -181,7 +183,7 @@ def start_run(
         raise Refused(409, "This Idempotency-Key already started a run of another workflow.")
     try:
         run = commands.start_run(
-            workflow, body.input, started_by=who, idempotency_key=key, version=version
+            workflow, body.input, started_by=who.initiator, idempotency_key=key, version=version
         )
     except commands.InvalidRunInput as exc:
         problems = [(problem.path, problem.message) for problem in exc.problems]
@@ -367,7 +369,8 @@ def list_approvals(request: HttpRequest) -> list[dict[str, Any]]:
     summary="Approve or deny an approval",
     description=(
         "Recorded with the actor `api:<token name>`. 403 if the approval's rules do not let "
-        "this token decide it (not among its approvers, or the token started the run); 409 "
+        "this token decide it (not among its approvers, or the token's creator started the "
+        "run, through this token or otherwise); 409 "
         "if it is no longer waiting; 422 if a value is missing or wrong (a denial needs a "
         "reason)."
     ),

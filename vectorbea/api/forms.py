@@ -1,4 +1,5 @@
 import re
+from datetime import timedelta
 
 from django import forms
 
@@ -6,6 +7,11 @@ from vectorbea.accounts.models import Role, Workspace
 from vectorbea.api.models import TOKEN_ROLES, ApiToken
 
 NAME_CHARS = re.compile(r"[\w .-]+")
+
+# How long a new token works: the choices on the form, in days ("never": no expiry).
+LIFETIMES = [("7", "7 days"), ("30", "30 days"), ("90", "90 days"), ("365", "1 year")]
+NEVER = "never"
+DEFAULT_LIFETIME = "90"
 
 
 class TokenForm(forms.Form):
@@ -26,6 +32,16 @@ class TokenForm(forms.Form):
             "required": "Choose what the token may do.",
             "invalid_choice": "Choose Admin, Editor, Approver or Viewer: a token cannot be an "
             "owner.",
+        },
+    )
+
+    expires = forms.ChoiceField(
+        label="Expires after",
+        choices=[*LIFETIMES, (NEVER, "Never")],
+        initial=DEFAULT_LIFETIME,
+        required=False,  # left out: the default
+        error_messages={
+            "invalid_choice": "Choose 7, 30 or 90 days, 1 year, or never.",
         },
     )
 
@@ -52,3 +68,8 @@ class TokenForm(forms.Form):
                 "that one first."
             )
         return name
+
+    def clean_expires(self) -> timedelta | None:
+        """The token's lifetime (None: it never expires)."""
+        value = self.cleaned_data["expires"] or DEFAULT_LIFETIME
+        return None if value == NEVER else timedelta(days=int(value))

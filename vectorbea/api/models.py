@@ -3,12 +3,18 @@
 Only a SHA-256 digest of a token is stored (tokens are 256 random bits, so a fast hash is
 enough); the token itself is shown once, when it is created. `prefix` is public: it finds
 the row and tells tokens apart in lists.
+
+A token works until it expires or is revoked, and only while the person who created it is
+still a member of its workspace with a role that may do everything the token's role may
+(see tokens.creator_problem).
 """
 
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from vectorbea.accounts.models import Role, Workspace
 
@@ -28,7 +34,10 @@ class ApiToken(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)  # None: never
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Why, in words for the tokens page and the 401: "revoked by alice", "its creator left".
+    revoked_reason = models.CharField(max_length=200, blank=True)
 
     class Meta:
         constraints = [
@@ -50,7 +59,15 @@ class ApiToken(models.Model):
 
     @property
     def is_active(self) -> bool:
+        """Not revoked (it may have expired: it stays in the list until it is revoked)."""
         return self.revoked_at is None
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expired(timezone.now())
 
     @property
     def masked(self) -> str:

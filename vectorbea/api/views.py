@@ -1,4 +1,5 @@
-"""Settings → API tokens: create, list and revoke the workspace's tokens.
+"""Settings → API tokens: create, list and revoke the workspace's tokens. A new token
+expires after 90 days unless its creator chooses otherwise; the list shows when each does.
 
 Owners and admins only (Capability.MANAGE_WORKSPACE); other roles get a 403, strangers a
 404. A new token's value is on the page that answers its creation and nowhere else: it is
@@ -22,6 +23,9 @@ from vectorbea.api.models import ApiToken
 
 
 def _context(request: HttpRequest, access: Access, form: TokenForm, **extra) -> dict:
+    # Tokens whose creator left or was demoted outside the members page (the admin, a
+    # deleted account) are refused at their next request; revoke them now for the list.
+    tokens.revoke_unbacked(access.workspace.id)
     rows = list(
         ApiToken.objects.filter(workspace=access.workspace)
         .select_related("created_by")
@@ -47,7 +51,7 @@ def api_tokens(request: HttpRequest, access: Access) -> HttpResponse:
         data = form.cleaned_data
         try:
             token, value = tokens.create_token(
-                access.workspace, data["name"], data["role"], request.user
+                access.workspace, data["name"], data["role"], request.user, data["expires"]
             )
         except tokens.NameTaken:
             form.add_error("name", "A token with this name was just created. Choose another.")
@@ -62,7 +66,7 @@ def api_tokens(request: HttpRequest, access: Access) -> HttpResponse:
 @require_POST
 def api_token_revoke(request: HttpRequest, access: Access, token_id: UUID) -> HttpResponse:
     token = get_object_or_404(ApiToken, id=token_id, workspace=access.workspace)
-    if tokens.revoke_token(token):
+    if tokens.revoke_token(token, f"{request.user.get_username()} revoked it"):
         messages.success(
             request,
             f"Revoked the token “{token.name}” ({token.masked}). Requests with it are refused "

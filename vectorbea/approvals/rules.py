@@ -3,10 +3,11 @@ and the API.
 
 Membership of the workspace is checked first, by accounts.access (a stranger gets a 404).
 Then `engine.waits.decider_problem` says whether the gate's rules let this member decide:
-named by role or username, not the run's initiator unless the gate allows it, not
-someone who already approved. Last, the gate must be waiting. Inside `decide_gate` the same
-rule runs again on the state the decision is appended to, so an escalation or another
-decision that landed in between is respected.
+named by role or username, not the run's initiator unless the gate allows it (for an API
+token: not its creator, the person behind it), not someone who already approved. Last, the
+gate must be waiting. Inside `decide_gate` the same rule runs again on the state the
+decision is appended to, so an escalation or another decision that landed in between is
+respected.
 """
 
 from collections.abc import Mapping
@@ -30,6 +31,11 @@ def gate_rules(gate: Gate) -> dict[str, Any]:
     }
 
 
+def person_behind(user: Any) -> str:
+    """Who answers for what `user` decides: the user, or an API token's creator."""
+    return getattr(user, "person", None) or user.username
+
+
 def refusal(
     username: str,
     role: str | None,
@@ -37,9 +43,11 @@ def refusal(
     started_by: str | None,
     *,
     waiting: bool,
+    person: str | None = None,
 ) -> str | None:
     """Why this person may not decide now (None: they may)."""
-    return decider_problem(rules, username, role, started_by) or (None if waiting else NOT_WAITING)
+    problem = decider_problem(rules, username, role, started_by, person)
+    return problem or (None if waiting else NOT_WAITING)
 
 
 def refusal_for(user: Any, access: Access, gate: Gate) -> str | None:
@@ -49,6 +57,7 @@ def refusal_for(user: Any, access: Access, gate: Gate) -> str | None:
         gate_rules(gate),
         gate.initiator or None,
         waiting=gate.is_waiting,
+        person=person_behind(user),
     )
 
 
@@ -68,7 +77,11 @@ def decider_check(user: Any, access: Access) -> DeciderCheck:
     def check(loaded: store.Loaded, step_id: str) -> None:
         state = loaded.state
         problem = decider_problem(
-            state.step(step_id).gate or {}, user.username, access.role, state.started_by
+            state.step(step_id).gate or {},
+            user.username,
+            access.role,
+            state.started_by,
+            person_behind(user),
         )
         if problem:
             raise NotAnApprover(problem)

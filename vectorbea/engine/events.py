@@ -33,11 +33,20 @@ class RunStarted(Event):
     # Runaway guards in force for the run, fixed when it starts:
     # {"max_steps": n, "max_attempts": n}; None: no guard (runs started before guards).
     limits: dict[str, Any] | None = None
-    schema_version: ClassVar[int] = 2
+    # The program that started the run for `started_by` (see runs.initiators):
+    # "api:<token name>", "webhook:<endpoint id>" or "schedule:<schedule id>"; None: the
+    # person themselves.
+    via: str | None = None
+    schema_version: ClassVar[int] = 3
 
     @staticmethod
     def upcast_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
         return {**data, "limits": None}
+
+    @staticmethod
+    def upcast_v2_v3(data: dict[str, Any]) -> dict[str, Any]:
+        # v2 recorded no program: a token's runs had its actor ("api:<name>") as started_by.
+        return {**data, "via": None}
 
 
 @dataclass(frozen=True)

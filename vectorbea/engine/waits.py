@@ -199,16 +199,28 @@ def is_listed_approver(approvers: Mapping[str, Any], username: str, role: str) -
 
 
 def decider_problem(
-    gate: Mapping[str, Any], username: str, role: str | None, started_by: str | None
+    gate: Mapping[str, Any],
+    username: str,
+    role: str | None,
+    started_by: str | None,
+    person: str | None = None,
 ) -> str | None:
     """Why this person may not decide this gate (None: they may). `gate` is the step's
-    gate state; `role` their workspace role (None: not a member)."""
+    gate state; `role` their workspace role (None: not a member). `person` is who stands
+    behind `username` when that is a program (an API token's creator); the run's initiator
+    `started_by` is compared with them."""
     if role is None:
         return "You are not a member of this workspace."
     if not is_listed_approver(gate.get("approvers") or default_approvers(), username, role):
         return "You are not one of the people who may decide this approval."
-    if username and username == started_by and not gate.get("allow_self_approval"):
-        return "You started this run, and this approval does not let you approve your own run."
+    person = person or username
+    if person and person == started_by and not gate.get("allow_self_approval"):
+        if person == username:
+            return "You started this run, and this approval does not let you approve your own run."
+        return (
+            f"{username} was created by {person}, who started this run; this approval does "
+            "not let anyone approve their own run."
+        )
     if any(grant.get("by") == username for grant in gate.get("grants", ())):
         return "You have already approved; it needs approvals from other people too."
     return None

@@ -226,6 +226,7 @@ def _start(
         input=run_input,
         started_by=getattr(started_by, "username", None),
         limits=head.limits,
+        via=getattr(started_by, "via", None),
     )
     new_run = store.NewRun(
         workspace_id=workflow.workspace_id,

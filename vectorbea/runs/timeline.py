@@ -48,6 +48,19 @@ def _error_label(error_class: str) -> str:
         return error_class
 
 
+def _via(via: str | None) -> str:
+    """The program a run was started through, as the timeline says it."""
+    kind, _, name = (via or "").partition(":")
+    match kind:
+        case "api":
+            return f" via the API token “{name}”"
+        case "webhook":
+            return " via a webhook"
+        case "schedule":
+            return " via a schedule"
+    return f" via {via}" if via else ""
+
+
 def describe(recorded: Recorded, names: dict[str, str] | None = None) -> str:
     names = names or {}
     event = recorded.event
@@ -56,7 +69,7 @@ def describe(recorded: Recorded, names: dict[str, str] | None = None) -> str:
     match event:
         case RunStarted():
             who = f" by {event.started_by}" if event.started_by else ""
-            return f"Run started{who}"
+            return f"Run started{who}{_via(event.via)}"
         case StepStarted(attempt=1):
             return f"{label} started"
         case StepStarted():

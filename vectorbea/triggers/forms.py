@@ -1,11 +1,20 @@
 import json
+from datetime import datetime
 from typing import Any
 
 from django import forms
+from django.conf import settings
 
 from vectorbea.engine.limits import json_problem
 from vectorbea.triggers.models import Schedule
-from vectorbea.triggers.schedules import BadSchedule, check_cron, schedule_input_problems, zone
+from vectorbea.triggers.schedules import (
+    BadSchedule,
+    check_cron,
+    once_every,
+    preview,
+    schedule_input_problems,
+    zone,
+)
 from vectorbea.workflows.models import Workflow
 
 MAX_INPUT_BYTES = 256_000
@@ -42,6 +51,8 @@ class ScheduleForm(forms.Form):
     def __init__(self, workflow: Workflow, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.workflow = workflow
+        minimum = settings.VECTORBEA_SCHEDULE_MIN_INTERVAL_SECONDS
+        self.fields["cron"].help_text += f" Runs may be at most {once_every(minimum)} here."
 
     @classmethod
     def of(cls, schedule: Schedule, data: Any = None) -> "ScheduleForm":
@@ -52,6 +63,17 @@ class ScheduleForm(forms.Form):
             "enabled": schedule.enabled,
         }
         return cls(schedule.workflow, data, initial=initial)
+
+    def preview(self, now: datetime) -> tuple[list[datetime], str]:
+        """The next times of the cron expression in the form (as typed, or as saved), or
+        why it is refused: shown under the fields."""
+
+        def value(name: str) -> str:
+            if self.is_bound:
+                return str(self.data.get(name) or "")
+            return str(self.get_initial_for_field(self.fields[name], name) or "")
+
+        return preview(value("cron"), value("timezone"), now)
 
     def clean_cron(self) -> str:
         cron = " ".join(self.cleaned_data["cron"].split())

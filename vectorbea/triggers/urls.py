@@ -12,6 +12,7 @@ urlpatterns = [
     path(HOOK + "toggle/", views.webhook_toggle, name="webhook-toggle"),
     path(HOOK + "delete/", views.webhook_delete, name="webhook-delete"),
     path(T + "schedules/", views.schedule_create, name="schedule-create"),
+    path(T + "schedules/preview/", views.schedule_preview, name="schedule-preview"),
     path(SCHEDULE, views.schedule_edit, name="schedule-edit"),
     path(SCHEDULE + "toggle/", views.schedule_toggle, name="schedule-toggle"),
     path(SCHEDULE + "delete/", views.schedule_delete, name="schedule-delete"),

@@ -51,6 +51,7 @@ def _context(
             .order_by("-last_received_at")[:RECENT_DELIVERIES]
         )
     now = timezone.now()
+    schedule_form = extra.pop("schedule_form", None) or ScheduleForm(workflow)
     rows = list(
         Schedule.objects.filter(workflow=workflow)
         .select_related("created_by", "last_run")
@@ -66,10 +67,21 @@ def _context(
         "can_edit": access.can(Capability.EDIT_WORKFLOWS),
         "endpoints": endpoints,
         "schedules": rows,
-        "schedule_form": extra.pop("schedule_form", None) or ScheduleForm(workflow),
+        "schedule_form": schedule_form,
+        "preview": _preview_context(schedule_form, now),
         "time_zones": TIME_ZONES,
         **extra,
     }
+
+
+def _preview_context(form: ScheduleForm, now: datetime) -> dict[str, Any]:
+    """What the form's preview shows. A refused form already says what is wrong with the
+    expression under its field: the preview then only points there."""
+    zone_name = str(form["timezone"].value() or "UTC").strip()
+    if form.is_bound and ("cron" in form.errors or "timezone" in form.errors):
+        return {"upcoming": [], "problem": "", "refused_above": True, "zone": zone_name}
+    upcoming, problem = form.preview(now)
+    return {"upcoming": upcoming, "problem": problem, "zone": zone_name}
 
 
 def _upcoming(schedule: Schedule, now: datetime) -> list[datetime]:
@@ -201,10 +213,22 @@ def schedule_edit(
         "workflow": schedule.workflow,
         "schedule": schedule,
         "form": form,
+        "preview": _preview_context(form, timezone.now()),
         "time_zones": TIME_ZONES,
     }
     status = 400 if form.errors else 200
     return render(request, "triggers/schedule_edit.html", context, status=status)
+
+
+@workspace_view(Capability.EDIT_WORKFLOWS)
+@require_GET
+def schedule_preview(request: HttpRequest, access: Access, workflow_id: UUID) -> HttpResponse:
+    """The schedule form's preview as it is typed: the next times, or why it is refused."""
+    workflow = get_workflow(access, workflow_id)
+    upcoming, problem = ScheduleForm(workflow, request.GET).preview(timezone.now())
+    zone_name = (request.GET.get("timezone") or "UTC").strip()
+    context = {"preview": {"upcoming": upcoming, "problem": problem, "zone": zone_name}}
+    return render(request, "triggers/_schedule_preview.html", context)
 
 
 @workspace_view(Capability.EDIT_WORKFLOWS)
@@ -214,7 +238,11 @@ def schedule_toggle(
 ) -> HttpResponse:
     schedule = _schedule(access, workflow_id, schedule_id)
     enabled = request.POST.get("enabled") == "1"
-    schedules.set_enabled(schedule, enabled)
+    try:
+        schedules.set_enabled(schedule, enabled)
+    except schedules.BadSchedule as exc:
+        messages.error(request, f"The schedule stays off: {exc} Edit it to turn it on.")
+        return _to_page(request, access, schedule.workflow)
     messages.success(
         request,
         f"The schedule “{schedule.cron}” is on: it runs from its next time (missed times "
@@ -249,7 +277,7 @@ def webhook_receive(request: HttpRequest, public_id: str) -> HttpResponse:
     """POST /hooks/<public_id>/: the only write that needs no login. See webhooks.py for the
     signature; answers 202 {"run_id"} for a new event, 200 with the same run for a redelivery."""
     endpoint = (
-        WebhookEndpoint.objects.select_related("workflow")
+        WebhookEndpoint.objects.select_related("workflow", "created_by")
         .filter(public_id=public_id, enabled=True)
         .first()
     )

@@ -9,6 +9,7 @@ A sender signs each delivery with the endpoint's secret:
 The event id is signed too, so a captured delivery replayed inside the five-minute window
 cannot pose as a new event. The run's idempotency key is `webhook:<endpoint id>:<event id>`:
 an event id starts at most one run, however often (or however concurrently) it is delivered.
+The run counts as started by the endpoint's creator (see runs.initiators).
 """
 
 import hashlib
@@ -30,6 +31,7 @@ from vectorbea.eventlog.models import Run
 from vectorbea.keys import crypto, vault
 from vectorbea.keys.models import Keyring
 from vectorbea.runs.commands import CannotStart, InvalidRunInput, start_run
+from vectorbea.runs.initiators import Initiator
 from vectorbea.triggers.models import WebhookDelivery, WebhookEndpoint
 from vectorbea.workflows.models import Workflow
 
@@ -201,7 +203,7 @@ def deliver(endpoint: WebhookEndpoint, event_id: str, payload: dict[str, Any]) -
         if existing is not None:
             _record(delivery, 200, "", existing)
             return Accepted(existing, redelivery=True)
-        run, refusal = _start(workflow, payload, key)
+        run, refusal = _start(endpoint, payload, key)
         if refusal is None:
             _record(delivery, 202, "", run)
         else:  # recorded for the triggers page, and committed with it
@@ -211,9 +213,14 @@ def deliver(endpoint: WebhookEndpoint, event_id: str, payload: dict[str, Any]) -
     return Accepted(run, redelivery=False)
 
 
-def _start(workflow: Workflow, payload: dict[str, Any], key: str) -> tuple[Any, Refused | None]:
+def _start(
+    endpoint: WebhookEndpoint, payload: dict[str, Any], key: str
+) -> tuple[Any, Refused | None]:
+    """Start the run for the endpoint's creator (the person behind it), via the endpoint."""
+    started_by = Initiator(endpoint.created_by, via=f"webhook:{endpoint.id}")
     try:
-        return start_run(workflow, payload, idempotency_key=key), None
+        run = start_run(endpoint.workflow, payload, started_by=started_by, idempotency_key=key)
+        return run, None
     except InvalidRunInput as exc:
         problems = [{"path": p.path, "message": p.message} for p in exc.problems]
         detail = "The body does not match the workflow's input."
