@@ -6,7 +6,6 @@ keeps the last seq it sent, so the timeline has no gaps and no duplicates whatev
 were lost or repeated, and however often the socket reconnects.
 """
 
-import json
 import logging
 from typing import Any
 from uuid import UUID
@@ -17,6 +16,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 
 from vectorbea.accounts.access import Capability, workspace_access
+from vectorbea.engine.limits import BadJson, parse_json
 from vectorbea.eventlog.models import Run
 from vectorbea.metrics.sockets import CountedConnection
 from vectorbea.runs import live
@@ -25,6 +25,8 @@ from vectorbea.runs.timeline import render_live_update
 log = logging.getLogger(__name__)
 
 BATCH = 200
+MAX_MESSAGE_BYTES = 10_000  # what a browser sends: {"after": N} or {"topics": [...]}
+MAX_SEQ = 2_147_483_647  # a seq is a Postgres integer
 
 
 class RunTimelineConsumer(CountedConnection, WebsocketConsumer):
@@ -53,10 +55,11 @@ class RunTimelineConsumer(CountedConnection, WebsocketConsumer):
 
     def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
-            after = int(json.loads(text_data or "{}").get("after", 0))
-        except (ValueError, TypeError, AttributeError):
+            message = parse_json(text_data or "{}", "The message", max_bytes=MAX_MESSAGE_BYTES)
+            after = int(message.get("after", 0))
+        except (BadJson, ValueError, TypeError, AttributeError):
             return  # not ours to understand; ignore rather than crash the socket
-        self.sent = max(0, after)
+        self.sent = min(max(0, after), MAX_SEQ)
         self.catch_up()
 
     def run_changed(self, message: dict[str, Any]) -> None:
@@ -104,9 +107,10 @@ class WorkspaceConsumer(CountedConnection, WebsocketConsumer):
 
         load_topics()
         try:
-            wanted = json.loads(text_data or "{}").get("topics")
-        except (ValueError, AttributeError):
+            message = parse_json(text_data or "{}", "The message", max_bytes=MAX_MESSAGE_BYTES)
+        except BadJson:
             return
+        wanted = message.get("topics") if isinstance(message, dict) else None
         if not isinstance(wanted, list):
             return  # not a subscription (e.g. a page script's message meant for another socket)
         # Subscriptions add up: several scripts on one page may each subscribe to their topic.
