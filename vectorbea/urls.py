@@ -14,3 +14,5 @@ urlpatterns = [
     path("", include("vectorbea.api.urls")),
     path("admin/", admin.site.urls),
 ]
+
+handler400 = "vectorbea.front.errors.bad_request"

@@ -16,6 +16,7 @@ from vectorbea.engine import (
     StepDef,
     validate_definition,
 )
+from vectorbea.engine.graph import MAX_STEP_NAME_LENGTH
 
 
 def issues_of(data: Any) -> list[tuple[str, str]]:
@@ -229,6 +230,20 @@ def test_a_step_name_must_be_text() -> None:
     data["steps"][0]["name"] = 7
 
     assert issues_of(data) == [("steps[0].name", "The name of step 'a' must be text.")]
+
+
+def test_a_step_name_has_a_length_limit() -> None:
+    data = three_steps()
+    data["steps"][0]["name"] = "n" * MAX_STEP_NAME_LENGTH
+    data["steps"][1]["name"] = "n" * 1_900_000
+
+    assert issues_of(data) == [
+        (
+            "steps[1].name",
+            "The name of step 'b' is 1,900,000 characters long; a step's name can have at "
+            "most 200 characters.",
+        )
+    ]
 
 
 def test_each_config_error_is_reported_at_its_path() -> None:

@@ -160,7 +160,7 @@ def test_adding_a_schedule_shows_its_next_five_times_in_its_time_zone(client, al
             "timezone",
             "“Mars/Olympus_Mons” is not a time zone we know",
         ),
-        (schedule_post(run_input="{ticket: 1}"), "input", "The input is not JSON"),
+        (schedule_post(run_input="{ticket: 1}"), "input", "The input is not valid JSON"),
         (schedule_post(run_input="[1, 2]"), "input", "The input must be a JSON object"),
         (schedule_post(run_input="{}"), "input", "input: 'ticket' is a required property"),
         (

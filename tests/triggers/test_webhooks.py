@@ -150,7 +150,12 @@ def test_only_post_is_allowed(client, hook):
 @pytest.mark.parametrize(
     ("body", "status", "detail"),
     [
-        (b"{not json", 400, "The body is not JSON."),
+        (
+            b"{not json",
+            400,
+            "The body is not valid JSON: expecting property name enclosed in double quotes "
+            "at line 1, column 2.",
+        ),
         (b'["a list"]', 400, "The body must be a JSON object: it becomes the input."),
         (b'"a string"', 400, "The body must be a JSON object: it becomes the input."),
     ],
@@ -171,6 +176,109 @@ def test_a_body_over_one_megabyte_is_refused_with_413(client, hook, workflow):
     response = deliver(client, endpoint, secret, body)
 
     assert response.status_code == 413
+    assert runs_of(workflow) == []
+
+
+@pytest.mark.parametrize("given", ["v1=é", "v1=\xff\xfe", "v1=ab\x00cd", "v1=\u0663"])
+def test_a_signature_header_that_is_not_ascii_is_401_not_a_crash(client, hook, workflow, given):
+    endpoint, _ = hook
+    headers = {
+        "Vectorbea-Timestamp": str(int(time.time())),
+        "Vectorbea-Event-Id": "evt-1",
+        "Vectorbea-Signature": given,
+    }
+
+    response = client.post(
+        f"/hooks/{endpoint.public_id}/", TICKET, content_type="application/json", headers=headers
+    )
+
+    assert response.status_code == 401
+    assert response.json() == {
+        "detail": "Vectorbea-Signature must be printable ASCII: v1=<hex HMAC-SHA256 digest>."
+    }
+    assert runs_of(workflow) == []
+
+
+@pytest.mark.parametrize("timestamp", ["²", "¹²³", "1" * 5000, "+123", " 123"])
+def test_a_timestamp_that_is_not_plain_digits_is_401_even_when_signed(
+    client, hook, workflow, timestamp
+):
+    """ "²".isdigit() is true and int() refuses it; a validly signed delivery with such a
+    timestamp (or thousands of digits) must still be a plain 401."""
+    endpoint, secret = hook
+    raw = json.dumps(TICKET).encode()
+    headers = {
+        "Vectorbea-Timestamp": timestamp,
+        "Vectorbea-Event-Id": "evt-1",
+        "Vectorbea-Signature": webhooks.signature(secret, timestamp, "evt-1", raw),
+    }
+
+    response = client.post(
+        f"/hooks/{endpoint.public_id}/", raw, content_type="application/json", headers=headers
+    )
+
+    assert response.status_code == 401
+    assert response.json() == {
+        "detail": "Vectorbea-Timestamp must be a unix time in whole seconds."
+    }
+
+
+@pytest.mark.parametrize("depth", [65, 5_000, 100_000])
+def test_a_signed_body_nested_past_the_limit_is_400_in_plain_words(client, hook, workflow, depth):
+    endpoint, secret = hook
+    body = b'{"ticket": ' + b"[" * depth + b"]" * depth + b"}"
+
+    response = deliver(client, endpoint, secret, body)
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "The body is nested more than 64 levels deep; the limit is 64 levels."
+    }
+    assert runs_of(workflow) == []
+    assert not WebhookDelivery.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "path", "what"),
+    [
+        (b'{"ticket": "a", "x\\u0000y": 1}', "input", "a NUL character (\\u0000)"),
+        (b'{"ticket": "a", "meta": {"k\\u0000": 1}}', "input.meta", "a NUL character"),
+        (b'{"ticket": "a", "meta": {"k": ["\\u0000"]}}', "input.meta.k[0]", "a NUL"),
+        (b'{"ticket": "a\\ud800"}', "input.ticket", "an unpaired surrogate"),
+        (b'{"\\udc00": 1, "ticket": "a"}', "input", "an unpaired surrogate"),
+    ],
+)
+def test_signed_text_postgres_cannot_store_is_422_naming_where_and_stores_nothing(
+    client, hook, workflow, body, path, what
+):
+    endpoint, secret = hook
+
+    response = deliver(client, endpoint, secret, body)
+
+    assert response.status_code == 422
+    [problem] = response.json()["problems"]
+    assert problem["path"] == path
+    assert what in problem["message"]
+    assert response.json()["detail"] == problem["message"]
+    assert runs_of(workflow) == []
+    assert not WebhookDelivery.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"ticket": "a", "n": 1e999}',
+        b'{"ticket": "a", "n": NaN}',
+        b'{"ticket": 1' + b"0" * 5000 + b"}",
+    ],
+)
+def test_a_signed_body_with_an_impossible_number_is_400(client, hook, workflow, body):
+    endpoint, secret = hook
+
+    response = deliver(client, endpoint, secret, body)
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("The body ")
     assert runs_of(workflow) == []
 
 

@@ -6,8 +6,11 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from tests.api.support import ApiClient, token_for
 from tests.conftest import make_member
+from tests.support.workflows import chain, publish
 from vectorbea.accounts.models import Role
+from vectorbea.runs.commands import start_run
 
 
 class InlineCodeFinder(HTMLParser):
@@ -141,3 +144,66 @@ def test_the_500_page_renders_without_a_request_context():
     html = render_to_string("500.html")
 
     assert "Something went wrong on our side" in html
+
+
+def test_a_form_over_the_request_size_limit_gets_a_page_saying_so_and_the_limit(alice, acme):
+    """The CSRF check reads the form before any view runs: Django refuses the body there,
+    and the 400 page says what happened and what the limit is."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    client.get(reverse("workflows", args=["acme"]))  # sets the CSRF cookie
+    token = client.cookies["csrftoken"].value
+
+    response = client.post(
+        reverse("workflow-import", args=["acme"]),
+        {"text": "x" * 3_000_000, "csrfmiddlewaretoken": token},
+    )
+
+    assert response.status_code == 400
+    html = " ".join(response.content.decode().split())
+    assert "That was too much to send at once" in html
+    assert (
+        "The request was too large: this server accepts at most 2.5 MB (2,621,440 bytes) in "
+        "one request, not counting uploaded files. Nothing was saved."
+    ) in html
+    assert '<p class="error-code">400</p>' in html
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_the_api_answers_a_body_over_the_size_limit_with_json(acme):
+    api = ApiClient(token_for(acme, Role.ADMIN))
+    workflow = publish(acme, chain(1))
+
+    response = api.post_raw(f"/workflows/{workflow.id}/runs", "x" * 3_000_000)
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "The request body is larger than 1,000,000 bytes.",
+        "problems": [],
+    }
+
+
+def test_the_api_answers_a_query_with_too_many_fields_with_json(acme):
+    """Django refuses the query string when the API first reads it, before any operation:
+    the answer is still the API's JSON, not an HTML page."""
+    api = ApiClient(token_for(acme, Role.ADMIN))
+    run = start_run(publish(acme, chain(1)), {})
+    query = "&".join(f"f{i}=1" for i in range(1_001))
+
+    response = api.client.get(f"/api/runs/{run.id}/events?{query}", headers=api.headers)
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "The request had more than 1,000 fields, the most this server accepts. "
+        "Nothing was saved.",
+        "problems": [],
+    }
+
+
+def test_the_400_page_renders_without_a_request_context():
+    from django.template.loader import render_to_string
+
+    html = render_to_string("400.html")
+
+    assert "We could not read that request" in html
+    assert '<p class="error-code">400</p>' in html

@@ -518,7 +518,7 @@ def test_import_accepts_an_uploaded_file(as_alice, acme):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('{"steps": [', "Line 1, column 12: this is not valid JSON"),
+        ('{"steps": [', "The file is not valid JSON: expecting value at line 1, column 12."),
         ("[1, 2]", "The file must hold a JSON object"),
         (
             json.dumps({"definition": {"steps": [{"id": "a", "kind": "teleport"}]}}),
@@ -550,6 +550,106 @@ def test_a_bad_import_names_each_problem_and_saves_nothing(as_alice, acme, text,
     content = response.content.decode().replace("<code>", "").replace("</code>", "")
     assert expected.replace("</code>", "") in " ".join(content.split())
     assert not Workflow.objects.filter(workspace=acme).exists()
+
+
+@pytest.mark.parametrize("char", ["\\u0000", "\\ud800", "\\udc00"])
+@pytest.mark.parametrize(
+    ("where", "path"),
+    [
+        ("step name", "definition.steps[0].name"),
+        ("step config", "definition.steps[0].config.output"),
+        ("workflow name", "name"),
+    ],
+)
+def test_an_import_holding_text_postgres_cannot_store_is_refused_and_saves_nothing(
+    as_alice, acme, char, where, path
+):
+    document = commands.export_document("Triage", valid_definition())
+    step = document["definition"]["steps"][0]
+    if where == "step name":
+        step["name"] = "MARKER"
+    elif where == "step config":
+        step["config"]["output"] = "MARKER"
+    else:
+        document["name"] = "MARKER"
+    text = json.dumps(document).replace("MARKER", f"a{char}b")
+
+    response = as_alice.post(reverse("workflow-import", args=["acme"]), {"text": text})
+
+    assert response.status_code == 400
+    what = "a NUL character" if char == "\\u0000" else "an unpaired surrogate"
+    assert f"The file contains {what}" in response.content.decode()
+    assert f" at {path}, which cannot be stored." in response.content.decode()
+    assert not Workflow.objects.filter(workspace=acme).exists()
+
+
+@pytest.mark.parametrize("depth", [65, 10_000, 100_000])
+def test_an_import_nested_past_the_limit_says_so_in_plain_words(as_alice, acme, depth):
+    text = '{"definition": {"steps": ' + "[" * depth + "]" * depth + "}}"
+
+    response = as_alice.post(reverse("workflow-import", args=["acme"]), {"text": text})
+
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "The file is nested more than 64 levels deep; the limit is 64 levels." in page
+    assert "recursion" not in page
+    assert not Workflow.objects.filter(workspace=acme).exists()
+
+
+def test_an_import_whose_step_name_is_too_long_is_refused(as_alice, acme):
+    definition = valid_definition()
+    definition["steps"][0]["name"] = "x" * 1_900_000
+    text = json.dumps(commands.export_document("Triage", definition))
+
+    response = as_alice.post(reverse("workflow-import", args=["acme"]), {"text": text})
+
+    assert response.status_code == 400
+    assert (
+        "The name of step &#x27;read&#x27; is 1,900,000 characters long; a step&#x27;s name "
+        "can have at most 200 characters."
+    ) in response.content.decode()
+    assert not Workflow.objects.filter(workspace=acme).exists()
+
+
+def test_an_import_whose_workflow_name_is_too_long_is_refused(as_alice, acme):
+    text = json.dumps(commands.export_document("n" * 121, valid_definition()))
+
+    response = as_alice.post(reverse("workflow-import", args=["acme"]), {"text": text})
+
+    assert response.status_code == 400
+    assert (
+        "The workflow&#x27;s name is 121 characters long; a name can have at most 120 characters."
+    ) in response.content.decode()
+    assert not Workflow.objects.filter(workspace=acme).exists()
+
+
+def test_a_step_name_too_long_is_saved_as_a_problem_and_stops_publishing(as_alice, workflow):
+    definition = valid_definition()
+    definition["steps"][1]["name"] = "R" * 201
+
+    saved = save(as_alice, workflow, definition, 0)
+
+    assert saved.status_code == 200
+    message = (
+        "The name of step 'route' is 201 characters long; a step's name can have at most 200 "
+        "characters."
+    )
+    assert {"path": "steps[1].name", "message": message} in [
+        {"path": issue["path"], "message": issue["message"]} for issue in saved.json()["issues"]
+    ]
+    published = as_alice.post(url("workflow-publish", workflow), {"revision": 1})
+    assert published.status_code == 400
+    assert message in [issue["message"] for issue in published.json()["issues"]]
+    assert not WorkflowVersion.objects.exists()
+
+
+def test_the_step_name_field_takes_no_more_than_a_name_may_hold(as_alice, workflow):
+    response = as_alice.post(
+        url("workflow-panel", workflow),
+        {"definition": json.dumps(workflow.draft), "step": "read"},
+    )
+
+    assert 'data-path="name" data-type="string" maxlength="200"' in response.content.decode()
 
 
 def test_a_500_step_import_is_refused_quickly(as_alice, acme):

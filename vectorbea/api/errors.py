@@ -1,12 +1,12 @@
 """What the API answers when it refuses a request: always JSON of one shape,
 {"detail": "...", "problems": [{"path": ..., "message": ...}]}, with a plain reason.
 
-Request bodies are checked at the edge by `JsonParser`: a JSON object of at most 1 MB,
-strict JSON (no NaN or Infinity), nested at most 64 levels, and no NUL characters
-(PostgreSQL's jsonb refuses them), so nothing malformed reaches a command.
+Request bodies are read at the edge by `JsonParser` with the one reader of untrusted JSON
+(`vectorbea.engine.limits.parse_json`): a JSON object of at most 1 MB, strict JSON (no NaN
+or Infinity), nested at most 64 levels, and no text PostgreSQL cannot store (a NUL, an
+unpaired surrogate), so nothing malformed reaches a command.
 """
 
-import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -16,11 +16,10 @@ from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
 
-from vectorbea.engine import json_problem
-from vectorbea.engine.limits import text_problem_at
+from vectorbea.engine.limits import BadJson, parse_json
 
 MAX_BODY_BYTES = 1_000_000
-MAX_BODY_DEPTH = 64
+TOO_LARGE = f"The request body is larger than {MAX_BODY_BYTES:,} bytes."
 
 
 class ProblemItem(Schema):
@@ -58,42 +57,23 @@ class BadBody(ValueError):
         self.problems = [(path, detail)] if path else []
 
 
-def _strict_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError(f"{text} is too large a number")
-    return value
-
-
 class JsonParser(Parser):
     def parse_body(self, request: HttpRequest) -> Any:
-        too_large = f"The request body is larger than {MAX_BODY_BYTES:,} bytes."
         length = request.META.get("CONTENT_LENGTH") or "0"
-        if length.isdigit() and int(length) > MAX_BODY_BYTES:
-            raise BadBody(too_large)
+        if length.isascii() and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            raise BadBody(TOO_LARGE)
         try:
             body = request.body
         except RequestDataTooBig:
-            raise BadBody(too_large) from None
-        if len(body) > MAX_BODY_BYTES:
-            raise BadBody(too_large)
+            raise BadBody(TOO_LARGE) from None
         try:
-            data = json.loads(body, parse_constant=_strict_constant, parse_float=_finite_float)
-        except (ValueError, RecursionError) as exc:
-            raise BadBody(f"The request body is not valid JSON: {exc}"[:300]) from None
+            data = parse_json(body, "The request body", max_bytes=MAX_BODY_BYTES)
+        except BadJson as exc:  # a value Postgres cannot store is a 422 naming where it is
+            if exc.path is None:
+                raise BadBody(exc.message) from None
+            raise BadBody(exc.message, status=422, path=exc.path or "body") from None
         if not isinstance(data, dict):
             raise BadBody("The request body must be a JSON object.")
-        unstorable = text_problem_at(data)  # well-formed JSON whose text Postgres refuses
-        if unstorable:
-            path, what = unstorable
-            raise BadBody(f"Text may not contain {what}.", status=422, path=path or "body")
-        problem = json_problem(data, "The request body", MAX_BODY_BYTES, MAX_BODY_DEPTH)
-        if problem:
-            raise BadBody(problem)
         return data
 
 
@@ -145,7 +125,12 @@ def install_handlers(api: NinjaAPI) -> None:
     def forbidden(request: HttpRequest, exc: PermissionDenied) -> HttpResponse:
         return problem_response(api, request, 403, str(exc) or "This token cannot do this.")
 
+    def too_large(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+        # Django refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE when ninja first reads it
+        return problem_response(api, request, 400, TOO_LARGE)
+
     api.add_exception_handler(Refused, refused)
+    api.add_exception_handler(RequestDataTooBig, too_large)
     api.add_exception_handler(AuthenticationError, unauthenticated)
     api.add_exception_handler(HttpError, http_error)
     api.add_exception_handler(ValidationError, invalid)

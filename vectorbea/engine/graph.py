@@ -20,6 +20,7 @@ MAX_EDGES = 2000
 MAX_ATTEMPTS = 100
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 DEFAULT_TIMEOUT_SECONDS = 300.0
+MAX_STEP_NAME_LENGTH = 200  # the name shown on the canvas, the timeline and the inbox
 STEP_ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 DEFAULT_MAX_CORRECTIONS = 2
 MAX_CORRECTIONS = 10
@@ -308,11 +309,19 @@ def _kind_of(
 
 
 def _name_issues(path: str, raw: Mapping[str, Any], step_id: str) -> list[Issue]:
-    if "name" in raw and not isinstance(raw["name"], str):
-        return [
-            Issue(f"{path}.name", f"The name of step '{step_id}' must be text.", step_id=step_id)
-        ]
-    return []
+    if "name" not in raw:
+        return []
+    name = raw["name"]
+    if not isinstance(name, str):
+        message = f"The name of step '{step_id}' must be text."
+    elif len(name) > MAX_STEP_NAME_LENGTH:
+        message = (
+            f"The name of step '{step_id}' is {len(name):,} characters long; "
+            f"a step's name can have at most {MAX_STEP_NAME_LENGTH} characters."
+        )
+    else:
+        return []
+    return [Issue(f"{path}.name", message, step_id=step_id)]
 
 
 def _config_issues(path: str, config: Any, step_id: str, kind: KindSpec) -> list[Issue]:

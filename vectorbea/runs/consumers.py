@@ -13,7 +13,6 @@ further frame and the socket closes (ACCESS_GONE); a member whose role changed g
 next frame rendered for the new role.
 """
 
-import json
 import logging
 from typing import Any
 from uuid import UUID
@@ -24,6 +23,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 
 from vectorbea.accounts.access import Access, Capability, workspace_access
+from vectorbea.engine.limits import BadJson, parse_json
 from vectorbea.eventlog.models import Run
 from vectorbea.metrics.sockets import CountedConnection
 from vectorbea.runs import live
@@ -32,6 +32,8 @@ from vectorbea.runs.timeline import render_live_update
 log = logging.getLogger(__name__)
 
 BATCH = 200
+MAX_MESSAGE_BYTES = 10_000  # what a browser sends: {"after": N} or {"topics": [...]}
+MAX_SEQ = 2_147_483_647  # a seq is a Postgres integer
 
 # The close code when the person may no longer see the workspace (the 4000s are the
 # application's): the browser's socket stays closed rather than reconnecting.
@@ -88,10 +90,11 @@ class RunTimelineConsumer(WorkspaceSocket):
 
     def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
-            after = int(json.loads(text_data or "{}").get("after", 0))
-        except (ValueError, TypeError, AttributeError):
+            message = parse_json(text_data or "{}", "The message", max_bytes=MAX_MESSAGE_BYTES)
+            after = int(message.get("after", 0))
+        except (BadJson, ValueError, TypeError, AttributeError):
             return  # not ours to understand; ignore rather than crash the socket
-        self.sent = max(0, after)
+        self.sent = min(max(0, after), MAX_SEQ)
         self.catch_up()
 
     def run_changed(self, message: dict[str, Any]) -> None:
@@ -133,9 +136,10 @@ class WorkspaceConsumer(WorkspaceSocket):
 
         load_topics()
         try:
-            wanted = json.loads(text_data or "{}").get("topics")
-        except (ValueError, AttributeError):
+            message = parse_json(text_data or "{}", "The message", max_bytes=MAX_MESSAGE_BYTES)
+        except BadJson:
             return
+        wanted = message.get("topics") if isinstance(message, dict) else None
         if not isinstance(wanted, list):
             return  # not a subscription (e.g. a page script's message meant for another socket)
         # Subscriptions add up: several scripts on one page may each subscribe to their topic.

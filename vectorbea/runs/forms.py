@@ -1,9 +1,9 @@
-import json
 from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
 
+from vectorbea.engine.limits import BadJson, parse_json
 from vectorbea.runs.listing import DEFAULT_SORT, STATUSES, Filters, day_start
 from vectorbea.workflows.models import Workflow
 
@@ -68,14 +68,13 @@ class RunFilterForm(forms.Form):
 # Answers to a step that needs attention (vectorbea.runs.commands.resolve_attention).
 
 
-def parse_json(text: str) -> Any:
-    """`text` as JSON, or a ValidationError that says where it goes wrong."""
+def json_value(text: str) -> Any:
+    """`text` as JSON, read like all untrusted JSON, or a ValidationError that says what is
+    wrong and where."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise forms.ValidationError(
-            f"This is not valid JSON: {exc.msg.lower()} at line {exc.lineno}, column {exc.colno}."
-        ) from None
+        return parse_json(text, "This")
+    except BadJson as exc:
+        raise forms.ValidationError(exc.message) from None
 
 
 class ResolveForm(forms.Form):
@@ -107,7 +106,7 @@ class RetryStepForm(ResolveForm):
         text = self.cleaned_data["settings"].strip()
         if not text:
             return None
-        settings = parse_json(text)
+        settings = json_value(text)
         if not isinstance(settings, dict):
             raise forms.ValidationError("The settings must be a JSON object: { … }.")
         return settings
@@ -122,7 +121,7 @@ class SupplyOutputForm(ResolveForm):
     )
 
     def clean_output(self) -> Any:
-        output = parse_json(self.cleaned_data["output"])
+        output = json_value(self.cleaned_data["output"])
         if output is None:
             raise forms.ValidationError("The output is null; give the value the step should have.")
         return output

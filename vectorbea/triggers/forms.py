@@ -5,7 +5,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from vectorbea.engine.limits import json_problem
+from vectorbea.engine.limits import BadJson, parse_json
 from vectorbea.triggers.models import Schedule
 from vectorbea.triggers.schedules import (
     BadSchedule,
@@ -94,14 +94,11 @@ class ScheduleForm(forms.Form):
     def clean_input(self) -> dict[str, Any]:
         text = self.cleaned_data["input"].strip() or "{}"
         try:
-            value = json.loads(text)
-        except ValueError as exc:
-            raise forms.ValidationError(f"The input is not JSON: {exc}.") from None
+            value = parse_json(text, "The input", max_bytes=MAX_INPUT_BYTES)
+        except BadJson as exc:
+            raise forms.ValidationError(exc.message) from None
         if not isinstance(value, dict):
             raise forms.ValidationError('The input must be a JSON object, like {"ticket": 1}.')
-        problem = json_problem(value, "The input", max_bytes=MAX_INPUT_BYTES)
-        if problem:
-            raise forms.ValidationError(problem)
         problems = schedule_input_problems(self.workflow, value)
         if problems:
             raise forms.ValidationError(

@@ -27,6 +27,7 @@ from django.db.models import F
 from django.db.models.functions import Now
 
 from vectorbea.engine import VectorbeaError
+from vectorbea.engine.limits import BadJson, parse_json
 from vectorbea.eventlog.models import Run
 from vectorbea.keys import crypto, vault
 from vectorbea.keys.models import Keyring
@@ -39,6 +40,7 @@ SIGNATURE_VERSION = "v1"
 TOLERANCE_SECONDS = 5 * 60
 MAX_BODY_BYTES = 1_000_000
 MAX_EVENT_ID_CHARS = 100
+MAX_TIMESTAMP_DIGITS = 12
 KEEP_DELIVERIES = "24 hours"
 
 
@@ -142,6 +144,12 @@ class Refused(VectorbeaError):
         return f"{self.detail} {paths}" if paths else self.detail
 
 
+def is_whole_number(text: str, max_digits: int) -> bool:
+    """Whether a header is a whole number in ASCII digits ("²".isdigit() is true, and
+    int() refuses it), short enough to read."""
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
+
+
 def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float) -> str:
     """The delivery's event id, if its headers carry a valid, fresh signature; else Refused
     (401). `now` is the server's clock in unix seconds."""
@@ -161,11 +169,15 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float) -> 
         raise Refused(
             401, f"Missing header{'s' if len(missing) > 1 else ''}: {', '.join(missing)}."
         )
-    if not timestamp.isdigit():
+    if not is_whole_number(timestamp, MAX_TIMESTAMP_DIGITS):
         raise Refused(401, "Vectorbea-Timestamp must be a unix time in whole seconds.")
     if len(event_id) > MAX_EVENT_ID_CHARS or not (event_id.isascii() and event_id.isprintable()):
         raise Refused(
             401, f"Vectorbea-Event-Id must be 1-{MAX_EVENT_ID_CHARS} printable ASCII characters."
+        )
+    if not (given.isascii() and given.isprintable()):  # compare_digest takes ASCII text only
+        raise Refused(
+            401, "Vectorbea-Signature must be printable ASCII: v1=<hex HMAC-SHA256 digest>."
         )
     expected = signature(secret, timestamp, event_id, body)
     if not any(hmac.compare_digest(expected, part.strip()) for part in given.split(",")):
@@ -177,6 +189,21 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float) -> 
             "delivery when you send it.",
         )
     return event_id
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    """A verified delivery's body as the run's input, or Refused: 400 for what is not a JSON
+    object within the limits, 422 naming where the text cannot be stored."""
+    try:
+        payload = parse_json(body, "The body", max_bytes=MAX_BODY_BYTES)
+    except BadJson as exc:
+        if exc.path is None:
+            raise Refused(400, exc.message) from None
+        path = "input" + (exc.path if exc.path[:1] in ("", "[") else f".{exc.path}")
+        raise Refused(422, exc.message, [{"path": path, "message": exc.message}]) from None
+    if not isinstance(payload, dict):
+        raise Refused(400, "The body must be a JSON object: it becomes the input.")
+    return payload
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ is refused (someone else saved in between). Publishing copies the draft into a n
 WorkflowVersion, and only a draft without problems can be published.
 """
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,7 @@ from django.utils import timezone
 
 from vectorbea.accounts.models import Workspace
 from vectorbea.engine import MAX_STEPS, Issue, VectorbeaError
-from vectorbea.engine.limits import MAX_JSON_DEPTH, json_depth
+from vectorbea.engine.limits import BadJson, parse_json
 from vectorbea.workflows.checks import draft_issues
 from vectorbea.workflows.models import Workflow, WorkflowVersion, content_hash
 
@@ -59,6 +58,13 @@ class ImportRefused(VectorbeaError):
 class Imported:
     name: str | None
     definition: dict[str, Any]
+
+
+def name_too_long(length: int) -> str:
+    return (
+        f"The workflow's name is {length:,} characters long; "
+        f"a name can have at most {MAX_NAME_LENGTH} characters."
+    )
 
 
 def clean_name(name: str) -> str:
@@ -158,25 +164,13 @@ def export_document(name: str, definition: dict[str, Any]) -> dict[str, Any]:
     return {"vectorbea": EXPORT_FORMAT, "name": name, "definition": definition}
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed in JSON")
-
-
 def parse_import(text: str | bytes) -> Imported:
     """An exported workflow (or a bare definition), checked whole; ImportRefused lists every
     problem with its path in the file."""
-    if len(text) > MAX_IMPORT_BYTES:
-        size = f"{len(text) / 1_000_000:.1f} MB"
-        raise ImportRefused([Issue("", f"The file is {size}; the most you can import is 2 MB.")])
     try:
-        data = json.loads(text, parse_constant=_refuse_constant)
-    except json.JSONDecodeError as exc:
-        where = f"Line {exc.lineno}, column {exc.colno}"
-        raise ImportRefused([Issue("", f"{where}: this is not valid JSON ({exc.msg}).")]) from exc
-    except (ValueError, RecursionError, UnicodeDecodeError) as exc:
-        raise ImportRefused([Issue("", f"This is not valid JSON: {exc}.")]) from exc
-    if json_depth(data) > MAX_JSON_DEPTH:
-        raise ImportRefused([Issue("", f"The JSON nests more than {MAX_JSON_DEPTH} levels.")])
+        data = parse_json(text, "The file", max_bytes=MAX_IMPORT_BYTES)
+    except BadJson as exc:  # the message says where in the file
+        raise ImportRefused([Issue("", exc.message)]) from None
     if not isinstance(data, Mapping):
         raise ImportRefused([Issue("", "The file must hold a JSON object (a workflow).")])
     prefix, name = "", None
@@ -184,6 +178,8 @@ def parse_import(text: str | bytes) -> Imported:
         prefix, name = "definition.", data.get("name")
         if name is not None and not isinstance(name, str):
             raise ImportRefused([Issue("name", "The workflow's name must be text.")])
+        if name is not None and len(name) > MAX_NAME_LENGTH:
+            raise ImportRefused([Issue("name", name_too_long(len(name)))])
         data = data["definition"]
     steps = data.get("steps") if isinstance(data, Mapping) else None
     if isinstance(steps, list) and len(steps) > MAX_STEPS:

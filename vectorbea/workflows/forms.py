@@ -5,7 +5,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from django import forms
+from django.forms.fields import InvalidJSONInput, JSONString
 
+from vectorbea.engine.limits import BadJson, parse_json
 from vectorbea.workflows.commands import MAX_IMPORT_BYTES, MAX_NAME_LENGTH
 from vectorbea.workflows.panel import ordered_properties
 
@@ -55,6 +57,30 @@ class ImportForm(forms.Form):
         return data
 
 
+class JsonInputField(forms.JSONField):
+    """A JSON value typed into a form, read like all untrusted JSON (parse_json): a deep,
+    huge or unstorable value is a plain error on the field, never a crash."""
+
+    def to_python(self, value: Any) -> Any:
+        if self.disabled or not isinstance(value, str):
+            return super().to_python(value)
+        if value in self.empty_values:
+            return None
+        try:
+            converted = parse_json(value, "The value")
+        except BadJson as exc:
+            raise forms.ValidationError(exc.message, code="invalid") from None
+        return JSONString(converted) if isinstance(converted, str) else converted
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        if self.disabled or not isinstance(data, str):
+            return super().bound_data(data, initial)
+        try:
+            return parse_json(data, "The value")
+        except BadJson:
+            return InvalidJSONInput(data)
+
+
 def _field_for(prop: Mapping[str, Any], label: str, required: bool) -> forms.Field:
     kind = prop.get("type")
     common: dict[str, Any] = {
@@ -72,7 +98,7 @@ def _field_for(prop: Mapping[str, Any], label: str, required: bool) -> forms.Fie
     if kind == "number":
         return forms.FloatField(**common)
     if kind in ("object", "array"):
-        return forms.JSONField(widget=forms.Textarea(attrs={"rows": 4}), **common)
+        return JsonInputField(widget=forms.Textarea(attrs={"rows": 4}), **common)
     long = prop.get("maxLength", 0) > 200 or prop.get("format") == "textarea"
     widget = forms.Textarea(attrs={"rows": 4}) if long else forms.TextInput()
     return forms.CharField(widget=widget, strip=False, **common)

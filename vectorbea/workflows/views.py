@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
+from django.core.exceptions import RequestDataTooBig
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -16,7 +17,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from vectorbea.accounts.access import Access, Capability, workspace_view
-from vectorbea.engine.limits import json_problem
+from vectorbea.engine.graph import MAX_STEP_NAME_LENGTH
+from vectorbea.engine.limits import BadJson, parse_json
 from vectorbea.eventlog.models import Run
 from vectorbea.runs.commands import CannotStart, InvalidRunInput, input_problems, start_run
 from vectorbea.steps.registry import KINDS
@@ -224,17 +226,20 @@ def _unpublished(workflow: Workflow, definition: Any) -> bool:
 
 
 def _posted_definition(request: HttpRequest) -> tuple[Any, int | None]:
-    """(definition, revision) from a JSON body, or from form fields (navigator.sendBeacon)."""
-    if len(request.body) > MAX_DRAFT_BYTES:
-        raise ValueError("The draft is larger than 2 MB.")
-    if request.content_type == "application/json":
-        body = json.loads(request.body)
-        if not isinstance(body, dict):
-            raise ValueError("Send an object with a definition and a revision.")
-        definition, revision = body.get("definition"), body.get("revision")
-    else:
-        definition = json.loads(request.POST.get("definition", "null"))
-        revision = request.POST.get("revision")
+    """(definition, revision) from a JSON body, or from form fields (navigator.sendBeacon);
+    BadJson or ValueError says what is wrong with them."""
+    try:
+        if request.content_type == "application/json":
+            body = parse_json(request.body, "The draft", max_bytes=MAX_DRAFT_BYTES)
+            if not isinstance(body, dict):
+                raise ValueError("Send an object with a definition and a revision.")
+            definition, revision = body.get("definition"), body.get("revision")
+        else:
+            text = request.POST.get("definition", "null")
+            definition = parse_json(text, "The draft", max_bytes=MAX_DRAFT_BYTES)
+            revision = request.POST.get("revision")
+    except RequestDataTooBig:
+        raise ValueError(f"The draft is larger than {MAX_DRAFT_BYTES:,} bytes.") from None
     try:
         return definition, int(revision) if revision is not None else None
     except (TypeError, ValueError) as exc:
@@ -262,14 +267,11 @@ def workflow_draft(request: HttpRequest, access: Access, workflow_id: UUID) -> H
     workflow = get_workflow(access, workflow_id)
     try:
         definition, revision = _posted_definition(request)
-    except (ValueError, RecursionError) as exc:
+    except (BadJson, ValueError) as exc:
         return JsonResponse({"error": "invalid", "message": str(exc)}, status=400)
     if not isinstance(definition, dict) or revision is None:
         message = "Send the draft as a JSON object with the revision it is based on."
         return JsonResponse({"error": "invalid", "message": message}, status=400)
-    problem = json_problem(definition, "The draft", max_bytes=MAX_DRAFT_BYTES)
-    if problem:
-        return JsonResponse({"error": "invalid", "message": problem}, status=400)
     try:
         new_revision = commands.save_draft(workflow, definition, revision, request.user)
     except commands.DraftConflict as exc:
@@ -324,14 +326,20 @@ def workflow_panel(request: HttpRequest, access: Access, workflow_id: UUID) -> H
     rendered from the definition the browser holds right now. Saves nothing."""
     workflow = get_workflow(access, workflow_id)
     try:
-        definition = json.loads(request.POST.get("definition") or "null")
-    except (ValueError, RecursionError):
+        definition = parse_json(
+            request.POST.get("definition") or "null", "The draft", max_bytes=MAX_DRAFT_BYTES
+        )
+    except BadJson:
         definition = None
     if not isinstance(definition, dict):
         definition = workflow.draft
     step_id = request.POST.get("step", "")
     read_only = request.POST.get("readonly") == "1" or not access.can(Capability.EDIT_WORKFLOWS)
-    context: dict[str, Any] = {"workflow": workflow, "read_only": read_only}
+    context: dict[str, Any] = {
+        "workflow": workflow,
+        "read_only": read_only,
+        "max_name_length": MAX_STEP_NAME_LENGTH,
+    }
     step = next(
         (
             raw

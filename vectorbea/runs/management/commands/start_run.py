@@ -1,7 +1,6 @@
-import json
-
 from django.core.management.base import BaseCommand, CommandError
 
+from vectorbea.engine.limits import BadJson, parse_json
 from vectorbea.runs.commands import CannotStart, InvalidRunInput, start_run
 from vectorbea.workflows.models import Workflow
 
@@ -17,9 +16,11 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         workflow = _find(options["workflow"])
         try:
-            data = json.loads(options["input"])
-        except json.JSONDecodeError as exc:
-            raise CommandError(f"--input is not valid JSON: {exc}") from None
+            data = parse_json(options["input"], "--input")
+        except BadJson as exc:
+            raise CommandError(exc.message) from None
+        if not isinstance(data, dict):
+            raise CommandError('--input must be a JSON object, like {"ticket": 1}.')
         try:
             run = start_run(workflow, data, idempotency_key=options["idempotency_key"])
         except (InvalidRunInput, CannotStart) as exc:
