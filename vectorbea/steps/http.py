@@ -3,7 +3,8 @@
 Every request carries `Idempotency-Key: <ctx.idempotency_key>`, the same for every attempt
 of the step (retries, crashes, a person's retry), so an API that honours it does the work
 once. Redirects are followed here, up to 5, and each hop goes through the SSRF guard again
-(the guarded transport checks and pins every connection).
+(the guarded transport checks and pins every connection). A hop to another origin carries
+only the harmless headers of CROSS_ORIGIN_HEADERS.
 """
 
 import json
@@ -37,8 +38,22 @@ KEPT_HEADERS = (
     "request-id",
     "x-request-id",
 )
-# Dropped when a redirect leaves the origin the step was configured for.
-CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "cookie"}
+# The only request headers that follow a redirect to another origin (scheme, host or
+# port): ones that carry no credential. Every other header, the step's own and any custom
+# one (Authorization, Cookie, X-API-Key, Api-Key, X-Auth-Token, PRIVATE-TOKEN, ...), was
+# meant for the origin the step names and is dropped.
+CROSS_ORIGIN_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "content-language",
+        "content-type",
+        "idempotency-key",
+        "user-agent",
+    }
+)
 SECRET_HINTS = ("auth", "key", "token", "secret", "cookie", "password")
 
 CONFIG_SCHEMA: dict[str, Any] = {
@@ -141,7 +156,7 @@ def run_http(config: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
                 next_url = urljoin(url, location)
                 if _origin(next_url) != _origin(url):
                     headers = {
-                        k: v for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS
+                        k: v for k, v in headers.items() if k.lower() in CROSS_ORIGIN_HEADERS
                     }
                 if status == 303 or (status in (301, 302) and method not in ("GET", "HEAD")):
                     method, content = "GET", None
