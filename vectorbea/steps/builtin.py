@@ -1,4 +1,4 @@
-"""The built-in step kinds (more arrive with issue 03)."""
+"""The built-in step kinds: noop, and tool (a registered Python function)."""
 
 from collections.abc import Mapping
 from typing import Any
@@ -6,6 +6,7 @@ from typing import Any
 from vectorbea.engine import ErrorClass, StepError
 from vectorbea.steps.registry import StepContext, StepKind, register
 from vectorbea.steps.tools import TOOLS
+from vectorbea.steps.workspace_secrets import render_with_secrets
 
 
 def run_noop(config: Mapping[str, Any], ctx: StepContext) -> Any:
@@ -13,6 +14,7 @@ def run_noop(config: Mapping[str, Any], ctx: StepContext) -> Any:
 
 
 def run_tool(config: Mapping[str, Any], ctx: StepContext) -> Any:
+    config, _values = render_with_secrets(config, ctx, "tool")
     function = TOOLS.get(config["tool"])
     if function is None:
         raise StepError(
@@ -47,5 +49,7 @@ register(
             "additionalProperties": False,
         },
         handler=run_tool,
+        # Rendered by run_tool itself, as it calls the tool: its arguments may hold secrets.
+        render_config=False,
     )
 )

@@ -1,5 +1,9 @@
 """The "http" step: call an HTTP API as a tool.
 
+Its URL and headers may use workspace secrets (``Authorization: Bearer {{ secrets.TOKEN }}``):
+the step renders its own settings, with their values, just before it sends
+(vectorbea.steps.workspace_secrets).
+
 Every request carries `Idempotency-Key: <ctx.idempotency_key>`, the same for every attempt
 of the step (retries, crashes, a person's retry), so an API that honours it does the work
 once. Redirects are followed here, up to 5, and each hop goes through the SSRF guard again
@@ -20,6 +24,7 @@ from vectorbea.llm.errors import clip, error_class_for_status, redact, retry_aft
 from vectorbea.steps import ssrf
 from vectorbea.steps.abandon import abandonable
 from vectorbea.steps.registry import StepContext, StepKind, register
+from vectorbea.steps.workspace_secrets import render_with_secrets
 
 DEFAULT_MAX_RESPONSE_BYTES = 1_000_000
 HARD_MAX_RESPONSE_BYTES = 10_000_000
@@ -119,6 +124,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
 
 
 def run_http(config: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
+    config, secret_values = render_with_secrets(config, ctx, "http")
     method = config.get("method", "GET").upper()
     url = config["url"]
     headers = {
@@ -137,6 +143,7 @@ def run_http(config: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
     )
     expected = set(config.get("expected_status") or ())
     secrets = [v for k, v in headers.items() if any(h in k.lower() for h in SECRET_HINTS)]
+    secrets += secret_values
     if ctx.is_cancelled:
         raise StepError(ErrorClass.CANCELLED, "The step was cancelled before the request")
 
@@ -294,5 +301,7 @@ register(
         config_schema=CONFIG_SCHEMA,
         handler=run_http,
         queue="steps",
+        # Rendered by run_http itself, as it calls out: the only moment secrets have values.
+        render_config=False,
     )
 )
