@@ -81,7 +81,7 @@ def test_events_with_a_known_key_are_rewritten_and_others_pass_through(key):
         "s0",
         1,
         "permanent",
-        f"HTTP 401: {key} / {base64.b64encode(key.encode()).decode()}",
+        f"HTTP 401: {key} / {base64.b64encode(key.encode()).decode()} / {key.encode().hex()}",
         usage={"key_id": "k1", "echo": json.dumps({"k": key})},
     )
     first, second = redact_events([clean, leaky])
