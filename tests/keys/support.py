@@ -12,13 +12,16 @@ def canary(prefix: str = "sk-proj-") -> str:
 
 
 def leaked_forms(key: str) -> dict[str, str]:
-    """How a key could show up: plain, JSON-escaped, url-encoded, base64 (standard and
+    """How a key could show up: plain, JSON-escaped, url-encoded, hex, base64 (standard and
     url-safe; the last characters depend on what follows, so they are left off)."""
     raw = key.encode()
     return {
         "plain": key,
         "json": json.dumps(key)[1:-1],
         "url": quote(key, safe=""),
+        "url_every_byte": "".join(f"%{byte:02x}" for byte in raw),
+        "hex": raw.hex(),
+        "HEX": raw.hex().upper(),
         "base64": base64.b64encode(raw).decode()[:-4],
         "urlsafe_base64": base64.urlsafe_b64encode(raw).decode()[:-4],
     }

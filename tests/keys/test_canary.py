@@ -1,7 +1,7 @@
 """The canary: a key saved through the settings page never appears (plain, JSON-escaped,
-url-encoded, base64) in any page, response, table, checkpoint, Redis, log or websocket
-frame, even after the provider answers 401 with an error body that echoes it. Only its
-last four characters are shown.
+url-encoded, hex, base64) in any page, API answer, table, checkpoint, Redis, log or
+websocket frame, even after the provider answers 401 with an error body that echoes it.
+Only its last four characters are shown.
 
 The run goes through real worker processes calling the scripted fake provider."""
 
@@ -19,6 +19,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
+from tests.api.support import ApiClient, token_for
 from tests.keys.support import assert_no_leak, canary
 from tests.support.fake_llm import FakeLLM, ok, status
 from tests.support.live import (
@@ -32,6 +33,7 @@ from tests.support.live import (
 from tests.support.workflows import chain, publish
 from tests.web.test_workspace_isolation import KWARG, URL_KWARG_REGISTRY, WORKSPACE_ROUTES
 from tests.ws.support import run_async
+from vectorbea.accounts.models import Role
 from vectorbea.asgi import application
 from vectorbea.engine import ErrorClass, StepError
 from vectorbea.keys.models import ProviderKey
@@ -48,6 +50,7 @@ def echoing_401(key: str) -> dict:
             "message": (
                 f"Incorrect API key provided: {key}. Authorization: {header}. "
                 f"Basic {base64.b64encode(f'user:{key}'.encode()).decode()}. "
+                f"Key bytes: {key.encode().hex()} ({key.encode().hex().upper()}). "
                 f"Request: {json.dumps({'headers': {'authorization': header}})}"
             ),
             "type": "invalid_request_error",
@@ -149,6 +152,18 @@ def every_workspace_page(client: Client, acme, alice, run_id) -> str:
     return "\n".join(pages)
 
 
+def api_answers(workspace, *run_ids) -> str:
+    """What the API says about runs: their summaries and every event, as a program sees."""
+    api = ApiClient(token_for(workspace, Role.VIEWER))
+    answers = []
+    for run_id in run_ids:
+        for path in (f"/runs/{run_id}", f"/runs/{run_id}/events"):
+            response = api.get(path)
+            assert response.status_code == 200, path
+            answers.append(response.content.decode())
+    return "\n".join(answers)
+
+
 def websocket_frames(alice, *run_ids) -> str:
     session = Client()
     session.force_login(alice)
@@ -194,9 +209,10 @@ def test_a_canary_key_never_leaks_even_when_the_provider_echoes_it(live, fake, a
     [failed] = [p for _, t, p in event_rows(failed_run.id) if t == "StepFailed"]
     assert failed["error_class"] == "permanent" and "HTTP 401" in failed["message"]
     assert failed["usage"] == {"provider": "openai", "key_id": str(stored.id)}
-    # The provider's redaction caught the plain key; the append path caught its base64 form.
+    # The provider's redaction caught the key in every form it was echoed in.
     assert "Incorrect API key provided: [redacted]" in failed["message"]
-    assert f"[redacted …{key[-4:]}]" in failed["message"]  # "Basic dXNlcjp[redacted …]k="
+    assert "Basic dXNlcjp[redacted]" in failed["message"]
+    assert "Key bytes: [redacted] ([redacted])" in failed["message"]
     [completed] = [p for _, t, p in event_rows(ok_run.id) if t == "StepCompleted"]
     assert completed["usage"]["key_id"] == str(stored.id)
     stored.refresh_from_db()
@@ -218,6 +234,10 @@ def test_a_canary_key_never_leaks_even_when_the_provider_echoes_it(live, fake, a
     assert_no_leak(pages, key, "the pages")
     keys_page = client.get(reverse("provider-keys", args=["acme"])).content.decode()
     assert f"…{key[-4:]}" in keys_page
+    # nor in what the API answers about the runs,
+    answers = api_answers(acme, failed_run.id, ok_run.id)
+    assert "StepFailed" in answers and "HTTP 401" in answers
+    assert_no_leak(answers, key, "the API")
     # nor in the websocket frames of the run page and the workspace.
     frames = websocket_frames(alice, failed_run.id, ok_run.id)
     assert "data-seq" in frames

@@ -48,6 +48,28 @@ def test_it_finds_json_escaped_and_url_encoded_forms():
     assert tricky not in json.loads(json.loads(redact(doubly))["body"]).get("error", "")
 
 
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda v: v.encode().hex(),
+        lambda v: v.encode().hex().upper(),
+        lambda v: f"0x{b'Bearer '.hex()}{v.encode().hex()}",  # inside a longer hex string
+        lambda v: "".join(f"%{b:02X}" for b in v.encode()),
+        lambda v: "".join(f"%{b:02x}" for b in v.encode()),
+        lambda v: quote(v, safe="").lower(),
+        lambda v: quote(v),
+        lambda v: quote(quote(v, safe=""), safe=""),
+    ],
+    ids=["hex", "HEX", "hex-inside", "every-byte", "every-byte-lower", "lower", "slash", "twice"],
+)
+def test_it_finds_hex_and_every_url_encoding(encode):
+    tricky = "sk-proj-slash/plus+eq=0123456789"
+    remember(tricky)
+    text = f"provider said: {encode(tricky)}."
+    assert "[redacted …6789]" in redact(text), encode(tricky)
+    assert_no_leak(redact(text), tricky, "the redacted text")
+
+
 def test_short_values_are_not_treated_as_secrets():
     remember("abc")
     assert redact("abc abc") == "abc abc"
@@ -59,7 +81,7 @@ def test_events_with_a_known_key_are_rewritten_and_others_pass_through(key):
         "s0",
         1,
         "permanent",
-        f"HTTP 401: {key} / {base64.b64encode(key.encode()).decode()}",
+        f"HTTP 401: {key} / {base64.b64encode(key.encode()).decode()} / {key.encode().hex()}",
         usage={"key_id": "k1", "echo": json.dumps({"k": key})},
     )
     first, second = redact_events([clean, leaky])

@@ -36,6 +36,8 @@ def test_rows_written_under_the_old_master_key_decrypt_before_and_after_rotation
         (globex.id, "openai"): vault.add_key(globex, "openai", canary(), "", bob),
     }
     values = {where: provider_key(*where).value for where in written}
+    secret = canary("ghp_")
+    vault.set_secret(acme, "TOKEN", secret, alice)
     assert set(Keyring.objects.values_list("wrapped_by", flat=True)) == {master_key_id(OLD)}
 
     settings.VECTORBEA_MASTER_KEYS = [NEW, OLD]  # the new key first, the old one still there
@@ -49,6 +51,7 @@ def test_rows_written_under_the_old_master_key_decrypt_before_and_after_rotation
 
     settings.VECTORBEA_MASTER_KEYS = [NEW]  # the old key retired
     assert {where: provider_key(*where).value for where in written} == values
+    assert vault.secret_values(acme.id, ["TOKEN"]) == {"TOKEN": secret}
     # Keys added from now on use the new master key too.
     fresh = canary()
     vault.add_key(globex, "anthropic", fresh, "", bob)

@@ -158,22 +158,51 @@ def test_more_than_five_redirects_fail_permanently(server):
     assert len(server.requests) == 6
 
 
-def test_credentials_are_not_carried_to_another_origin(settings):
+CREDENTIALS = {
+    "Authorization": "Bearer s3cr3t-token-value",
+    "Proxy-Authorization": "Basic cHJveHk6czNjcjN0",
+    "Cookie": "session=s3cr3t",
+    "X-API-Key": "s3cr3t-x-api-key",
+    "Api-Key": "s3cr3t-api-key",
+    "X-Auth-Token": "s3cr3t-auth-token",
+    "PRIVATE-TOKEN": "s3cr3t-gitlab",
+    "X-Goog-Api-Key": "s3cr3t-google",
+    "Ocp-Apim-Subscription-Key": "s3cr3t-azure",
+    "X-Custom-Signature": "s3cr3t-signature",
+}
+
+
+@pytest.mark.parametrize("code", [302, 307])
+def test_no_credential_header_is_carried_to_another_origin(settings, code):
     with CountingServer() as first, CountingServer() as second:
         settings.VECTORBEA_HTTP_ALLOWLIST = [first.allow, second.allow]
         ctx = make_ctx()
+        harmless = {"Accept": "application/json", "User-Agent": "tests", "Accept-Language": "fr"}
         run_http(
             {
-                "url": first.url(f"/redirect?to={quote(second.url())}"),
-                "headers": {"Authorization": "Bearer s3cr3t-token-value", "X-Trace": "1"},
+                "url": first.url(f"/redirect?code={code}&to={quote(second.url())}"),
+                "headers": {**CREDENTIALS, **harmless},
             },
             ctx,
         )
-        assert first.requests[0].headers["authorization"] == "Bearer s3cr3t-token-value"
+        sent = first.requests[0].headers
+        assert {name: sent[name.lower()] for name in CREDENTIALS} == CREDENTIALS
         [moved] = second.requests
-        assert "authorization" not in moved.headers
-        assert moved.headers["x-trace"] == "1"
+        for name in CREDENTIALS:
+            assert name.lower() not in moved.headers, name
+        assert not any("s3cr3t" in value for value in moved.headers.values())
+        assert {name: moved.headers[name.lower()] for name in harmless} == harmless
         assert moved.idempotency_key == ctx.idempotency_key
+
+
+def test_every_header_follows_a_redirect_within_the_origin(server):
+    run_http(
+        {"url": server.url(f"/redirect?to={quote('/echo')}"), "headers": CREDENTIALS},
+        make_ctx(),
+    )
+    _first, moved = server.requests
+    assert moved.path == "/echo"
+    assert {name: moved.headers[name.lower()] for name in CREDENTIALS} == CREDENTIALS
 
 
 @pytest.mark.parametrize(

@@ -317,3 +317,54 @@ def test_a_correction_shows_the_model_its_answer_and_exactly_what_was_wrong(fake
     assert messages[-2]["content"] == "{label: 7"
     assert "- (root): not JSON" in messages[-1]["content"]
     assert "fixing every problem listed" in messages[-1]["content"]
+
+
+@pytest.mark.parametrize(
+    "default",
+    [
+        "https://127.0.0.1:{port}/v1",  # the step downgrades the provider's https to http
+        "http://127.0.0.1:{other}/v1",  # the same host, another port: another server
+        "http://localhost:{port}/v1",  # the same server under another name
+    ],
+)
+def test_a_key_goes_only_to_the_providers_own_scheme_host_and_port(fake, settings, default):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        other = probe.getsockname()[1]
+    settings.VECTORBEA_OPENAI_BASE_URL = default.format(port=fake.port, other=other)
+    settings.VECTORBEA_HTTP_ALLOWLIST = [f"127.0.0.1:{fake.port}"]
+    result = run_llm(config("openai", base_url=fake.openai_url), make_ctx())
+    assert result.output["text"]
+    [request] = fake.requests
+    assert KEY not in str(request.headers)
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://api.openai.com/v1",
+        "https://api.openai.com:8443/v1",
+        "http://api.anthropic.com",
+    ],
+)
+def test_a_providers_api_over_plain_http_or_another_port_is_refused(fake, settings, base_url):
+    settings.VECTORBEA_OPENAI_BASE_URL = "https://api.openai.com/v1"
+    settings.VECTORBEA_ANTHROPIC_BASE_URL = "https://api.anthropic.com"
+    provider = "anthropic" if "anthropic" in base_url else "openai"
+    error = failure(provider, base_url=base_url)
+    assert error.error_class == ErrorClass.PERMANENT
+    assert error.message.startswith("Refused to call ")
+    assert "only over https at the installation's provider URL" in error.message
+    assert KEY not in error.message
+
+
+def test_a_call_never_shows_its_key():
+    import logging
+
+    from vectorbea.llm.providers import Call
+
+    call = Call(key=KEY, base_url="https://api.openai.com/v1", timeout_seconds=5)
+    record = logging.LogRecord("t", logging.INFO, "f", 1, "calling %r / %s", (call, call), None)
+    for shown in (repr(call), str(call), f"{call}", f"{call!r}", record.getMessage()):
+        assert KEY not in shown and KEY[-8:] not in shown
+        assert "https://api.openai.com/v1" in shown

@@ -137,3 +137,74 @@ def test_https_keeps_the_name_for_sni():
     assert request.url.host == "93.184.215.14"
     assert request.headers["host"] == "api.example.com"
     assert request.extensions["sni_hostname"] == "api.example.com"
+
+
+def _ends(network) -> list[str]:
+    return [str(network[0]), str(network[-1])]
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "192.0.0.192",
+        "192.0.0.9",
+        "192.31.196.1",
+        "192.52.193.1",
+        "192.175.48.1",
+        "198.18.0.1",
+        "240.0.0.1",
+        "255.255.255.255",
+        "fec0::1",
+        "5f00::1",
+        "3fff::1",
+        "64:ff9b:1::a00:1",
+        "100::1",
+        "2001::1",
+        "2001:1::3",
+        "2001:20::1",
+        "2001:db8::1",
+        "2620:4f:8000::1",
+        "::7f00:1",
+        "4000::1",
+    ]
+    + [end for network, _ in ssrf.DENIED for end in _ends(network)],
+)
+def test_every_special_purpose_address_is_refused(address):
+    assert ssrf.blocked_reason(ssrf.ipaddress.ip_address(address)) is not None
+    host = f"[{address}]" if ":" in address else address
+    assert "addresses are blocked" in refusal(f"http://{host}/")
+
+
+CLASSIFIERS = (
+    "is_private",
+    "is_global",
+    "is_reserved",
+    "is_loopback",
+    "is_link_local",
+    "is_multicast",
+    "is_unspecified",
+    "is_site_local",
+)
+
+
+def _python_says(monkeypatch, public: bool) -> None:
+    """Make Python's own address tables say `public` (or the opposite) of every address."""
+    flags = {"is_global": public, "is_private": not public}
+    for cls in (ssrf.ipaddress.IPv4Address, ssrf.ipaddress.IPv6Address):
+        for name in CLASSIFIERS:
+            if hasattr(cls, name):
+                says = flags.get(name, False)
+                monkeypatch.setattr(cls, name, property(lambda self, says=says: says))
+
+
+@pytest.mark.parametrize("address", ["192.0.0.192", "fec0::1", "10.0.0.1", "::1", "fc00::1"])
+def test_the_deny_table_does_not_depend_on_pythons_tables(monkeypatch, address):
+    """Whatever this Python's ipaddress thinks of an address, the guard's answer is its
+    own: refused when Python calls it global, allowed when Python calls it private."""
+    _python_says(monkeypatch, public=True)
+    assert ssrf.ipaddress.ip_address(address).is_global
+    assert ssrf.blocked_reason(ssrf.ipaddress.ip_address(address)) is not None
+    _python_says(monkeypatch, public=False)
+    for public in ("8.8.8.8", "2606:4700:4700::1111", "2002:808:808::1"):
+        assert ssrf.ipaddress.ip_address(public).is_private
+        assert ssrf.blocked_reason(ssrf.ipaddress.ip_address(public)) is None

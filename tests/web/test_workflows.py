@@ -360,6 +360,28 @@ def test_the_panel_renders_a_form_from_the_kinds_schema(as_alice, workflow):
     assert "<script>alert" not in content
 
 
+def test_the_panel_offers_the_workspaces_secrets_to_http_steps_only(
+    as_alice, workflow, acme, alice
+):
+    from vectorbea.keys import vault
+
+    vault.set_secret(acme, "GITHUB_TOKEN", "ghp_panel-secret-value-0123456789", alice)
+    definition = valid_definition()
+    definition["steps"].append(
+        {"id": "call", "kind": "http", "name": "Call", "config": {"url": "https://x.test/"}}
+    )
+    panels = {
+        step: as_alice.post(
+            url("workflow-panel", workflow), {"definition": json.dumps(definition), "step": step}
+        ).content.decode()
+        for step in ("call", "escalate")
+    }
+    assert "{{ secrets.GITHUB_TOKEN }}" in panels["call"]
+    assert "Secret “GITHUB_TOKEN” (in url or headers only)" in panels["call"]
+    assert "secrets.GITHUB_TOKEN" not in panels["escalate"]
+    assert "ghp_panel-secret-value" not in panels["call"]
+
+
 def test_the_panel_sets_what_happens_when_a_step_cannot_succeed(as_alice, workflow):
     definition = valid_definition()
     definition["steps"][0].update(on_failure="fail", max_corrections=1, allow_skip=True)

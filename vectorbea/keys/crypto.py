@@ -1,13 +1,14 @@
-"""Envelope encryption for provider keys. Pure functions, no Django.
+"""Envelope encryption for provider keys and workspace secrets. Pure functions, no Django.
 
 Each workspace has a data key (32 random bytes). The data key is wrapped (encrypted) by a
-master key from VECTORBEA_MASTER_KEY; provider keys are encrypted by the data key. Both use
-AES-256-GCM with a fresh random 96-bit nonce per encryption, stored in front of the
-ciphertext. Associated data binds every ciphertext to where it belongs, so a blob copied to
-another workspace's or another key's row does not decrypt:
+master key from VECTORBEA_MASTER_KEY; provider keys and workspace secrets are encrypted by
+the data key. All use AES-256-GCM with a fresh random 96-bit nonce per encryption, stored
+in front of the ciphertext. Associated data binds every ciphertext to where it belongs, so
+a blob copied to another workspace's or another key's row does not decrypt:
 
     wrapped data key   b"vectorbea:dek:v1:<workspace id>"
     provider key       b"vectorbea:key:v1:<workspace id>:<key id>"
+    workspace secret   b"vectorbea:secret:v1:<workspace id>:<secret id>"
 
 A master key is named by its key id: the first 8 hex digits of its SHA-256. Every failure
 raises DecryptionFailed, whose message names the row, never a secret.
@@ -42,6 +43,10 @@ def dek_aad(workspace_id: UUID) -> bytes:
 
 def key_aad(workspace_id: UUID, key_id: UUID) -> bytes:
     return f"vectorbea:key:{VERSION}:{workspace_id}:{key_id}".encode()
+
+
+def secret_aad(workspace_id: UUID, secret_id: UUID) -> bytes:
+    return f"vectorbea:secret:{VERSION}:{workspace_id}:{secret_id}".encode()
 
 
 def new_data_key() -> bytes:
@@ -96,3 +101,12 @@ def encrypt_key(data_key: bytes, workspace_id: UUID, key_id: UUID, value: str) -
 def decrypt_key(data_key: bytes, workspace_id: UUID, key_id: UUID, blob: bytes) -> str:
     what = f"provider key {key_id} of workspace {workspace_id}"
     return open_sealed(data_key, blob, key_aad(workspace_id, key_id), what).decode()
+
+
+def encrypt_secret(data_key: bytes, workspace_id: UUID, secret_id: UUID, value: str) -> bytes:
+    return seal(data_key, value.encode(), secret_aad(workspace_id, secret_id))
+
+
+def decrypt_secret(data_key: bytes, workspace_id: UUID, secret_id: UUID, blob: bytes) -> str:
+    what = f"secret {secret_id} of workspace {workspace_id}"
+    return open_sealed(data_key, blob, secret_aad(workspace_id, secret_id), what).decode()

@@ -1,10 +1,11 @@
-"""Forms for provider keys. The key field is write-only: it never renders a value, and no
-validation message repeats what was typed."""
+"""Forms for provider keys and workspace secrets. The key and value fields are write-only:
+they never render a value, and no validation message repeats what was typed."""
 
 from django import forms
 
 from vectorbea.keys.models import Provider
 from vectorbea.llm.errors import KEY_SHAPES
+from vectorbea.steps.templating import SECRET_NAME
 
 MIN_KEY_CHARS = 16
 MAX_KEY_CHARS = 512
@@ -116,3 +117,74 @@ class PolicyForm(forms.Form):
         widget=forms.RadioSelect,
         error_messages={"required": "Choose what LLM steps do without a key of their own."},
     )
+
+
+MIN_SECRET_CHARS = 8  # shorter values could not be told apart from ordinary text to redact
+MAX_SECRET_CHARS = 4096
+
+
+class SecretForm(forms.Form):
+    """A workspace secret: a name steps use as {{ secrets.NAME }}, and a write-only value."""
+
+    name = forms.CharField(
+        label="Name",
+        max_length=64,
+        help_text="Steps use it as {{ secrets.NAME }}. Saving a name that exists replaces "
+        "its value.",
+        error_messages={
+            "required": "Give the secret a name, e.g. GITHUB_TOKEN.",
+            "max_length": "Keep the name to 64 characters or fewer.",
+        },
+        widget=forms.TextInput(
+            attrs={"autocomplete": "off", "autocapitalize": "off", "spellcheck": "false"}
+        ),
+    )
+    value = forms.CharField(
+        label="Value",
+        strip=True,
+        widget=forms.PasswordInput(
+            render_value=False,
+            attrs={
+                "autocomplete": "off",
+                "autocapitalize": "off",
+                "spellcheck": "false",
+                "data-1p-ignore": "",
+            },
+        ),
+        help_text=(
+            "Stored encrypted. Once saved, nobody can read it here again, only its last four "
+            "characters. It is never shown in runs, logs or exports."
+        ),
+        error_messages={"required": "Paste the secret’s value."},
+    )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not SECRET_NAME.fullmatch(name):
+            raise forms.ValidationError(
+                "Use letters, digits and _ only, starting with a letter (e.g. GITHUB_TOKEN): "
+                "the name goes into {{ secrets.NAME }}."
+            )
+        return name
+
+    def clean_value(self) -> str:
+        value = self.cleaned_data["value"]
+        if any(ch in value for ch in "\r\n"):
+            raise forms.ValidationError(
+                "The value has line breaks in it. Paste it again, all on one line."
+            )
+        if not value.isprintable():
+            raise forms.ValidationError(
+                "The value has control characters in it. Paste it again from where it came from."
+            )
+        if len(value) < MIN_SECRET_CHARS:
+            raise forms.ValidationError(
+                f"The value is {len(value)} characters long; a secret needs at least "
+                f"{MIN_SECRET_CHARS}, so it can be told apart from ordinary text and kept out "
+                "of runs and logs."
+            )
+        if len(value) > MAX_SECRET_CHARS:
+            raise forms.ValidationError(
+                f"The value is longer than {MAX_SECRET_CHARS:,} characters. Paste only the secret."
+            )
+        return value

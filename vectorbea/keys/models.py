@@ -67,3 +67,38 @@ class ProviderKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class WorkspaceSecret(models.Model):
+    """A named value HTTP and tool steps use as {{ secrets.NAME }}, encrypted by its
+    workspace's data key like a provider key. Only the last four characters are kept in
+    the clear."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="workspace_secrets"
+    )
+    name = models.CharField(max_length=64)
+    last_four = models.CharField(max_length=4)
+    # nonce + AES-256-GCM ciphertext, bound to (workspace, id) by associated data.
+    ciphertext = models.BinaryField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "name"], name="one_secret_per_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"Secret {self.name} …{self.last_four}"
+
+    def __repr__(self) -> str:
+        return f"<WorkspaceSecret {self.id} {self.name} …{self.last_four}>"

@@ -2,8 +2,9 @@
 
 The known keys are the ones this process has decrypted (provider_key() remembers each one)
 or received in a form. A key is replaced in its plain form and its obvious encodings
-(JSON-escaped, url-encoded, base64 and url-safe base64 at any alignment inside a longer
-encoded string) by "[redacted …last4]".
+(JSON-escaped, url-encoded with either case of escapes, once or twice or every byte, hex in
+either case, base64 and url-safe base64 at any alignment inside a longer encoded string)
+by "[redacted …last4]".
 
 With nothing known (a web process that never decrypts a key) every function here returns
 its input untouched after one attribute read: the event append path pays nothing.
@@ -51,17 +52,26 @@ KNOWN = _Known()
 
 
 def encodings(secret: str) -> set[str]:
-    """`secret` and the forms it takes in JSON, URLs and base64."""
+    """`secret` and the forms it takes in JSON, URLs, hex and base64."""
     escaped = json.dumps(secret)[1:-1]
+    raw = secret.encode()
+    url_encoded = quote(secret, safe="")
+    every_byte = "".join(f"%{byte:02X}" for byte in raw)
     forms = {
         secret,
         escaped,
         json.dumps(escaped)[1:-1],  # JSON inside a JSON string (an error body in a message)
         json.dumps(secret, ensure_ascii=False)[1:-1],
-        quote(secret, safe=""),
+        url_encoded,
+        _lower_escapes(url_encoded),  # %2f as well as %2F
+        quote(secret),  # "/" left as it is
         quote_plus(secret, safe=""),
+        quote(url_encoded, safe=""),  # encoded twice (a URL inside a query string)
+        every_byte,  # every byte percent-encoded, unreserved characters too
+        every_byte.lower(),
+        raw.hex(),
+        raw.hex().upper(),
     }
-    raw = secret.encode()
     for offset in range(3):
         # The characters that encode only the secret's bytes when it starts `offset` bytes
         # into a longer base64 string (e.g. "Basic " + b64("user:" + key)).
@@ -71,6 +81,10 @@ def encodings(secret: str) -> set[str]:
         for encode in (base64.b64encode, base64.urlsafe_b64encode):
             forms.add(encode(padded).decode()[start:end])
     return {form for form in forms if len(form) >= MIN_SECRET_CHARS}
+
+
+def _lower_escapes(text: str) -> str:
+    return re.sub(r"%[0-9A-F]{2}", lambda match: match.group(0).lower(), text)
 
 
 def remember(secret: str) -> None:

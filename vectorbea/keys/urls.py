@@ -14,4 +14,10 @@ urlpatterns = [
         views.provider_key_revoke,
         name="provider-key-revoke",
     ),
+    path("w/<slug:ws>/settings/secrets/", views.workspace_secrets, name="workspace-secrets"),
+    path(
+        "w/<slug:ws>/settings/secrets/<uuid:secret_id>/delete/",
+        views.workspace_secret_delete,
+        name="workspace-secret-delete",
+    ),
 ]

@@ -1,10 +1,12 @@
-"""The workspace key store: the writes that add, replace and revoke provider keys, the one
-read that decrypts one (`plaintext_of`, called only by vectorbea.llm.keys.provider_key),
-and re-wrapping data keys under the newest master key.
+"""The workspace key store: the writes that add, replace and revoke provider keys and set
+and delete workspace secrets, the two reads that decrypt (`plaintext_of`, called only by
+vectorbea.llm.keys.provider_key; `secret_values`, called only by
+vectorbea.steps.workspace_secrets), and re-wrapping data keys under the newest master key.
 
-Keys are written only here, each change in its own transaction.
+Keys and secrets are written only here, each change in its own transaction.
 """
 
+from collections.abc import Iterable
 from uuid import UUID, uuid4
 
 from django.conf import settings
@@ -14,7 +16,7 @@ from django.db.models.functions import Now
 
 from vectorbea.accounts.models import Workspace
 from vectorbea.keys import crypto
-from vectorbea.keys.models import Keyring, ProviderKey
+from vectorbea.keys.models import Keyring, ProviderKey, WorkspaceSecret
 from vectorbea.keys.redaction import remember
 
 
@@ -105,6 +107,67 @@ def plaintext_of(key: ProviderKey) -> str:
     remember(value)
     ProviderKey.objects.filter(id=key.id).update(last_used_at=Now())
     return value
+
+
+def set_secret(
+    workspace: Workspace, name: str, value: str, by
+) -> tuple[WorkspaceSecret, str | None]:
+    """Store `value` as the workspace's secret `name`, replacing the value it had: the
+    secret, and the last four characters of the value it replaced (None for a new one)."""
+    keyring = keyring_for(workspace)
+    data_key = data_key_of(keyring)
+    remember(value)
+    with transaction.atomic():
+        # Serialise changes to one workspace's secrets: two saves of a name never collide.
+        Keyring.objects.select_for_update().filter(pk=keyring.pk).first()
+        secret = WorkspaceSecret.objects.filter(workspace=workspace, name=name).first()
+        if secret is None:
+            secret = WorkspaceSecret(
+                id=uuid4(), workspace=workspace, name=name, last_four=value[-4:], created_by=by
+            )
+            secret.ciphertext = crypto.encrypt_secret(data_key, workspace.id, secret.id, value)
+            secret.save(force_insert=True)
+            return secret, None
+        replaced = secret.last_four
+        WorkspaceSecret.objects.filter(pk=secret.pk).update(
+            ciphertext=crypto.encrypt_secret(data_key, workspace.id, secret.id, value),
+            last_four=value[-4:],
+            updated_by=by,
+            updated_at=Now(),
+        )
+    secret.refresh_from_db()
+    return secret, replaced
+
+
+def delete_secret(secret: WorkspaceSecret) -> bool:
+    """Delete `secret`; False if it already was."""
+    deleted, _ = WorkspaceSecret.objects.filter(pk=secret.pk).delete()
+    return bool(deleted)
+
+
+def secret_names(workspace_id: UUID) -> set[str]:
+    return set(
+        WorkspaceSecret.objects.filter(workspace_id=workspace_id).values_list("name", flat=True)
+    )
+
+
+def secret_values(workspace_id: UUID, names: Iterable[str]) -> dict[str, str]:
+    """{name: plaintext} of those of `names` the workspace has (a missing one is left
+    out), each remembered for redaction and its use recorded. Only
+    vectorbea.steps.workspace_secrets calls this."""
+    secrets = list(WorkspaceSecret.objects.filter(workspace_id=workspace_id, name__in=names))
+    if not secrets:
+        return {}
+    data_key = data_key_of(Keyring.objects.get(workspace_id=workspace_id))
+    values = {}
+    for secret in secrets:
+        value = crypto.decrypt_secret(data_key, workspace_id, secret.id, secret.ciphertext)
+        remember(value)
+        values[secret.name] = value
+    WorkspaceSecret.objects.filter(pk__in=[secret.pk for secret in secrets]).update(
+        last_used_at=Now()
+    )
+    return values
 
 
 def rewrap(workspace_id: UUID) -> bool:

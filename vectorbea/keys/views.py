@@ -1,7 +1,8 @@
 """Settings → Provider keys: add, replace and revoke a workspace's keys, and its policy.
+Settings → Secrets: set, replace and delete the secrets HTTP and tool steps use.
 
 Owners and admins only (Capability.MANAGE_WORKSPACE); everyone else gets a 403, strangers a
-404. The page shows a key's last four characters and never its value.
+404. The pages show a key's or secret's last four characters and never its value.
 """
 
 from uuid import UUID
@@ -17,8 +18,8 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from vectorbea.accounts.access import Access, Capability, workspace_view
 from vectorbea.keys import vault
-from vectorbea.keys.forms import PolicyForm, ProviderKeyForm
-from vectorbea.keys.models import Keyring, Provider, ProviderKey
+from vectorbea.keys.forms import PolicyForm, ProviderKeyForm, SecretForm
+from vectorbea.keys.models import Keyring, Provider, ProviderKey, WorkspaceSecret
 from vectorbea.llm.keys import SETTING_FOR
 
 
@@ -111,3 +112,45 @@ def provider_key_policy(request: HttpRequest, access: Access) -> HttpResponse:
         else "LLM steps now fall back to the installation's key for a provider with no key here.",
     )
     return redirect("provider-keys", ws=access.workspace.slug)
+
+
+@workspace_view(Capability.MANAGE_WORKSPACE)
+@sensitive_post_parameters("value")
+@require_http_methods(["GET", "POST"])
+def workspace_secrets(request: HttpRequest, access: Access) -> HttpResponse:
+    form = SecretForm(request.POST or None, initial={"name": request.GET.get("name", "")})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        secret, replaced = vault.set_secret(
+            access.workspace, data["name"], data["value"], request.user
+        )
+        if replaced is None:
+            messages.success(request, f"Saved the secret {secret.name} ending …{secret.last_four}.")
+        else:
+            messages.success(
+                request,
+                f"Replaced the value of {secret.name} (…{replaced}): steps now use the one "
+                f"ending …{secret.last_four}.",
+            )
+        return redirect("workspace-secrets", ws=access.workspace.slug)
+    secrets = (
+        WorkspaceSecret.objects.filter(workspace=access.workspace)
+        .select_related("created_by", "updated_by")
+        .order_by("name")
+    )
+    context = {"access": access, "can_manage": True, "secrets": secrets, "form": form}
+    status = 400 if form.errors else 200
+    return render(request, "keys/secrets.html", context, status=status)
+
+
+@workspace_view(Capability.MANAGE_WORKSPACE)
+@require_POST
+def workspace_secret_delete(request: HttpRequest, access: Access, secret_id: UUID) -> HttpResponse:
+    secret = get_object_or_404(WorkspaceSecret, id=secret_id, workspace=access.workspace)
+    if vault.delete_secret(secret):
+        messages.success(
+            request,
+            f"Deleted the secret {secret.name}. Steps that use it fail until it is set again.",
+        )
+    url = reverse("workspace-secrets", args=[access.workspace.slug])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)

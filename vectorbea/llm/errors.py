@@ -62,13 +62,17 @@ KEY_SHAPES = re.compile(
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """`text` with every secret, any part of one 8+ characters long that a provider echoed
-    back (keys are often shown truncated: "sk-abc...xyz"), and anything shaped like a key,
-    replaced by "[redacted]"."""
+    """`text` with every secret in any of its encodings (those of
+    vectorbea.keys.redaction.encodings: JSON, URL, hex, base64), any part of one 8+
+    characters long that a provider echoed back (keys are often shown truncated:
+    "sk-abc...xyz"), and anything shaped like a key, replaced by "[redacted]"."""
+    from vectorbea.keys.redaction import encodings
+
     for secret in secrets:
         if not secret:
             continue
-        text = text.replace(secret, "[redacted]")
+        for form in sorted(encodings(secret) | {secret}, key=len, reverse=True):
+            text = text.replace(form, "[redacted]")
         if len(secret) >= 16:
             # Echoed fragments: a provider may print the first or last characters.
             for fragment in (secret[:12], secret[-8:]):

@@ -13,7 +13,7 @@ process that merely lists the step kinds.
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,9 +53,9 @@ class Answer:
 
 @dataclass(frozen=True)
 class Call:
-    """How to reach the provider for one call."""
+    """How to reach the provider for one call. Its repr (and str) never shows the key."""
 
-    key: str
+    key: str = field(repr=False)
     base_url: str
     timeout_seconds: float
     # A client of our own (e.g. one pinned by the SSRF guard); None: the SDK's default.

@@ -7,6 +7,7 @@ from vectorbea.engine import ErrorClass, StepError
 from vectorbea.steps.abandon import abandonable
 from vectorbea.steps.registry import StepContext, StepKind, register
 from vectorbea.steps.tools import TOOLS
+from vectorbea.steps.workspace_secrets import render_with_secrets
 
 
 def run_noop(config: Mapping[str, Any], ctx: StepContext) -> Any:
@@ -14,6 +15,7 @@ def run_noop(config: Mapping[str, Any], ctx: StepContext) -> Any:
 
 
 def run_tool(config: Mapping[str, Any], ctx: StepContext) -> Any:
+    config, _values = render_with_secrets(config, ctx, "tool")
     function = TOOLS.get(config["tool"])
     if function is None:
         raise StepError(
@@ -49,5 +51,7 @@ register(
             "additionalProperties": False,
         },
         handler=run_tool,
+        # Rendered by run_tool itself, as it calls the tool: its arguments may hold secrets.
+        render_config=False,
     )
 )

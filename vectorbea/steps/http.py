@@ -1,9 +1,14 @@
 """The "http" step: call an HTTP API as a tool.
 
+Its URL and headers may use workspace secrets (``Authorization: Bearer {{ secrets.TOKEN }}``):
+the step renders its own settings, with their values, just before it sends
+(vectorbea.steps.workspace_secrets).
+
 Every request carries `Idempotency-Key: <ctx.idempotency_key>`, the same for every attempt
 of the step (retries, crashes, a person's retry), so an API that honours it does the work
 once. Redirects are followed here, up to 5, and each hop goes through the SSRF guard again
-(the guarded transport checks and pins every connection).
+(the guarded transport checks and pins every connection). A hop to another origin carries
+only the harmless headers of CROSS_ORIGIN_HEADERS.
 """
 
 import json
@@ -20,6 +25,7 @@ from vectorbea.llm.errors import clip, error_class_for_status, redact, retry_aft
 from vectorbea.steps import ssrf
 from vectorbea.steps.abandon import abandonable
 from vectorbea.steps.registry import StepContext, StepKind, register
+from vectorbea.steps.workspace_secrets import render_with_secrets
 
 DEFAULT_MAX_RESPONSE_BYTES = 1_000_000
 HARD_MAX_RESPONSE_BYTES = 10_000_000
@@ -38,8 +44,22 @@ KEPT_HEADERS = (
     "request-id",
     "x-request-id",
 )
-# Dropped when a redirect leaves the origin the step was configured for.
-CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "cookie"}
+# The only request headers that follow a redirect to another origin (scheme, host or
+# port): ones that carry no credential. Every other header, the step's own and any custom
+# one (Authorization, Cookie, X-API-Key, Api-Key, X-Auth-Token, PRIVATE-TOKEN, ...), was
+# meant for the origin the step names and is dropped.
+CROSS_ORIGIN_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "content-language",
+        "content-type",
+        "idempotency-key",
+        "user-agent",
+    }
+)
 SECRET_HINTS = ("auth", "key", "token", "secret", "cookie", "password")
 
 CONFIG_SCHEMA: dict[str, Any] = {
@@ -105,6 +125,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
 
 
 def run_http(config: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
+    config, secret_values = render_with_secrets(config, ctx, "http")
     method = config.get("method", "GET").upper()
     url = config["url"]
     headers = {
@@ -123,6 +144,7 @@ def run_http(config: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
     )
     expected = set(config.get("expected_status") or ())
     secrets = [v for k, v in headers.items() if any(h in k.lower() for h in SECRET_HINTS)]
+    secrets += secret_values
     if ctx.is_cancelled:
         raise StepError(ErrorClass.CANCELLED, "The step was cancelled before the request")
 
@@ -142,7 +164,7 @@ def run_http(config: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
                 next_url = urljoin(url, location)
                 if _origin(next_url) != _origin(url):
                     headers = {
-                        k: v for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS
+                        k: v for k, v in headers.items() if k.lower() in CROSS_ORIGIN_HEADERS
                     }
                 if status == 303 or (status in (301, 302) and method not in ("GET", "HEAD")):
                     method, content = "GET", None
@@ -280,5 +302,7 @@ register(
         config_schema=CONFIG_SCHEMA,
         handler=run_http,
         queue=queues.STEPS,
+        # Rendered by run_http itself, as it calls out: the only moment secrets have values.
+        render_config=False,
     )
 )

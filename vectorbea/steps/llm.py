@@ -58,8 +58,9 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "title": "Base URL",
             "description": (
                 "Where the provider's API lives. Leave empty for the installation's default "
-                "(VECTORBEA_OPENAI_BASE_URL or VECTORBEA_ANTHROPIC_BASE_URL). Another host "
-                "must be public or allow-listed, and is sent no API key."
+                "(VECTORBEA_OPENAI_BASE_URL or VECTORBEA_ANTHROPIC_BASE_URL). Another "
+                "server must be public or allow-listed, and is sent no API key: the key goes "
+                "only to that default's own scheme, host and port."
             ),
         },
         "system": {
@@ -208,16 +209,28 @@ def usage_of(provider: str, answer: Answer) -> dict[str, Any]:
 def _call(config: Mapping[str, Any], ctx: StepContext, provider: str) -> tuple[Call, str]:
     """Where and how to call, and the id of the key used ("" for none): a step's own
     base_url is user input, so it goes through the SSRF guard (pinned); the installation's
-    default is the operator's and is trusted."""
+    default is the operator's and is trusted. A key is sent only to the default's own
+    origin (scheme, host and port), and to a provider's public API only over https."""
     default = getattr(settings, DEFAULT_BASE_URL_SETTING[provider])
     base_url = (config.get("base_url") or "").strip() or default
+    keyed = (urlsplit(base_url).hostname or "").lower() in KEYED_HOSTS
+    gets_key = _origin(base_url) == _origin(default) and (
+        not keyed or urlsplit(base_url).scheme.lower() == "https"
+    )
+    if keyed and not gets_key:
+        raise StepError(
+            ErrorClass.PERMANENT,
+            f"Refused to call {_shown(base_url)}: a provider's own API is called only over "
+            f"https at the installation's provider URL ({_shown(default)}), so its key is "
+            "never sent in the clear or elsewhere. Leave Base URL empty to use it.",
+        )
     http_client = None
     if base_url.rstrip("/") != default.rstrip("/"):
         ssrf.check_url(base_url)
         http_client = httpx2.Client(transport=ssrf.GuardedTransport2())
-    if urlsplit(base_url).hostname != urlsplit(default).hostname:
-        # Never hand the installation's key to a host a step chose: it could be anyone's.
-        # (With per-workspace BYOK keys this can be relaxed to the workspace's own key.)
+    if not gets_key:
+        # Never hand a key to a server a step chose: it could be anyone's, or be reached
+        # over a connection anyone on the way can read.
         key, key_id = NO_KEY, ""
     else:
         try:
@@ -236,6 +249,28 @@ def _call(config: Mapping[str, Any], ctx: StepContext, provider: str) -> tuple[C
         http_client=http_client,
     )
     return call, key_id
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a URL, the port filled in from the scheme."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        return scheme, "", None
+    return scheme, (parts.hostname or "").lower(), port or ssrf.SCHEMES.get(scheme)
+
+
+def _shown(url: str) -> str:
+    """A base URL for messages: scheme, host and port only (a path or query may hold
+    anything)."""
+    scheme, host, port = _origin(url)
+    if not host:
+        return "that URL"
+    default_port = ssrf.SCHEMES.get(scheme)
+    shown_host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown_host}" + ("" if port == default_port else f":{port}")
 
 
 def _check_schema(schema: Any) -> None:

@@ -5,7 +5,8 @@ address it resolves to is checked; the connection is then pinned to the checked 
 (the URL's host is swapped for the IP, the Host header and TLS SNI keep the name), so a
 DNS answer that changes between check and connect (rebinding) cannot reach anything else.
 Numeric hosts in any spelling (2130706433, 0x7f.1, [::ffff:127.0.0.1]) are caught because
-they are judged by what they resolve to, not by how they are written.
+they are judged by what they resolve to, not by how they are written. What counts as not
+public is this module's own table, DENIED, the same on every Python version.
 
 VECTORBEA_HTTP_ALLOWLIST: comma-separated CIDRs (`10.1.0.0/16`, `::1/128`) that may be
 called on any port, or `host:port` pairs (`localhost:11434`, `[::1]:8080`).
@@ -26,8 +27,6 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 SCHEMES = {"http": 80, "https": 443}
-CGNAT = ipaddress.ip_network("100.64.0.0/10")
-NAT64 = ipaddress.ip_network("64:ff9b::/96")
 HINT = "(set VECTORBEA_HTTP_ALLOWLIST to allow)"
 
 
@@ -77,30 +76,79 @@ def configured_allowlist() -> Allowlist:
     return parse_allowlist(settings.VECTORBEA_HTTP_ALLOWLIST)
 
 
+# The one deny table: every block of the IANA IPv4 and IPv6 Special-Purpose Address
+# Registries, plus multicast, the reserved 240.0.0.0/4 and the deprecated IPv6 site-local
+# block from the address-space registries, each with the reason a refusal names. The first
+# matching entry gives the reason. Python's ipaddress only parses and compares here: its
+# is_private / is_global tables differ from one Python release to the next, and this guard
+# must refuse the same addresses on every one.
+DENIED: tuple[tuple[IPNetwork, str], ...] = tuple(
+    (ipaddress.ip_network(cidr), reason)
+    for cidr, reason in (
+        ("0.0.0.0/8", "unspecified"),  # "this network"
+        ("10.0.0.0/8", "private"),
+        ("100.64.0.0/10", "shared (CGNAT)"),
+        ("127.0.0.0/8", "loopback"),
+        ("169.254.0.0/16", "link-local"),
+        ("172.16.0.0/12", "private"),
+        ("192.0.0.0/24", "reserved"),  # IETF protocol assignments (DS-Lite, PCP, NAT64 ...)
+        ("192.0.2.0/24", "documentation"),
+        ("192.31.196.0/24", "reserved"),  # AS112
+        ("192.52.193.0/24", "reserved"),  # AMT
+        ("192.88.99.0/24", "reserved"),  # 6to4 relay anycast
+        ("192.168.0.0/16", "private"),
+        ("192.175.48.0/24", "reserved"),  # AS112 direct delegation
+        ("198.18.0.0/15", "benchmarking"),
+        ("198.51.100.0/24", "documentation"),
+        ("203.0.113.0/24", "documentation"),
+        ("224.0.0.0/4", "multicast"),
+        ("240.0.0.0/4", "reserved"),  # future use, and 255.255.255.255 (broadcast)
+        ("::/128", "unspecified"),
+        ("::1/128", "loopback"),
+        ("::/96", "reserved"),  # IPv4-compatible (deprecated)
+        ("64:ff9b:1::/48", "reserved"),  # local-use IPv4/IPv6 translation
+        ("100::/64", "reserved"),  # discard-only
+        ("100:0:0:1::/64", "reserved"),  # dummy prefix
+        ("2001::/23", "reserved"),  # IETF protocol assignments (Teredo, ORCHID, AS112 ...)
+        ("2001:db8::/32", "documentation"),
+        ("2620:4f:8000::/48", "reserved"),  # AS112 direct delegation
+        ("3fff::/20", "documentation"),
+        ("5f00::/16", "reserved"),  # SRv6 segment identifiers
+        ("fc00::/7", "private"),  # unique local
+        ("fe80::/10", "link-local"),
+        ("fec0::/10", "site-local"),
+        ("ff00::/8", "multicast"),
+    )
+)
+# IPv6 outside global unicast (2000::/3) is not allocated for use on the internet.
+GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
+# IPv6 blocks that carry an IPv4 address: judged by the IPv4 address they lead to.
+IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv4-mapped, NAT64 or 6to4 address leads to, or None."""
+    if ip in IPV4_MAPPED or ip in NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in SIX_TO_FOUR:
+        return ipaddress.IPv4Address((int(ip) >> 80) & 0xFFFFFFFF)
+    return None
+
+
 def blocked_reason(ip: IPAddress) -> str | None:
-    """Why a step may not call `ip` ("loopback", "private", ...), or None if it may."""
+    """Why a step may not call `ip` ("loopback", "private", ...), or None if it may:
+    the reason of the first DENIED entry that holds it."""
     if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour
-        if embedded is None and ip in NAT64:
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        embedded = embedded_ipv4(ip)
         if embedded is not None:
             return blocked_reason(embedded)
-    if ip.is_unspecified:
-        return "unspecified"
-    if ip.is_loopback:
-        return "loopback"
-    if ip.is_link_local:
-        return "link-local"
-    if ip.is_multicast:
-        return "multicast"
-    if isinstance(ip, ipaddress.IPv4Address) and ip in CGNAT:
-        return "shared (CGNAT)"
-    if ip.is_private:
-        return "private"
-    if ip.is_reserved:
+    for network, reason in DENIED:
+        if network.version == ip.version and ip in network:
+            return reason
+    if isinstance(ip, ipaddress.IPv6Address) and ip not in GLOBAL_UNICAST_V6:
         return "reserved"
-    if not ip.is_global:
-        return "non-public"
     return None
 
 

@@ -48,7 +48,7 @@ MAX_RENDERED_CHARS = MAX_JSON_BYTES  # one rendered string, and any value built 
 MAX_RENDER_SECONDS = 5.0  # all the templates of one step config together
 MAX_LOOP_NESTING = 2
 MAX_INT_BITS = 4096
-ROOT_NAMES = frozenset({"input", "steps"})
+ROOT_NAMES = frozenset({"input", "steps", "secrets"})
 TEMPLATE_MARKERS = ("{{", "{%", "{#")
 
 # Tags that define or assign things, or load other templates: none is needed to shape data,
@@ -373,7 +373,8 @@ def static_problems(source: str) -> tuple[str, ...]:
         names = ", ".join(f"'{name}'" for name in unknown)
         return (
             f"The template uses {names}, which is not defined here. Templates can use "
-            "input.… (the run's input) and steps.<step id>.output.… (an earlier step's output).",
+            "input.… (the run's input), steps.<step id>.output.… (an earlier step's output) "
+            "and secrets.NAME (a workspace secret, in HTTP and tool steps).",
         )
     return ()
 
@@ -509,10 +510,12 @@ def _ancestors(steps: Mapping[str, Any], raw_edges: Any) -> dict[str, set[str]]:
 
 
 def template_context(run_input: Mapping[str, Any] | None, outputs: Mapping[str, Any]) -> dict:
-    """What templates see: the run input, and the outputs of completed steps."""
+    """What templates see: the run input, the outputs of completed steps, and secrets as
+    their own text (never their values: see the secrets section below)."""
     return {
         "input": dict(run_input or {}),
         "steps": {step_id: {"output": output} for step_id, output in outputs.items()},
+        "secrets": SECRET_PLACEHOLDERS,
     }
 
 
@@ -706,3 +709,72 @@ def _join_path(base: str, key: Any) -> str:
     if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", key):
         return f"{base}.{key}" if base else key
     return f"{base}[{json.dumps(key)}]"
+
+
+# --- secrets ----------------------------------------------------------------------------------
+# ``{{ secrets.NAME }}`` stands for a workspace secret. The ordinary render (the executor's,
+# the step page's) never sees a value: there it renders as its own text. Only the step kinds
+# that take secrets render with the values, when they call out (vectorbea.steps.
+# workspace_secrets). A secret is used whole, so its value goes out exactly as stored and
+# is recognised wherever it is echoed back.
+
+SECRET_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+
+
+class _SecretPlaceholders(Mapping[str, str]):
+    """Any name, as the text of its own template."""
+
+    def __getitem__(self, name: str) -> str:
+        if not isinstance(name, str):
+            raise KeyError(name)
+        return "{{ secrets." + name + " }}"
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+SECRET_PLACEHOLDERS = _SecretPlaceholders()
+
+
+def secret_uses(source: str) -> tuple[set[str], list[str]]:
+    """The secret names a template uses, and what is wrong with how it uses them: a
+    secret is allowed only whole, as ``{{ secrets.NAME }}``, with no filter, test or
+    operation on it. A template that does not parse uses none (static_problems says why)."""
+    if "secrets" not in source:
+        return set(), []
+    try:
+        ast = _parsed(source)
+    except TemplateError:
+        return set(), []
+    whole: set[int] = set()
+    names: set[str] = set()
+    problems: list[str] = []
+    for output in ast.find_all(nodes.Output):
+        for child in output.nodes:
+            if not isinstance(child, nodes.Getattr | nodes.Getitem):
+                continue
+            if not (isinstance(child.node, nodes.Name) and child.node.name == "secrets"):
+                continue
+            name = _accessed_name(child)
+            if name is None:
+                continue
+            whole.add(id(child.node))
+            if SECRET_NAME.fullmatch(name):
+                names.add(name)
+            else:
+                problems.append(
+                    f"'{name}' cannot be a secret's name: names are letters, digits and _, "
+                    "starting with a letter."
+                )
+    if any(node.name == "secrets" and id(node) not in whole for node in ast.find_all(nodes.Name)):
+        problems.append(
+            "Use a secret whole, as {{ secrets.NAME }}: filters, tests and operations on a "
+            "secret are not allowed."
+        )
+    return names, problems

@@ -2,15 +2,21 @@
 
 from collections.abc import Mapping
 from typing import Any
+from uuid import UUID
 
 from vectorbea.engine import Issue, validate_definition
 from vectorbea.steps.registry import KINDS, kind_specs
 from vectorbea.steps.templating import template_problems
+from vectorbea.steps.workspace_secrets import missing_secrets, secret_problems
 
 
-def draft_issues(definition: Any) -> list[Issue]:
-    """Every problem with a definition, as the engine sees it (never raises on junk)."""
-    return validate_definition(definition, kind_specs(), checks=[template_problems])
+def draft_issues(definition: Any, workspace_id: UUID | None = None) -> list[Issue]:
+    """Every problem with a definition, as the engine sees it (never raises on junk). With
+    the workspace it is checked in, also every secret it uses that the workspace lacks."""
+    checks = [template_problems, secret_problems]
+    if workspace_id is not None:
+        checks.append(lambda data: missing_secrets(data, workspace_id))
+    return validate_definition(definition, kind_specs(), checks=checks)
 
 
 def issue_json(issue: Issue) -> dict[str, Any]:

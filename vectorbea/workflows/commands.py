@@ -129,7 +129,7 @@ def publish_draft(workflow: Workflow, based_on: int, user: Any) -> WorkflowVersi
         )
         if current.draft_revision != based_on:
             raise DraftConflict(current)
-        issues = draft_issues(current.draft)
+        issues = draft_issues(current.draft, current.workspace_id)
         if issues:
             count = f"{len(issues)} problem{'s' if len(issues) != 1 else ''}"
             raise PublishRefused(f"Fix {count} before publishing.", issues)

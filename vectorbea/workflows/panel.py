@@ -6,13 +6,14 @@ validates the result. So every field here names where its value lives in the ste
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from vectorbea.engine import RetryPolicy
 from vectorbea.engine.graph import DEFAULT_MAX_CORRECTIONS, DEFAULT_TIMEOUT_SECONDS
 from vectorbea.steps.registry import KINDS, kind_specs, load_kinds
+from vectorbea.steps.workspace_secrets import SECRET_SETTINGS
 
 LONG_TEXT = frozenset({"prompt", "system", "instructions", "when", "body", "payload", "output"})
 INPUT_TYPES = (
@@ -255,8 +256,11 @@ def step_fields(step: Mapping[str, Any]) -> dict[str, list[Field]]:
     return {"settings": settings, "retries": retries}
 
 
-def references(definition: Mapping[str, Any], step_id: str) -> list[Reference]:
-    """What a template in this step may use: the run's input and upstream steps' outputs."""
+def references(
+    definition: Mapping[str, Any], step_id: str, secret_names: Iterable[str] = ()
+) -> list[Reference]:
+    """What a template in this step may use: the run's input, upstream steps' outputs and,
+    in a step kind that takes secrets, the workspace's `secret_names`."""
     refs = [
         Reference(f"{{{{ input.{name} }}}}", f"Run input “{name}”")
         for name, _ in ordered_properties(definition.get("input_schema"))
@@ -282,6 +286,13 @@ def references(definition: Mapping[str, Any], step_id: str) -> list[Reference]:
         if key in seen:
             name = steps[key].get("name") or key
             refs.append(Reference(f"{{{{ steps.{key}.output }}}}", f"Output of “{name}”"))
+    kind = str(steps.get(step_id, {}).get("kind"))
+    if kind in SECRET_SETTINGS:
+        where = " or ".join(SECRET_SETTINGS[kind])
+        refs += [
+            Reference(f"{{{{ secrets.{name} }}}}", f"Secret “{name}” (in {where} only)")
+            for name in sorted(secret_names)
+        ]
     return refs
 
 

@@ -20,6 +20,7 @@ from vectorbea.accounts.access import Access, Capability, workspace_view
 from vectorbea.engine.graph import MAX_STEP_NAME_LENGTH
 from vectorbea.engine.limits import BadJson, parse_json
 from vectorbea.eventlog.models import Run
+from vectorbea.keys import vault
 from vectorbea.runs.commands import CannotStart, InvalidRunInput, input_problems, start_run
 from vectorbea.steps.registry import KINDS
 from vectorbea.workflows import commands, panel
@@ -188,7 +189,7 @@ def _builder_context(
         "definition": definition,
         "kinds": panel.palette(),
         "ports": ports_of(definition),
-        "issues": [issue_json(i) for i in draft_issues(definition)],
+        "issues": [issue_json(i) for i in draft_issues(definition, access.workspace.id)],
         "readOnly": not can_edit,
         "unpublished": _unpublished(workflow, definition) if version is None else False,
         "urls": {
@@ -279,7 +280,7 @@ def workflow_draft(request: HttpRequest, access: Access, workflow_id: UUID) -> H
     return JsonResponse(
         {
             "revision": new_revision,
-            "issues": [issue_json(i) for i in draft_issues(definition)],
+            "issues": [issue_json(i) for i in draft_issues(definition, access.workspace.id)],
             "ports": ports_of(definition),
             "unpublished": _unpublished(workflow, definition),
             "savedAt": timezone.now().isoformat(),
@@ -359,7 +360,9 @@ def workflow_panel(request: HttpRequest, access: Access, workflow_id: UUID) -> H
             "step": step,
             "kind": kind,
             "sections": panel.step_fields(step),
-            "references": panel.references(definition, step_id),
+            "references": panel.references(
+                definition, step_id, vault.secret_names(access.workspace.id)
+            ),
         }
     )
     return render(request, "workflows/panel_step.html", context)

@@ -4,9 +4,9 @@
 
 Each workspace is re-wrapped in its own short transaction (the row locked), so steps keep
 running meanwhile; a keyring already under the newest key is skipped, so the command can
-be stopped and run again. Provider keys themselves are not re-encrypted: they stay under
-their workspace's data key. When it reports that nothing is left under an old key, remove
-that key from VECTORBEA_MASTER_KEY and restart every process.
+be stopped and run again. Provider keys and workspace secrets themselves are not
+re-encrypted: they stay under their workspace's data key. When it reports that nothing is
+left under an old key, remove that key from VECTORBEA_MASTER_KEY and restart every process.
 """
 
 from django.conf import settings
