@@ -14,7 +14,6 @@ within LIMITS_TTL_SECONDS. The kill switch is not read here: it acts through the
 """
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from django.db import connection
 from vectorbea.budgets import ledger, ratelimit, slots
 from vectorbea.engine import Deferred, ErrorClass, StepError
 from vectorbea.llm.pricing import cost_of
+from vectorbea.llm.tokens import token_estimate
 from vectorbea.steps.registry import StepContext
 
 log = logging.getLogger(__name__)
@@ -136,8 +136,9 @@ def admit_step(ctx: StepContext) -> None:
 
 
 def estimated_tokens(*texts: str) -> int:
-    """A prompt's size in tokens, estimated from its characters (about 4 per token)."""
-    return math.ceil(sum(len(text) for text in texts) / 4) + PROMPT_OVERHEAD_TOKENS
+    """A prompt's size in tokens, estimated from its characters (see llm.tokens), plus the
+    message framing."""
+    return sum(token_estimate(text) for text in texts) + PROMPT_OVERHEAD_TOKENS
 
 
 def worst_case_usd(model: str, input_tokens: int, max_tokens: int) -> Decimal:
