@@ -5,7 +5,7 @@
   a recheck interval (so a lost message is re-sent), and kicked;
 - expired step leases: an unclaimed one (its dispatch message was lost) is dispatched
   again; a claimed one means its worker died or stalled, recorded as worker_lost;
-- budget reservations of calls whose worker died: released;
+- budget reservations of calls whose worker died: charged at what was reserved;
 - due cron schedules fired, and webhook deliveries older than a day forgotten (triggers).
 
 Several schedulers may run at once: SKIP LOCKED hands each row to one of them.
@@ -78,7 +78,8 @@ def recover_expired_leases(limit: int = 200) -> int:
 
 
 def release_lost_reservations() -> int:
-    """Budget reservations whose worker died mid-call: give their money back."""
+    """Budget reservations whose worker died mid-call: charge them (the provider may have
+    billed the call) at what was reserved."""
     from vectorbea.budgets import ledger
 
     return ledger.sweep_expired()

@@ -7,14 +7,14 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from vectorbea.engine import RetryScheduled, StepCompleted, StepFailed, StepStarted
+from vectorbea.engine import CallCharged, RetryScheduled, StepCompleted, StepFailed, StepStarted
 from vectorbea.engine.graph import Definition
 from vectorbea.engine.state import RunState
 from vectorbea.runs.timeline import read_events_of_types
 
 MAX_ATTEMPTS_SHOWN = 200
 MAX_JSON_CHARS = 20_000
-STEP_EVENT_TYPES = ("StepStarted", "StepCompleted", "StepFailed", "RetryScheduled")
+STEP_EVENT_TYPES = ("StepStarted", "StepCompleted", "StepFailed", "RetryScheduled", "CallCharged")
 
 
 @dataclass
@@ -63,6 +63,7 @@ def pretty(value: Any) -> str:
 
 def attempts_of(run_id: UUID, step_id: str) -> list[Attempt]:
     attempts: dict[int, Attempt] = {}
+    charges: dict[int, list[dict[str, Any]]] = {}
     events = read_events_of_types(run_id, STEP_EVENT_TYPES, step_id=step_id)
     for recorded in events[-MAX_ATTEMPTS_SHOWN * 3 :]:
         event = recorded.event
@@ -83,7 +84,22 @@ def attempts_of(run_id: UUID, step_id: str) -> list[Attempt]:
                 previous = attempts.get(event.next_attempt - 1)
                 if previous is not None:
                     previous.retry_at = event.retry_at
+            case CallCharged():
+                charges.setdefault(event.attempt, []).append(event.usage)
+    for number, charged in charges.items():
+        attempt = attempts.setdefault(number, Attempt(number))
+        attempt.usage = _with_charges(attempt.usage, charged)
     return sorted(attempts.values(), key=lambda a: a.number)
+
+
+def _with_charges(usage: dict[str, Any], charges: list[dict[str, Any]]) -> dict[str, Any]:
+    """An attempt's usage with the calls charged to it apart from its outcome (a call
+    whose answer was never read costs an estimate, and says so)."""
+    usage = dict(usage)
+    for charge in charges:
+        usage["cost_usd"] = float(usage.get("cost_usd") or 0) + float(charge.get("cost_usd") or 0)
+        usage["cost_estimated"] = bool(usage.get("cost_estimated") or charge.get("cost_estimated"))
+    return usage
 
 
 def step_detail(

@@ -2,7 +2,8 @@
 step's thread watches its StepContext. When the attempt is cancelled (its lease is gone:
 the kill switch interrupted it, the run was cancelled, or a newer attempt took over), the
 step stops waiting at once and fails as cancelled; the call's thread is left to end on its
-own timeout, and whatever it returns is dropped.
+own timeout, and whatever it returns is dropped (an abandoned LLM call is charged what was
+reserved for it: see budgets.guard.Meter).
 
 The function must not use the database (a helper thread has no connection of its own).
 """
