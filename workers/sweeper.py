@@ -5,7 +5,7 @@
   is re-sent), and kicked;
 - expired step leases: an unclaimed one (its dispatch message was lost) is dispatched
   again; a claimed one means its worker died or stalled, recorded as worker_lost;
-- budget reservations of calls whose worker died: settled;
+- budget reservations of calls whose worker died: charged at what was reserved;
 - due cron schedules fired, and webhook deliveries older than a day forgotten (triggers).
 
 Several sweepers may run at once: SKIP LOCKED hands each row to one of them.
@@ -84,7 +84,8 @@ def _failed(task: str, item: str) -> None:
 
 
 def release_lost_reservations() -> int:
-    """Budget reservations whose worker died mid-call: settle them."""
+    """Budget reservations whose worker died mid-call: charge them (the provider may have
+    answered, and billed, the call)."""
     from vectorbea.budgets import ledger
 
     return ledger.sweep_expired()

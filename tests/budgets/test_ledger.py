@@ -1,5 +1,6 @@
-"""Budget reservations: admission, refusals in plain words, settling, thresholds given
-once, the sweeper, and the overspend bound under concurrency across threads and processes.
+"""Budget reservations: admission, refusals in plain words, settling, charging calls whose
+answer was never read (in the ledger and in the run's log at once), thresholds given once,
+the sweeper, and the overspend bound under concurrency across threads and processes.
 Real Postgres; threads each have their own connection."""
 
 import threading
@@ -17,6 +18,10 @@ from tests.support.workflows import chain, publish
 from vectorbea.budgets import ledger
 from vectorbea.budgets.ledger import Caps, Held, Refused
 from vectorbea.budgets.models import Reservation, SpendLedger, WorkflowLimits, WorkspaceLimits
+from vectorbea.engine import CallCharged
+from vectorbea.eventlog import store
+from vectorbea.eventlog.models import RunSummary, StepLease
+from vectorbea.runs.commands import start_run
 
 D = Decimal
 NO_CAPS = Caps(run=None, day=None, month=None, soft_percent=80)
@@ -188,7 +193,7 @@ def test_a_settle_that_jumps_past_both_thresholds_reports_only_the_full_one(acme
     ]
 
 
-def test_the_sweeper_releases_expired_reservations_only(acme):
+def test_the_sweeper_charges_expired_reservations_only_at_what_was_reserved(acme):
     run_id = uuid.uuid4()
     died = ledger.reserve(acme.id, run_id, "s0", 1, D("0.30"), NO_CAPS)
     alive = ledger.reserve(acme.id, run_id, "s1", 1, D("0.20"), NO_CAPS)
@@ -200,9 +205,90 @@ def test_the_sweeper_releases_expired_reservations_only(acme):
     assert ledger.sweep_expired() == 0
 
     assert list(Reservation.objects.values_list("pk", flat=True)) == [alive.reservation_id]
-    assert row(acme, "run", str(run_id)).reserved_usd == D("0.20")
-    assert ledger.settle(died.reservation_id, D("0.30"), NO_CAPS) == []
-    assert ledger.run_spent(run_id) == 0
+    # Its worker died mid-call: the provider may have billed it, so it is not given back.
+    assert amounts(acme, "run", str(run_id)) == (D("0.30"), D("0.20"))
+    assert ledger.spent(acme.id, "day", today_and_month()[0]) == D("0.30")
+    assert ledger.settle(died.reservation_id, D("0.01"), NO_CAPS) == []
+    assert ledger.run_spent(run_id) == D("0.30")
+
+
+def running_llm_step(workspace) -> uuid.UUID:
+    """A run whose first step (an LLM call) has started and holds its lease."""
+    config = {"provider": "openai", "model": "gpt-4", "prompt": "Hi", "max_tokens": 100}
+    run = start_run(publish(workspace, chain(2, kind="llm", config=config)), {})
+    assert StepLease.objects.filter(run_id=run.id, step_id="s0", attempt=1).exists()
+    return run.id
+
+
+def charged_events(run_id) -> list[dict]:
+    return [e.event for e in store.read_events(run_id) if isinstance(e.event, CallCharged)]
+
+
+def test_an_unanswered_call_costs_what_was_reserved_in_the_ledger_and_the_run(acme):
+    run_id = running_llm_step(acme)
+    caps = Caps(run=None, day=D("0.40"), month=None, soft_percent=50)
+    held = ledger.reserve(acme.id, run_id, "s0", 1, D("0.30"), caps)
+
+    [warning] = ledger.charge(
+        held.reservation_id, caps, {"provider": "openai", "model": "gpt-4"}, "timed_out"
+    )
+
+    assert ledger.run_spent(run_id) == D("0.30")
+    assert (warning.scope, warning.percent) == ("day", 50)
+    assert charged_events(run_id) == [
+        CallCharged(
+            "s0",
+            1,
+            {"provider": "openai", "model": "gpt-4", "cost_usd": 0.3, "cost_estimated": True},
+            "timed_out",
+        )
+    ]
+    summary = RunSummary.objects.get(run_id=run_id)
+    assert summary.cost_usd == D("0.30")  # the run's cost is the ledger's charge
+    assert summary.status == "running"  # nothing else about the run changed
+    assert ledger.charge(held.reservation_id, caps, {}, "timed_out") == []  # once only
+    assert len(charged_events(run_id)) == 1
+
+
+def test_a_swept_reservation_is_charged_to_its_runs_cost(acme):
+    run_id = running_llm_step(acme)
+    held = ledger.reserve(acme.id, run_id, "s0", 1, D("0.25"), NO_CAPS)
+    Reservation.objects.filter(pk=held.reservation_id).update(
+        expires_at=F("expires_at") - timedelta(minutes=16)
+    )
+
+    assert ledger.sweep_expired() == 1
+
+    [charged] = charged_events(run_id)
+    assert (charged.step_id, charged.attempt, charged.reason) == ("s0", 1, "worker_lost")
+    assert charged.usage == {"cost_usd": 0.25, "cost_estimated": True}
+    assert RunSummary.objects.get(run_id=run_id).cost_usd == ledger.run_spent(run_id) == D("0.25")
+
+
+def test_a_call_answered_after_its_attempt_lost_the_lease_is_logged_with_its_real_cost(acme):
+    run_id = running_llm_step(acme)
+    usage = {"provider": "openai", "model": "gpt-4", "input_tokens": 10, "cost_usd": 0.012}
+    held = ledger.reserve(acme.id, run_id, "s0", 1, D("0.30"), NO_CAPS)
+    ledger.settle(held.reservation_id, D("0.012"), NO_CAPS, usage)
+    assert charged_events(run_id) == []  # the attempt's own outcome will carry the usage
+
+    StepLease.objects.filter(run_id=run_id).delete()  # the run was cancelled meanwhile
+    held = ledger.reserve(acme.id, run_id, "s0", 1, D("0.30"), NO_CAPS)
+    ledger.settle(held.reservation_id, D("0.012"), NO_CAPS, usage)
+
+    [charged] = charged_events(run_id)
+    assert (charged.reason, charged.usage) == ("outcome_refused", usage)
+    assert ledger.run_spent(run_id) == D("0.024")
+    assert RunSummary.objects.get(run_id=run_id).cost_usd == D("0.012")  # the late one
+
+
+def test_a_charge_for_a_run_that_is_gone_still_spends(acme):
+    run_id = uuid.uuid4()
+    held = ledger.reserve(acme.id, run_id, "s0", 1, D("0.05"), NO_CAPS)
+
+    ledger.charge(held.reservation_id, NO_CAPS, {}, "cancelled")
+
+    assert amounts(acme, "run", str(run_id)) == (D("0.05"), 0)
 
 
 def test_caps_come_from_the_workspace_with_the_workflows_run_cap_first(acme):

@@ -14,6 +14,7 @@ from vectorbea.engine import (
     ApprovalTimedOut,
     AttentionResolved,
     BudgetWarning,
+    CallCharged,
     CorrectionAttempted,
     Event,
     InvalidEventPayload,
@@ -77,6 +78,9 @@ ONE_OF_EACH: list[Event] = [
     LoopRestarted("check", "draft", 2, ("draft", "check")),
     BudgetWarning("run", 80, "This run has spent 80% of its budget."),
     RunPaused("alice", "kill switch", stopped=True),
+    CallCharged(
+        "ask", 2, {"model": "gpt-4o", "cost_usd": 0.06, "cost_estimated": True}, "cancelled"
+    ),
 ]
 
 

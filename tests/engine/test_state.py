@@ -4,7 +4,9 @@ import pytest
 
 from tests.engine.builders import state_after
 from vectorbea.engine import (
+    CallCharged,
     RetryScheduled,
+    RunCancelled,
     RunState,
     StepCompleted,
     StepFailed,
@@ -69,6 +71,31 @@ def test_a_step_sums_the_usage_of_all_its_attempts_and_round_trips() -> None:
     assert state.step("free").usage is None
     assert state.cost_usd == 0.75
     assert state_from_json(json.loads(json.dumps(state_to_json(state)))) == state
+
+
+def test_a_call_charged_after_the_run_was_cancelled_adds_to_its_cost_and_nothing_else() -> None:
+    cancelled = state_after(
+        StepStarted("draft", 1),
+        StepFailed("draft", 1, "transient", "timeout", usage={"cost_usd": 0.5}),
+        RetryScheduled("draft", 2, "2025-01-01T09:00:40+00:00", 1.0, "transient"),
+        StepStarted("draft", 2),
+        RunCancelled("bob", "enough"),
+    )
+    estimate = {"model": "m", "cost_usd": 0.25, "cost_estimated": True}
+
+    state = state_after(
+        StepStarted("draft", 1),
+        StepFailed("draft", 1, "transient", "timeout", usage={"cost_usd": 0.5}),
+        RetryScheduled("draft", 2, "2025-01-01T09:00:40+00:00", 1.0, "transient"),
+        StepStarted("draft", 2),
+        RunCancelled("bob", "enough"),
+        CallCharged("draft", 2, estimate, "cancelled"),
+    )
+
+    assert state.cost_usd == 0.75
+    assert state.step("draft").usage == {"cost_usd": 0.75, "model": "m"}
+    assert (state.status, state.finished_at) == (cancelled.status, cancelled.finished_at)
+    assert state.step("draft").status == cancelled.step("draft").status
 
 
 def test_evolve_changes_only_the_named_fields_and_leaves_the_original_alone() -> None:

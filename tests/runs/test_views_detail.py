@@ -1,6 +1,7 @@
 """The run page: timeline pages, failures only, graph, step detail, time travel, actions."""
 
 import re
+from decimal import Decimal
 
 import pytest
 from django.test import Client
@@ -10,7 +11,15 @@ from tests.conftest import make_member
 from tests.runs.test_views_list import fail, record
 from tests.support.workflows import chain, publish
 from vectorbea.accounts.models import Role
-from vectorbea.engine import RunPaused, RunResumed, StepCompleted, StepFailed, StepInterrupted
+from vectorbea.engine import (
+    CallCharged,
+    RunCancelled,
+    RunPaused,
+    RunResumed,
+    StepCompleted,
+    StepFailed,
+    StepInterrupted,
+)
 from vectorbea.eventlog import store
 from vectorbea.eventlog.models import Run, RunSummary
 from vectorbea.runs.commands import pause_run, start_run
@@ -118,6 +127,28 @@ def test_an_interrupted_attempt_shows_as_interrupted_in_step_detail(client, alic
     assert "The worker was stopped." in html
     second = re.search(r'<tr class="attempt-(\w+)"><td>2</td>', html)  # it ran again
     assert second is not None and second.group(1) == "running"
+
+
+def test_a_call_charged_after_the_run_was_cancelled_shows_in_its_cost_step_and_timeline(
+    client, alice, run
+):
+    record(run.id, StepCompleted("s0", 1, {"ok": True}))
+    record(run.id, RunCancelled("alice", "enough"))
+    estimate = {"provider": "openai", "model": "gpt-4", "cost_usd": 0.0612, "cost_estimated": True}
+    append_raw(run.id, [CallCharged("s1", 1, estimate, "cancelled")])
+    client.force_login(alice)
+
+    html = client.get(url("run-detail", run)).content.decode()
+    assert RunSummary.objects.get(run=run).cost_usd == Decimal("0.0612")
+    assert 'data-type="CallCharged"' in html
+    assert (
+        "Step &#x27;Summarise&#x27; was charged $0.0612 for the model call of attempt 1, the "
+        "most it may have cost: its answer was never read (the attempt was stopped while it "
+        "waited)"
+    ) in html
+    step = client.get(url("run-step", run, id="s1"), headers=HTMX).content.decode()
+    assert "$0.06 · gpt-4" in step  # the step's cost
+    assert "<td>1</td>" in step and "(estimate)</span>" in step  # the attempt's
 
 
 def test_time_travel_shows_the_state_as_of_an_event(client, alice, run):

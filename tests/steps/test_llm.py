@@ -1,11 +1,14 @@
 """The llm step against the scripted fake provider, calling the handler directly."""
 
 import socket
+from decimal import Decimal
 from uuid import uuid4
 
 import pytest
 
 from tests.support.fake_llm import FakeLLM, malformed, ok, ok_json, stall, status
+from vectorbea.budgets.guard import estimated_tokens, worst_case_usd
+from vectorbea.budgets.models import SpendLedger
 from vectorbea.engine import ErrorClass, StepError
 from vectorbea.llm.pricing import FALLBACK
 from vectorbea.steps.llm import run_llm
@@ -127,6 +130,57 @@ def test_each_provider_failure_maps_to_its_error_class(
     assert error.error_class == error_class, error.message
     assert error.retry_after_seconds == retry_after
     assert len(fake.requests) == 1, "the SDK must not retry: the engine does"
+
+
+def spent_and_held(ctx) -> tuple[Decimal, Decimal]:
+    row = SpendLedger.objects.get(workspace_id=ctx.workspace_id, scope="run", key=str(ctx.run_id))
+    return row.spent_usd, row.reserved_usd
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize(
+    ("reply", "charged"),
+    [
+        (status(500), False),  # the provider answered with an error: it bills nothing
+        (status(429), False),
+        (status(400), False),
+        (stall(1.5), True),  # sent, no answer in time: it may have been billed
+        (malformed(), True),  # sent, answered, but what it cost cannot be read
+    ],
+    ids=lambda value: getattr(value, "kind", None) and f"{value.kind}-{value.status}",
+)
+def test_a_failed_call_costs_its_worst_case_unless_the_provider_said_it_failed(
+    fake, provider, reply, charged
+):
+    fake.script(reply)
+    ctx = make_ctx()
+    with pytest.raises(StepError):
+        run_llm(config(provider, timeout_seconds=0.5), ctx)
+
+    worst = worst_case_usd("gpt-4o-mini", estimated_tokens("", "Say hi"), 1024)
+    assert spent_and_held(ctx) == (worst if charged else 0, 0)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_call_that_could_not_connect_costs_nothing(settings, provider):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.VECTORBEA_OPENAI_BASE_URL = f"http://127.0.0.1:{port}/v1"
+    settings.VECTORBEA_ANTHROPIC_BASE_URL = f"http://127.0.0.1:{port}"
+    settings.VECTORBEA_OPENAI_API_KEY = settings.VECTORBEA_ANTHROPIC_API_KEY = KEY
+    ctx = make_ctx()
+    with pytest.raises(StepError):
+        run_llm(config(provider), ctx)
+    assert spent_and_held(ctx) == (0, 0)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_answered_call_costs_what_its_usage_says(fake, provider):
+    fake.script(ok("Hello!", usage=(1200, 300)))
+    ctx = make_ctx()
+    result = run_llm(config(provider), ctx)
+    assert spent_and_held(ctx) == (Decimal(str(result.usage["cost_usd"])), 0)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

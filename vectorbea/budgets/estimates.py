@@ -2,9 +2,11 @@
 
 Only LLM steps cost money. For one call of an LLM step:
 
-- input tokens: the system prompt and the prompt as written, at 4 characters a token
-  (rounded up), plus 25 % and 256 tokens for the message framing and for the template values
-  (`{{ input.text }}`, an earlier step's output) that are only filled in when the run starts;
+- input tokens: the system prompt and the prompt as written, estimated from their
+  characters as `vectorbea.llm.tokens` does (4 ASCII characters a token, any other
+  character a token of its own), plus 25 % and 256 tokens for the message framing and
+  for the template values (`{{ input.text }}`, an earlier step's output) that are only
+  filled in when the run starts;
 - output tokens: the step's `max_tokens` at worst, a quarter of it typically;
 - price: `vectorbea.llm.pricing.cost_of` (a model not on the price list is priced at the
   dearest listed rates, and the estimate says so).
@@ -34,10 +36,10 @@ from vectorbea.engine.state import TERMINAL_RUN_STATUSES
 from vectorbea.eventlog import store
 from vectorbea.eventlog.models import Run, RunSummary
 from vectorbea.llm.pricing import cost_of
+from vectorbea.llm.tokens import token_estimate
 from vectorbea.workflows.models import WorkflowVersion
 
 LLM_KIND = "llm"
-CHARS_PER_TOKEN = 4
 INPUT_MARGIN = Decimal("1.25")
 INPUT_MARGIN_TOKENS = 256
 DEFAULT_MAX_TOKENS = 1024  # the llm step's own default
@@ -68,8 +70,9 @@ class CallCost:
 
 
 def input_tokens(config: Mapping[str, Any]) -> int:
-    chars = len(str(config.get("system") or "")) + len(str(config.get("prompt") or ""))
-    tokens = math.ceil(chars / CHARS_PER_TOKEN)
+    tokens = token_estimate(str(config.get("system") or "")) + token_estimate(
+        str(config.get("prompt") or "")
+    )
     return math.ceil(tokens * INPUT_MARGIN) + INPUT_MARGIN_TOKENS
 
 

@@ -5,23 +5,25 @@
 - `metered_call(ctx, ...)`: around one LLM call. The provider's rate limits (requests and
   tokens per minute, across every worker process) defer the step; then the call's
   worst-case cost is reserved against the run's, the day's and the month's budgets
-  (ledger.reserve), and afterwards settled with what it really cost. A spent budget is a
-  BUDGET_EXCEEDED failure (the run needs attention, or fails if the workspace says so);
-  crossing a soft threshold becomes a BudgetWarning on the run and an email.
+  (ledger.reserve). Afterwards the reservation becomes what the call cost when the
+  provider's answer was read, nothing when the request provably never left, and
+  otherwise (cancelled, timed out, its answer lost) the reserved worst case: a call the
+  provider may have billed is never $0. A spent budget is a BUDGET_EXCEEDED failure (the
+  run needs attention, or fails if the workspace says so); crossing a soft threshold
+  becomes a BudgetWarning on the run and an email.
 
 The limits are read through a short in-process cache: a change reaches every worker
 within LIMITS_TTL_SECONDS. The kill switch is not read here: it acts through the log.
 """
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 from uuid import UUID
 
@@ -31,6 +33,7 @@ from django.db import connection
 from vectorbea.budgets import ledger, ratelimit, slots
 from vectorbea.engine import Deferred, ErrorClass, StepError
 from vectorbea.llm.pricing import cost_of
+from vectorbea.llm.tokens import token_estimate
 from vectorbea.steps.registry import StepContext
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,7 @@ PENDING_WAIT_SECONDS = 15.0
 PENDING_POLL_SECONDS = 0.2
 # Tokens added to a prompt's estimated size: message framing, the JSON instruction.
 PROMPT_OVERHEAD_TOKENS = 64
+LEDGER_PRECISION = Decimal("0.000001")  # the ledger's amounts: numeric(14, 6)
 
 
 @dataclass(frozen=True)
@@ -136,28 +140,56 @@ def admit_step(ctx: StepContext) -> None:
 
 
 def estimated_tokens(*texts: str) -> int:
-    """A prompt's size in tokens, estimated from its characters (about 4 per token)."""
-    return math.ceil(sum(len(text) for text in texts) / 4) + PROMPT_OVERHEAD_TOKENS
+    """A prompt's size in tokens, estimated from its characters (see llm.tokens), plus the
+    message framing."""
+    return sum(token_estimate(text) for text in texts) + PROMPT_OVERHEAD_TOKENS
 
 
 def worst_case_usd(model: str, input_tokens: int, max_tokens: int) -> Decimal:
-    return Decimal(str(cost_of(model, input_tokens, max_tokens).usd))
+    """What is reserved for a call (and what it costs if its answer is never read): the
+    longest answer at the model's price, rounded up to the ledger's millionths of a dollar."""
+    usd = Decimal(str(cost_of(model, input_tokens, max_tokens).usd))
+    return usd.quantize(LEDGER_PRECISION, rounding=ROUND_CEILING)
+
+
+# Why a call sent but never answered is charged its reserved worst case (CallCharged.reason).
+CANCELLED = "cancelled"
+NO_ANSWER = "no_answer"
 
 
 @dataclass
 class Meter:
-    """Filled in by the caller with what the call cost (None: nothing was paid)."""
+    """What the caller learned about its call, which decides what the call costs:
 
-    cost_usd: float | None = None
+    - `answered(usage)`: the provider's answer was read; its `usage["cost_usd"]` replaces
+      the reservation (an error answer, which providers do not bill: 0);
+    - `not_sent()`: the request provably never reached the provider: nothing to pay;
+    - neither (the default, whatever was raised): the call may have been billed and costs
+      what was reserved for it, for `unanswered_reason` (or "cancelled" when the attempt
+      was cancelled while it waited)."""
+
+    usage: dict[str, Any] | None = None
+    sent: bool = True
+    unanswered_reason: str = NO_ANSWER
     warnings: list[ledger.Threshold] = field(default_factory=list)
+
+    def answered(self, usage: dict[str, Any]) -> None:
+        self.usage = usage
+
+    def not_sent(self) -> None:
+        self.sent = False
+
+    def unanswered(self, reason: str) -> None:
+        self.unanswered_reason = reason
 
 
 @contextmanager
 def metered_call(
     ctx: StepContext, provider: str, model: str, input_tokens: int, max_tokens: int
 ) -> Iterator[Meter]:
-    """Admit one paid call (rate limits, then the budgets), and settle it afterwards with
-    `meter.cost_usd`. Raises Deferred (wait) or StepError(BUDGET_EXCEEDED)."""
+    """Admit one paid call (rate limits, then the budgets), and turn its reservation into
+    spend afterwards as the meter says (see Meter). Raises Deferred (wait) or
+    StepError(BUDGET_EXCEEDED)."""
     limits = CACHE.limits(ctx.workspace_id)
     _rate_limit(ctx, provider, limits, input_tokens + max_tokens)
     workflow_id = UUID(str(ctx.workflow_id)) if ctx.workflow_id else None
@@ -171,10 +203,9 @@ def metered_call(
     try:
         yield meter
     finally:
-        actual = Decimal(str(meter.cost_usd)) if meter.cost_usd is not None else Decimal(0)
         try:
-            meter.warnings = ledger.settle(held.reservation_id, actual, caps)
-        except Exception:  # the sweeper releases it; the cost is still in the step's usage
+            meter.warnings = _close(ctx, held, caps, meter, provider, model)
+        except Exception:  # the sweeper charges it at what was reserved
             log.exception("Could not settle budget reservation %s", held.reservation_id)
             connection.close()
         for warning in meter.warnings:
@@ -183,6 +214,27 @@ def metered_call(
             )
         if meter.warnings:
             _email_owners(ctx, meter.warnings)
+
+
+def _close(
+    ctx: StepContext,
+    held: ledger.Held,
+    caps: ledger.Caps,
+    meter: Meter,
+    provider: str,
+    model: str,
+) -> list[ledger.Threshold]:
+    """Turn the call's reservation into what the meter says it cost."""
+    if meter.usage is not None:
+        cost = meter.usage.get("cost_usd")
+        actual = Decimal(str(cost)) if isinstance(cost, int | float) else Decimal(0)
+        return ledger.settle(held.reservation_id, actual, caps, meter.usage)
+    if not meter.sent:
+        ledger.release(held.reservation_id)
+        return []
+    reason = CANCELLED if ctx.is_cancelled else meter.unanswered_reason
+    usage = {"provider": provider, "model": model}
+    return ledger.charge(held.reservation_id, caps, usage, reason)
 
 
 def _rate_limit(ctx: StepContext, provider: str, limits: Limits, tokens: int) -> None:

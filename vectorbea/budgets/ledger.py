@@ -1,9 +1,24 @@
 """Budget reservations that hold under concurrency, across threads and processes.
 
 Before a paid call a worker reserves the call's worst-case cost against three `SpendLedger`
-rows: the run's, the workspace's UTC day's and its month's. After the call it settles the
-reservation with what the call really cost. A reservation whose worker died is released
-by `sweep_expired` once its `expires_at` passes.
+rows: the run's, the workspace's UTC day's and its month's. After the call the reservation
+becomes spend, one of three ways:
+
+- `settle`: the provider's answer was read, and what it says the call cost replaces the
+  reservation;
+- `charge`: the call was sent but its answer never read (the attempt was cancelled, it
+  timed out, the connection dropped): the provider may have billed it, so it costs what
+  was reserved for it, its worst case;
+- `release`: the call provably never left (it could not connect): it costs nothing.
+
+A reservation whose worker died is charged like `charge` by `sweep_expired` once its
+`expires_at` passes. A call is never $0 unless it was never sent.
+
+The run's cost is folded from its event log (the usage its attempts' outcomes report),
+so a charge the attempt's outcome cannot carry (the outcome was never recorded, or is
+refused because the attempt's lease is gone) is appended to the log as a CallCharged
+event in the same transaction as the ledger's charge: the run's cost, the usage page and
+the ledger hold the same amount.
 
 Admission, per scope with a cap: there is headroom left (`spent + reserved < cap`). The
 check and the hold are one conditional UPDATE per row, so they cannot race: in READ
@@ -12,21 +27,30 @@ waiting for its lock. Every admitted call saw every earlier admission, so concur
 callers overspend a cap by at most one call's worst case, never more.
 
 Rows are always locked in one order (run, then day, then month) and one reservation per
-transaction, so reservers, settlers and sweepers never deadlock. Call these functions
-outside a transaction of your own: inside one, the ledger rows stay locked (and every
-other call of the run and the workspace waits) until it commits.
+transaction, so reservers, settlers and sweepers never deadlock; a CallCharged is
+appended before the ledger rows are touched, so no transaction waits for a run's log
+while it holds them. Call these functions outside a transaction of your own: inside one,
+the ledger rows stay locked (and every other call of the run and the workspace waits)
+until it commits.
 
 Times come from the database's clock (`now()`), one clock for every worker.
 """
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from django.db import connection, transaction
 
 from vectorbea.budgets.models import LedgerScope, WorkflowLimits, WorkspaceLimits
+from vectorbea.engine import CallCharged, Event
+from vectorbea.eventlog import leases
+from vectorbea.eventlog.record import record
+
+log = logging.getLogger(__name__)
 
 RUN, DAY, MONTH = LedgerScope.RUN.value, LedgerScope.DAY.value, LedgerScope.MONTH.value
 
@@ -47,7 +71,7 @@ class Caps:
 
 @dataclass(frozen=True)
 class Held:
-    """An admitted call: settle or release `reservation_id` when the call is over."""
+    """An admitted call: settle, charge or release `reservation_id` when the call is over."""
 
     reservation_id: UUID
     amount: Decimal
@@ -124,8 +148,8 @@ def reserve(
     """Hold `amount` (the call's worst-case cost) against the run's, the day's and the
     month's ledger rows, all three or none. Refused names the first scope without headroom.
 
-    `ttl_seconds` should outlast the call: once it passes, the sweeper may release the
-    reservation, and a settle that comes later records nothing."""
+    `ttl_seconds` should outlast the call: once it passes, the sweeper may charge the
+    reservation (at `amount`), and a settle that comes later records nothing."""
     if amount < 0:
         raise ValueError(f"A reservation cannot be negative ({amount})")
     try:
@@ -182,68 +206,135 @@ def _refused(cursor, workspace_id: UUID, scope: str, key: str, cap: Decimal) -> 
     return Refused(scope, cap, spent, reserved, pending, message)
 
 
-def settle(reservation_id: UUID, actual: Decimal, caps: Caps) -> list[Threshold]:
-    """Replace a reservation by what the call really cost, in one transaction.
+def settle(
+    reservation_id: UUID,
+    actual: Decimal,
+    caps: Caps,
+    usage: dict[str, Any] | None = None,
+) -> list[Threshold]:
+    """Replace a reservation by what the provider says the call cost, in one transaction.
+
+    `usage` is what the attempt's outcome will report: when the attempt's lease is already
+    gone that outcome will be refused, so the cost goes into the run's log here instead
+    (a CallCharged, reason "outcome_refused").
 
     Returns the thresholds this settle made its ledger rows reach: the soft threshold
     (`caps.soft_percent`, when between 1 and 99) and then 100%, each given once per
     ledger row however many settlers race; a settle that jumps past both gives only the
-    100% one. Settling a reservation that is gone (settled, released or swept) does
-    nothing and returns []."""
+    100% one. Settling a reservation that is gone (settled, charged, released or swept)
+    does nothing and returns []."""
     if actual < 0:
         raise ValueError(f"A call cannot cost less than nothing ({actual})")
-    return _settle(reservation_id, actual, caps)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(TAKE, [reservation_id])
+        row = cursor.fetchone()
+        if row is None:
+            return []
+        taken = Taken(*row)
+        if actual > 0 and not leases.held((taken.run_id, taken.step_id, taken.attempt)):
+            _log_charge(taken, {**(usage or {}), "cost_usd": float(actual)}, "outcome_refused")
+        return _settle_taken(cursor, taken, actual, caps)
+
+
+def charge(reservation_id: UUID, caps: Caps, usage: dict[str, Any], reason: str) -> list[Threshold]:
+    """Settle a call whose answer was never read at what was reserved for it (its worst
+    case: the provider may have billed it), and put the charge in the run's log (a
+    CallCharged with `usage`, its cost marked estimated, and `reason`) in the same
+    transaction. Thresholds as `settle`; a reservation that is gone: nothing, []."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(TAKE, [reservation_id])
+        row = cursor.fetchone()
+        if row is None:
+            return []
+        taken = Taken(*row)
+        _log_charge(taken, _estimated(usage, taken.amount), reason)
+        return _settle_taken(cursor, taken, taken.amount, caps)
 
 
 def release(reservation_id: UUID) -> None:
-    """Give a reservation back without spending anything (the call was never made)."""
-    _settle(reservation_id, Decimal(0), None)
-
-
-def _settle(reservation_id: UUID, actual: Decimal, caps: Caps | None) -> list[Threshold]:
+    """Give a reservation back without spending anything: only for a call that provably
+    never reached the provider (it could not connect), which nobody can have billed."""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "DELETE FROM budgets_reservation WHERE id = %s "
-            "RETURNING workspace_id, run_id, amount_usd, day, month",
-            [reservation_id],
-        )
-        taken = cursor.fetchone()
-        return _settle_taken(cursor, taken, actual, caps) if taken else []
+        cursor.execute(TAKE, [reservation_id])
+        row = cursor.fetchone()
+        if row is not None:
+            _settle_taken(cursor, Taken(*row), Decimal(0), None)
 
 
 def sweep_expired() -> int:
-    """Release reservations past their `expires_at` (their worker died mid-call).
+    """Charge the reservations past their `expires_at` (their worker died or stalled
+    mid-call, so whether the provider billed it is unknown) at what was reserved, each
+    with a CallCharged (reason "worker_lost") in its run's log.
 
     One reservation per transaction, skipping those another sweeper or a settler holds,
-    so several sweepers can run at once. Returns how many this call released."""
-    released = 0
+    so several sweepers can run at once. Returns how many this call charged."""
+    charged = 0
     while True:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                "DELETE FROM budgets_reservation WHERE id = ("
-                "  SELECT id FROM budgets_reservation WHERE expires_at < now() "
-                "  ORDER BY expires_at LIMIT 1 FOR UPDATE SKIP LOCKED"
-                ") RETURNING workspace_id, run_id, amount_usd, day, month"
-            )
-            taken = cursor.fetchone()
-            if taken is None:
-                return released
-            _settle_taken(cursor, taken, Decimal(0), None)
-            released += 1
+            cursor.execute(TAKE_EXPIRED)
+            row = cursor.fetchone()
+            if row is None:
+                return charged
+            taken = Taken(*row)
+            _log_charge(taken, _estimated({}, taken.amount), "worker_lost")
+            _settle_taken(cursor, taken, taken.amount, None)
+            charged += 1
 
 
-def _settle_taken(cursor, taken: tuple, actual: Decimal, caps: Caps | None) -> list[Threshold]:
+@dataclass(frozen=True)
+class Taken:
+    """A reservation deleted by the transaction that turns it into spend."""
+
+    workspace_id: UUID
+    run_id: UUID
+    step_id: str
+    attempt: int
+    amount: Decimal
+    day: str
+    month: str
+
+
+TAKE = (
+    "DELETE FROM budgets_reservation WHERE id = %s "
+    "RETURNING workspace_id, run_id, step_id, attempt, amount_usd, day, month"
+)
+TAKE_EXPIRED = (
+    "DELETE FROM budgets_reservation WHERE id = ("
+    "  SELECT id FROM budgets_reservation WHERE expires_at < now() "
+    "  ORDER BY expires_at LIMIT 1 FOR UPDATE SKIP LOCKED"
+    ") RETURNING workspace_id, run_id, step_id, attempt, amount_usd, day, month"
+)
+
+
+def _estimated(usage: dict[str, Any], amount: Decimal) -> dict[str, Any]:
+    return {**usage, "cost_usd": float(amount), "cost_estimated": True}
+
+
+def _log_charge(taken: Taken, usage: dict[str, Any], reason: str) -> None:
+    """Append CallCharged to the run's log, inside the caller's transaction (so it commits
+    with the ledger's charge, or neither does). A run that no longer exists (removed by
+    retention) has no log to hold it: the ledger charges all the same."""
+
+    def facts(loaded: Any) -> list[Event]:
+        return [CallCharged(taken.step_id, taken.attempt, usage, reason)]
+
+    try:
+        record(taken.run_id, facts)
+    except LookupError:
+        log.info("Run %s is gone: its call's charge is in the ledger only", taken.run_id)
+
+
+def _settle_taken(cursor, taken: Taken, actual: Decimal, caps: Caps | None) -> list[Threshold]:
     """Move a deleted reservation's amount out of `reserved` and `actual` into `spent` on
     its three rows, in the lock order; with caps, note the thresholds newly reached."""
-    workspace_id, run_id, amount, day, month = taken
     reached = []
-    for scope, key in _ledger_rows(run_id, day, month):
+    for scope, key in _ledger_rows(taken.run_id, taken.day, taken.month):
         cursor.execute(
             "UPDATE budgets_spendledger "
             "SET reserved_usd = reserved_usd - %s, spent_usd = spent_usd + %s "
             "WHERE workspace_id = %s AND scope = %s AND key = %s "
             "RETURNING id, spent_usd, warned_percent",
-            [amount, actual, workspace_id, scope, key],
+            [taken.amount, actual, taken.workspace_id, scope, key],
         )
         row = cursor.fetchone()
         cap = caps.cap(scope) if caps else None

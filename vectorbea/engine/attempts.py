@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from vectorbea.engine.events import (
+    CallCharged,
     RetryScheduled,
     StepCompleted,
     StepDeferred,
@@ -53,6 +54,7 @@ def attempts(events: Iterable[Recorded], step_id: str) -> list[Attempt]:
     only that)."""
     state = RunState.initial()
     found: dict[int, Attempt] = {}
+    charges: dict[int, list[Mapping[str, Any]]] = {}
     for recorded in events:
         event = recorded.event
         if getattr(event, "step_id", None) != step_id:
@@ -78,4 +80,19 @@ def attempts(events: Iterable[Recorded], step_id: str) -> list[Attempt]:
                 attempt.message = event.reason
         elif isinstance(event, RetryScheduled) and event.next_attempt - 1 in found:
             found[event.next_attempt - 1].retry_at = event.retry_at
+        elif isinstance(event, CallCharged):
+            charges.setdefault(event.attempt, []).append(event.usage)
+    for number, charged in charges.items():
+        attempt = found.setdefault(number, Attempt(number))
+        attempt.usage = _with_charges(attempt.usage, charged)
     return sorted(found.values(), key=lambda attempt: attempt.number)
+
+
+def _with_charges(usage: Mapping[str, Any], charges: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """An attempt's usage with the calls charged to it apart from its outcome (a call whose
+    answer was never read costs an estimate, and says so)."""
+    usage = dict(usage)
+    for charge in charges:
+        usage["cost_usd"] = float(usage.get("cost_usd") or 0) + float(charge.get("cost_usd") or 0)
+        usage["cost_estimated"] = bool(usage.get("cost_estimated") or charge.get("cost_estimated"))
+    return usage

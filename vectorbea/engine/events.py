@@ -194,6 +194,25 @@ class BudgetWarning(Event):
 
 
 @dataclass(frozen=True)
+class CallCharged(Event):
+    """A paid call charged to its step apart from the attempt's own outcome, in the same
+    transaction as the budget ledger's charge, so the run's cost holds what the ledger
+    holds.
+
+    Written when the outcome cannot carry the cost: the call was sent but its answer was
+    never read (``reason`` "cancelled", "timed_out", "no_answer", "worker_lost"), so it
+    costs what was reserved for it, its worst case (``usage["cost_estimated"]``); or its
+    answer was read after the attempt had ended ("outcome_refused"), so the late outcome
+    that carried the cost is refused. ``usage`` is added to the step's like an outcome's.
+    """
+
+    step_id: str
+    attempt: int
+    usage: dict[str, Any]
+    reason: str
+
+
+@dataclass(frozen=True)
 class StepWaiting(Event):
     """A step the engine parked itself: no worker holds it and it has no lease."""
 
@@ -394,6 +413,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         AttentionResolved,
         LoopRestarted,
         BudgetWarning,
+        CallCharged,
     )
 }
 

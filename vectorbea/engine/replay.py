@@ -15,6 +15,7 @@ from vectorbea.engine.events import (
     ApprovalTimedOut,
     AttentionResolved,
     BudgetWarning,
+    CallCharged,
     CorrectionAttempted,
     Event,
     LoopRestarted,
@@ -315,6 +316,15 @@ def _(event: LoopRestarted, state: RunState, at: datetime) -> RunState:
 @_apply.register
 def _(event: BudgetWarning, state: RunState, at: datetime) -> RunState:
     return state
+
+
+@_apply.register
+def _(event: CallCharged, state: RunState, at: datetime) -> RunState:
+    # Only what the step has cost changes: the charge may come after the attempt ended,
+    # or the run did (a cancelled call is charged once its worker notices).
+    previous = state.step(event.step_id)
+    step = evolve(previous, usage=add_usage(previous.usage, event.usage))
+    return _with_step(state, event.step_id, step)
 
 
 @_apply.register

@@ -146,6 +146,17 @@ def extend(worker: str, held: Iterable[Key]) -> set[Key]:
     return alive
 
 
+def held(key: Key) -> bool:
+    """Whether this attempt still holds its lease (so its outcome can still be recorded)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM eventlog_steplease WHERE run_id = %s "
+            "AND step_id = %s AND attempt = %s)",
+            list(key),
+        )
+        return cursor.fetchone()[0]
+
+
 def forget(key: Key) -> None:
     """Delete a lease the log no longer has running (an orphan)."""
     with connection.cursor() as cursor:

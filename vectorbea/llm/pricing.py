@@ -1,12 +1,21 @@
 """What a call costs: USD per million input and output tokens, per model.
 
 List prices as published by the providers (standard tier, no caching or batch discounts).
-A provider reports dated ids ("gpt-4o-2024-08-06", "claude-sonnet-4-5-20250929"): a model
-is priced by its longest listed prefix that ends at a "-". A model not listed (a local
-Llama, a new release) is priced at the most expensive listed rates and flagged
-`estimated`, so budgets err on the side of stopping early.
+A provider reports dated snapshot ids ("gpt-4o-2024-08-06", "claude-sonnet-4-5-20250929",
+"gpt-4-0613") and aliases ("claude-3-5-haiku-latest"): a model is priced as the listed
+name it is, or the listed name it is a snapshot or "-latest" alias of. Any other suffix
+makes another model, often a dearer one ("o1-pro" is ten times "o1"), so it never
+inherits the rate of a listed name it starts with.
+
+A model not listed (a local Llama, a new release, a fine-tune) is priced at the dearest
+listed input and output rates and flagged `estimated`. Not an error: a self-hosted
+OpenAI-compatible server's models are never on the list, and refusing them would make
+them unusable. Not cheaper: an unknown name may be a new top-tier model, and a budget
+must stop early rather than late, so an unlisted model can never walk past a cap by being
+priced below what it may cost.
 """
 
+import re
 from dataclasses import dataclass
 
 
@@ -29,9 +38,12 @@ PRICES: dict[str, Rate] = {
     "gpt-4-turbo": Rate(10.00, 30.00),
     "gpt-4": Rate(30.00, 60.00),
     "gpt-3.5-turbo": Rate(0.50, 1.50),
+    "gpt-5-pro": Rate(15.00, 120.00),
     "o1": Rate(15.00, 60.00),
+    "o1-pro": Rate(150.00, 600.00),
     "o1-mini": Rate(1.10, 4.40),
     "o3": Rate(2.00, 8.00),
+    "o3-pro": Rate(20.00, 80.00),
     "o3-mini": Rate(1.10, 4.40),
     "o4-mini": Rate(1.10, 4.40),
     # Anthropic
@@ -61,12 +73,23 @@ class Cost:
     estimated: bool
 
 
+# What may follow a listed name and still be the same model: a dated snapshot
+# (-2024-08-06, -20250929, -0613) or the -latest alias.
+SNAPSHOT = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|latest)")
+
+
 def rate_for(model: str) -> Rate | None:
-    """The listed rate for `model` or its longest listed prefix; None when not listed."""
+    """The listed rate of `model` (or of the listed model it is a snapshot or alias of);
+    None when not listed."""
     model = model.strip().lower()
-    for name in sorted(PRICES, key=len, reverse=True):
-        if model == name or model.startswith(name + "-"):
-            return PRICES[name]
+    rate = PRICES.get(model)
+    if rate is not None:
+        return rate
+    dash = model.rfind("-")
+    while dash > 0:
+        if model[:dash] in PRICES and SNAPSHOT.fullmatch(model[dash:]):
+            return PRICES[model[:dash]]
+        dash = model.rfind("-", 0, dash)
     return None
 
 

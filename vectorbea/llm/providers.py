@@ -3,7 +3,8 @@
 "openai" speaks OpenAI's chat completions (OpenAI itself, and the servers that copy it:
 Ollama, vLLM, llama.cpp); "anthropic" speaks Anthropic's messages API. Both use the
 official SDK with max_retries=0: the engine's RetryPolicy is the only thing that retries.
-Every failure leaves as a StepError whose class comes from vectorbea.llm.errors.
+Every failure leaves as a CallError (a StepError) whose class comes from
+vectorbea.llm.errors, saying what the failure means for the call's bill.
 
 The SDKs are imported on first use, inside the attempt: together they take a second or two
 to import, which a worker should spend under its lease heartbeat, not at boot of every
@@ -21,6 +22,30 @@ import httpx2
 
 from vectorbea.engine import ErrorClass, StepError
 from vectorbea.llm.errors import clip, error_class_for_status, redact, retry_after_seconds
+
+# What a failed call means for its bill (CallError.bill):
+NOT_SENT = "not_sent"  # the request never reached the provider: nobody can have billed it
+ANSWERED = "answered"  # the provider answered with an error status, which it does not bill
+TIMED_OUT = "timed_out"  # sent, and no answer in time: the provider may have billed it
+NO_ANSWER = "no_answer"  # sent, and the answer was lost or unreadable: it may have been billed
+
+# Transport errors raised before a request is on the wire (httpx and httpx2 alike).
+BEFORE_SENDING = frozenset({"ConnectError", "ConnectTimeout", "PoolTimeout", "UnsupportedProtocol"})
+
+
+class CallError(StepError):
+    """A failed provider call, and what the failure means for its bill (`bill`)."""
+
+    def __init__(
+        self,
+        error_class: ErrorClass,
+        message: str,
+        retry_after_seconds: float | None = None,
+        *,
+        bill: str,
+    ) -> None:
+        super().__init__(error_class, message, retry_after_seconds)
+        self.bill = bill
 
 
 @dataclass(frozen=True)
@@ -184,12 +209,13 @@ def complete(provider: str, prompt: Prompt, call: Call) -> Answer:
     try:
         adapter = PROVIDERS[provider]
     except KeyError:
-        raise StepError(ErrorClass.PERMANENT, f"Unknown LLM provider {provider!r}") from None
+        message = f"Unknown LLM provider {provider!r}"
+        raise CallError(ErrorClass.PERMANENT, message, bill=NOT_SENT) from None
     return adapter(prompt, call)
 
 
 class _mapped_errors:
-    """Turns what the SDKs raise into StepErrors (the same for both: their exception
+    """Turns what the SDKs raise into CallErrors (the same for both: their exception
     classes are parallel). Messages are redacted: provider error bodies can echo the key."""
 
     def __init__(self, provider: str, key: str) -> None:
@@ -200,45 +226,64 @@ class _mapped_errors:
         return None
 
     def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: Any) -> bool:
-        if exc is None or isinstance(exc, StepError):
+        if exc is None or isinstance(exc, CallError):
             return False
         error = self.step_error(exc)
         if error is None:
             return False  # not the provider's doing: a bug, left for the executor to log
         raise error from None
 
-    def step_error(self, exc: BaseException) -> StepError | None:
+    def step_error(self, exc: BaseException) -> CallError | None:
         name = self.provider
-        # A refusal by the SSRF guard inside the transport comes back wrapped.
+        # The SSRF guard refuses a request before it is sent (raised as it is, or wrapped).
         cause = exc.__cause__ or exc.__context__
-        if isinstance(cause, StepError):
-            return cause
+        for refusal in (exc, cause):
+            if isinstance(refusal, StepError):
+                return CallError(
+                    refusal.error_class,
+                    refusal.message,
+                    refusal.retry_after_seconds,
+                    bill=NOT_SENT,
+                )
         if _is_sdk_error(exc, "APIStatusError"):
             status = exc.status_code
             error_class = error_class_for_status(status) or ErrorClass.TRANSIENT
             detail = self.safe(_error_detail(exc))
-            return StepError(
+            return CallError(
                 error_class,
                 f"{name} answered HTTP {status}: {detail}",
                 retry_after_seconds(exc.response.headers)
                 if error_class == ErrorClass.RATE_LIMITED
                 else None,
+                bill=ANSWERED,
             )
         if _is_sdk_error(exc, "APITimeoutError"):
-            return StepError(ErrorClass.TRANSIENT, f"{name} did not answer in time")
+            bill = NOT_SENT if _before_sending(cause) else TIMED_OUT
+            return CallError(ErrorClass.TRANSIENT, f"{name} did not answer in time", bill=bill)
         if _is_sdk_error(exc, "APIConnectionError"):
             reason = self.safe(str(cause or exc)) if cause else "connection failed"
-            return StepError(ErrorClass.TRANSIENT, f"Could not reach {name}: {reason}")
+            bill = NOT_SENT if _before_sending(cause) else NO_ANSWER
+            return CallError(ErrorClass.TRANSIENT, f"Could not reach {name}: {reason}", bill=bill)
         # JSONDecodeError, pydantic's ValidationError, MalformedAnswer are ValueErrors.
         if _is_sdk_error(exc, "APIResponseValidationError") or isinstance(exc, ValueError):
             detail = self.safe(f"{type(exc).__name__}: {exc}")
-            return StepError(ErrorClass.TRANSIENT, f"{name} sent a malformed answer ({detail})")
+            message = f"{name} sent a malformed answer ({detail})"
+            return CallError(ErrorClass.TRANSIENT, message, bill=NO_ANSWER)
         if _is_sdk_error(exc, "OpenAIError") or _is_sdk_error(exc, "AnthropicError"):
-            return StepError(ErrorClass.TRANSIENT, f"{name} call failed: {self.safe(str(exc))}")
+            message = f"{name} call failed: {self.safe(str(exc))}"
+            return CallError(ErrorClass.TRANSIENT, message, bill=NO_ANSWER)
         return None
 
     def safe(self, text: str) -> str:
         return clip(redact(text, [self.key]), 500)
+
+
+def _before_sending(cause: BaseException | None) -> bool:
+    """Whether the transport failed before the request was on the wire."""
+    return cause is not None and any(
+        cls.__name__ in BEFORE_SENDING and cls.__module__.startswith("httpx")
+        for cls in type(cause).__mro__
+    )
 
 
 def _is_sdk_error(exc: BaseException, name: str) -> bool:

@@ -22,6 +22,7 @@ STEP_EVENT_TYPES = (
     "RetryScheduled",
     "CorrectionAttempted",
     "AttentionResolved",
+    "CallCharged",
 )
 
 
@@ -54,6 +55,16 @@ def pretty(value: Any) -> str:
 def attempts_of(run_id: UUID, step_id: str) -> list[Attempt]:
     events = read_events_of_types(run_id, STEP_EVENT_TYPES, step_id=step_id)
     return attempts(events, step_id)[-MAX_ATTEMPTS_SHOWN:]
+
+
+def _with_charges(usage: dict[str, Any], charges: list[dict[str, Any]]) -> dict[str, Any]:
+    """An attempt's usage with the calls charged to it apart from its outcome (a call
+    whose answer was never read costs an estimate, and says so)."""
+    usage = dict(usage)
+    for charge in charges:
+        usage["cost_usd"] = float(usage.get("cost_usd") or 0) + float(charge.get("cost_usd") or 0)
+        usage["cost_estimated"] = bool(usage.get("cost_estimated") or charge.get("cost_estimated"))
+    return usage
 
 
 def step_detail(

@@ -16,6 +16,7 @@ from vectorbea.engine import (
     ApprovalTimedOut,
     AttentionResolved,
     BudgetWarning,
+    CallCharged,
     CorrectionAttempted,
     ErrorClass,
     LoopRestarted,
@@ -142,7 +143,31 @@ def describe(recorded: Recorded, names: dict[str, str] | None = None) -> str:
             )
         case BudgetWarning():
             return event.message
+        case CallCharged():
+            return _charged(event, label)
     return type(event).__name__
+
+
+# Why a call was charged apart from its attempt's outcome (CallCharged.reason).
+UNANSWERED = {
+    "cancelled": "the attempt was stopped while it waited",
+    "timed_out": "the provider did not answer in time",
+    "no_answer": "the answer was lost or unreadable",
+    "worker_lost": "its worker stopped responding",
+}
+
+
+def _charged(event: CallCharged, label: str) -> str:
+    cost = event.usage.get("cost_usd") or 0
+    amount = f"${cost:.4f}" if cost < 1 else f"${cost:,.2f}"
+    call = f"the model call of attempt {event.attempt}"
+    if event.reason == "outcome_refused":
+        return f"{label} was charged {amount} for {call}, answered after the attempt had ended"
+    why = UNANSWERED.get(event.reason, event.reason)
+    return (
+        f"{label} was charged {amount} for {call}, the most it may have cost: "
+        f"its answer was never read ({why})"
+    )
 
 
 DEFERRAL_REASONS = {
@@ -257,6 +282,7 @@ KIND_OF = {
     "AttentionResolved": "resolved",
     "LoopRestarted": "run",
     "BudgetWarning": "retry",
+    "CallCharged": "retry",
 }
 
 

@@ -7,8 +7,9 @@ thread while the step's thread watches its StepContext.
 - When the attempt's deadline passes (the step's timeout), the step stops waiting and fails
   as transient, so it is retried as the builder promises.
 In both cases the call's thread is left to end on its own, and whatever it returns is
-dropped. A tool that uses the database gets a connection of its own on that thread, closed
-when the call ends.
+dropped (an abandoned LLM call is charged what was reserved for it: see
+budgets.guard.Meter). A tool that uses the database gets a connection of its own on that
+thread, closed when the call ends.
 """
 
 import contextvars

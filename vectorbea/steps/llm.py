@@ -16,12 +16,12 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from vectorbea import queues
-from vectorbea.budgets.guard import estimated_tokens, metered_call
+from vectorbea.budgets.guard import Meter, estimated_tokens, metered_call
 from vectorbea.engine import ErrorClass, StepError
 from vectorbea.llm import Answer, MissingKey, Prompt, cost_of, provider_key
 from vectorbea.llm.errors import clip
 from vectorbea.llm.keys import PLATFORM, OwnKeyRequired
-from vectorbea.llm.providers import Call, complete
+from vectorbea.llm.providers import ANSWERED, NOT_SENT, Call, CallError, complete
 from vectorbea.steps import ssrf
 from vectorbea.steps.abandon import abandonable
 from vectorbea.steps.registry import StepContext, StepKind, StepResult, register
@@ -140,16 +140,18 @@ def run_llm(config: Mapping[str, Any], ctx: StepContext) -> StepResult:
     )
     input_tokens = estimated_tokens(prompt.system, *(m["content"] for m in prompt.messages()))
     with metered_call(ctx, provider, prompt.model, input_tokens, prompt.max_tokens) as meter:
+        if ctx.is_cancelled:  # cancelled while it waited for the budget: nothing was sent
+            meter.not_sent()
+            raise StepError(ErrorClass.CANCELLED, "The step was cancelled before calling the model")
         try:
             answer = abandonable(ctx, complete, provider, prompt, call)
         except StepError as exc:
-            if exc.usage and isinstance(exc.usage.get("cost_usd"), int | float):
-                meter.cost_usd = exc.usage["cost_usd"]
+            _bill(meter, exc, provider, prompt.model)
             if key_id and exc.usage is None:  # which key a rejected call used (its id only)
                 exc.usage = {"provider": provider, "key_id": key_id}
             raise
         usage = usage_of(provider, answer)
-        meter.cost_usd = usage["cost_usd"]
+        meter.answered(usage)
     if key_id:
         usage["key_id"] = key_id
     output = {
@@ -159,6 +161,20 @@ def run_llm(config: Mapping[str, Any], ctx: StepContext) -> StepResult:
         "finish_reason": answer.finish_reason,
     }
     return StepResult(output, usage=usage)
+
+
+def _bill(meter: Meter, exc: StepError, provider: str, model: str) -> None:
+    """Tell the meter what a failed call means for its bill. A failure that says nothing
+    (the call was abandoned when the attempt was cancelled) leaves the meter's default:
+    the call may have been billed."""
+    if not isinstance(exc, CallError):
+        return
+    if exc.bill == ANSWERED:  # an error answer: providers do not bill it
+        meter.answered({"provider": provider, "model": model, "cost_usd": 0.0})
+    elif exc.bill == NOT_SENT:
+        meter.not_sent()
+    else:
+        meter.unanswered(exc.bill)
 
 
 MAX_ANSWER_KEPT = 8000
