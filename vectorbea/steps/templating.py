@@ -87,7 +87,7 @@ class RenderLimits:
 RENDER_LIMITS = RenderLimits(seconds=MAX_RENDER_SECONDS, steps=20_000_000, bytes=64 * 2**20)
 # Rendering for a page (the step detail) is a preview, in the web process for whoever opens
 # it: it gets a fraction of the worker's limits, whatever the templates do.
-PREVIEW_LIMITS = RenderLimits(seconds=0.5, steps=2_000_000, bytes=16 * 2**20)
+PREVIEW_LIMITS = RenderLimits(seconds=0.5, steps=1_000_000, bytes=16 * 2**20)
 
 # Tags that define or assign things, or load other templates: none is needed to shape data,
 # and each could be used to build a value without bound or reach outside the sandbox.
@@ -328,6 +328,8 @@ def _size(value: Any, limit: float = MAX_RENDERED_CHARS) -> int:
             children, container, before = frames[-1]
             for item in children:  # plain items in this loop; a container opens a frame
                 walked += 1
+                if walked % 4096 == 0:  # a long walk checks the deadline as it goes
+                    meter.spend(4096)
                 kind = type(item)
                 if kind is str:
                     total += len(item) + 3  # quotes and a separator
@@ -353,7 +355,7 @@ def _size(value: Any, limit: float = MAX_RENDERED_CHARS) -> int:
             raise _TooLarge
         return total
     finally:
-        meter.spend(walked)
+        meter.spend(walked % 4096)
 
 
 def _children(container: Any) -> Iterator[Any]:
