@@ -1,6 +1,7 @@
 """The run page: timeline pages, failures only, graph, step detail, time travel, actions."""
 
 import re
+import tracemalloc
 from decimal import Decimal
 
 import pytest
@@ -23,6 +24,7 @@ from vectorbea.engine import (
 from vectorbea.eventlog import store
 from vectorbea.eventlog.models import Run, RunSummary
 from vectorbea.runs.commands import pause_run, start_run
+from vectorbea.steps.templating import PREVIEW_LIMITS
 
 HTMX = {"HX-Request": "true"}
 
@@ -253,3 +255,42 @@ def test_the_list_and_page_have_no_inline_script(client, alice, run):
         html = client.get(page).content.decode()
         assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", html) == []
         assert " style=" not in html and "onclick" not in html
+
+
+@pytest.mark.parametrize(
+    ("template", "reason"),
+    [
+        # allocates five million spaces per level before anything could look at the result
+        ("{{ {'who': [input.customer]}|tojson(indent=5000000) }}", "indent must be a whole number"),
+        # nine million turns of two loops with nothing in them
+        (
+            "{% for a in input.n %}{% for b in input.n %}{% endfor %}{% endfor %}",
+            "too much work|took longer than 0.5 seconds",
+        ),
+    ],
+)
+def test_step_detail_renders_hostile_settings_within_the_preview_limits(
+    client, alice, acme, template, reason
+):
+    definition = chain(2)
+    definition["steps"][1]["config"] = {"output": template}
+    run = start_run(publish(acme, definition), {"customer": "Initech", "n": list(range(3000))})
+    record(run.id, StepCompleted("s0", 1, {"ok": True}))
+    record(run.id, StepFailed("s1", 1, "transient", "provider overloaded (529)"))
+    client.force_login(alice)
+    client.get(url("run-step", run, id="s1"), headers=HTMX)  # imports, caches, first queries
+
+    tracemalloc.start()
+    try:
+        response = client.get(url("run-step", run, id="s1"), headers=HTMX)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    html = response.content.decode()
+    assert peak < PREVIEW_LIMITS.bytes + 8 * 2**20
+    assert response.status_code == 200
+    assert "(as written)" in html
+    assert re.search(
+        r'class="muted settings-problem">Setting &#x27;output&#x27;: [^<]*(' + reason + ")", html
+    )

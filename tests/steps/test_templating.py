@@ -1,6 +1,7 @@
 """Templated step configs: native values, text, missing references, injection attempts,
 size limits, and the save-time check."""
 
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -9,6 +10,8 @@ from tests.engine.builders import KINDS
 from vectorbea.engine import ErrorClass, StepError, validate_definition
 from vectorbea.steps.templating import (
     MAX_RENDERED_CHARS,
+    RENDER_LIMITS,
+    RenderLimits,
     TemplateProblem,
     evaluate_condition,
     render_config,
@@ -322,3 +325,134 @@ def test_the_save_time_check_never_raises_on_junk() -> None:
     for _ in range(10_000):
         deep = [deep]
     assert template_problems(flow([{"id": "a", "kind": "noop", "config": {"x": deep}}], [])) == []
+
+
+# --- work and memory: every operation bounded before it runs ---------------------------------
+
+
+def peak_memory(template: str, context: dict[str, Any] = CONTEXT) -> tuple[int, Any]:
+    """The peak of memory allocated while rendering ``template`` (tracemalloc), and what the
+    render gave: its value, or the TemplateProblem it raised."""
+    tracemalloc.start()
+    try:
+        outcome: Any = render(template, context)
+    except TemplateProblem as exc:
+        outcome = exc
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak, outcome
+
+
+def test_tojson_indent_is_refused_before_it_allocates_anything() -> None:
+    peak, outcome = peak_memory("{{ input.customer|tojson(indent=5000000) }}")
+
+    assert isinstance(outcome, TemplateProblem)
+    assert "indent must be a whole number from 0 to 16" in outcome.message
+    assert peak < 2 * 2**20
+    assert render("{{ input.customer|tojson(indent=2) }}") == '{\n  "name": "Ada"\n}'
+
+
+@pytest.mark.timeout(20)
+def test_sum_of_lists_takes_linear_time() -> None:
+    # 150,000 one-item lists: Python's sum() copies the growing list for each of them, 1e10
+    # item copies in one C call that no deadline can interrupt (over 20 s of CPU).
+    assert render("{{ ([[0]] * 150000)|sum(start=[])|length }}") == 150_000
+    assert render("{{ [[1, 2], [3]]|sum(start=[]) }}") == [1, 2, 3]
+    assert render("{{ input.tags|map('length')|sum }}") == 2
+
+
+def test_round_precision_is_refused_before_computing_a_huge_power() -> None:
+    with pytest.raises(TemplateProblem, match="precision must be from -100 to 100"):
+        render("{{ 1.5|round(100000000, 'ceil') }}")
+    assert render("{{ 42.55|round(1, 'floor') }}") == 42.5
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        # a value that repeats a large part is as large as all its repetitions
+        "{{ ([steps.big.output.text] * 500)|string|length }}",
+        "{{ [steps.big.output.text] * 500 }}",
+        "{{ 'x' ~ [steps.big.output.text] * 50 }}",
+        "{{ [[steps.big.output.text] * 50]|join }}",
+        "{{ ([steps.big.output.text] * 50)|tojson }}",
+        "{{ [steps.big.output.list] * 10000 == [steps.big.output.list] * 10000 }}",
+        "{{ ([steps.big.output.list] * 10000)|sort|first }}",
+        "{{ steps.big.output.text|list|length }}",
+        "{{ ('ab ' * 300000).split()|length }}",
+    ],
+)
+def test_values_that_repeat_a_large_part_are_refused_before_they_are_printed(
+    template: str,
+) -> None:
+    peak, outcome = peak_memory(template)
+
+    assert isinstance(outcome, TemplateProblem), outcome
+    assert "larger than" in outcome.message
+    assert peak < 8 * 2**20
+
+
+def test_fresh_large_values_built_side_by_side_stop_at_the_memory_budget() -> None:
+    # Each item is a new 900,000-character text: 80 of them would take 72 MB.
+    items = ", ".join(["steps.big.output.text|upper"] * 80)
+
+    peak, outcome = peak_memory("{{ [" + items + "]|length }}")
+
+    assert isinstance(outcome, TemplateProblem)
+    assert "too much memory" in outcome.message
+    assert peak < RENDER_LIMITS.bytes + 8 * 2**20
+
+
+def test_every_loop_turn_counts_even_with_nothing_in_the_loop() -> None:
+    # Nothing in these loops calls anything: 50 million turns of plain Python.
+    template = (
+        "{% for a in input.tags * 500 %}{% for b in '"
+        + "x" * 50_000
+        + "' %}{% endfor %}{% endfor %}"
+    )
+    limits = RenderLimits(seconds=60, steps=100_000, bytes=RENDER_LIMITS.bytes)
+
+    with pytest.raises(TemplateProblem, match="too much work"):
+        render_config({"value": template}, CONTEXT, limits=limits)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ " + "(" * 500 + "1" + ")" * 500 + " }}",
+        "{{ " + "[" * 500 + "]" * 500 + " }}",
+        "{{ " + "1 + " * 3000 + "1 }}",
+        "{{ " + "not " * 3000 + "1 }}",
+        "{{ " + "- " * 3000 + "1 }}",
+        "{{ input.ticket" + "|abs" * 3000 + " }}",
+        "{{ input" + ".x" * 3000 + " }}",
+        "{% if true %}" * 300 + "x" + "{% endif %}" * 300,
+    ],
+)
+def test_deep_nesting_is_a_clear_problem_at_save_time_and_when_rendering(template: str) -> None:
+    (issue,) = template_problems(flow([{"id": "a", "kind": "noop", "config": {"x": template}}], []))
+    assert "nests too deeply" in issue.message
+
+    with pytest.raises(TemplateProblem, match="nests too deeply"):
+        render(template)
+
+
+def test_nesting_within_the_limit_still_works() -> None:
+    assert render("{{ " + "(" * 12 + "input.ticket" + ")" * 12 + " }}") == 42
+    assert render("{{ input.ticket" + " + 1" * 20 + " }}") == 62
+
+
+def test_what_is_kept_of_checked_templates_is_bounded_by_their_total_size() -> None:
+    # Parsed and compiled templates are kept for reuse; many large ones must not pile up.
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(60):
+            template = f"{n} " + "x" * 90_000 + "{{ input.ticket }}"
+            assert render(template).endswith("x42")
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+    assert kept < 10 * 2**20

@@ -40,6 +40,7 @@ class StepDetail:
     error_message: str
     settings: str
     settings_rendered: bool
+    settings_problem: str  # why the settings are shown as written, when a render failed
     retry_at: str | None
     wait_until: str | None
     duration_seconds: float | None
@@ -70,7 +71,7 @@ def _with_charges(usage: dict[str, Any], charges: list[dict[str, Any]]) -> dict[
 def step_detail(
     run_id: UUID, state: RunState, definition: Definition, step_id: str
 ) -> StepDetail | None:
-    from vectorbea.steps.templating import TemplateProblem, effective_config, render_step_config
+    from vectorbea.steps.templating import TemplateProblem, effective_config, preview_step_config
 
     step_def = definition.steps.get(step_id)
     if step_def is None:
@@ -78,12 +79,17 @@ def step_detail(
     step = state.step(step_id)
     settings: Any = effective_config(step_def, state)
     rendered = False
+    problem = ""
     if step.status != "pending":
+        # A preview: rendered within the preview's smaller limits, as this runs in the web
+        # process for whoever opens the page.
         try:
-            settings = render_step_config(step_def, state)
+            settings = preview_step_config(step_def, state)
             rendered = True
-        except (TemplateProblem, ValueError, TypeError):
-            settings = effective_config(step_def, state)
+        except TemplateProblem as exc:
+            problem = exc.message
+        except (ValueError, TypeError):
+            problem = "The settings could not be rendered."
     duration = None
     if step.started_at and step.finished_at:
         duration = (step.finished_at - step.started_at).total_seconds()
@@ -100,6 +106,7 @@ def step_detail(
         error_message=step.error_message or "",
         settings=pretty(settings),
         settings_rendered=rendered,
+        settings_problem=problem,
         retry_at=step.retry_at,
         wait_until=step.wait_until,
         duration_seconds=duration,
