@@ -6,7 +6,6 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from vectorbea.budgets import guard
 from vectorbea.engine import (
     BudgetWarning,
     Deferred,
@@ -65,7 +64,6 @@ def _attempt(loaded: store.Loaded, step_id: str, attempt: int) -> tuple[StepCont
         if kind.render_config:
             config = render_config(raw_config, template_context(state.input, outputs))
         with HEARTBEATS.holding(ctx), step_scope(run_id, step_id, attempt):
-            guard.admit_step(ctx)
             result = kind.handler(config, ctx)
     except Deferred as exc:
         until = loaded.clock.now() + timedelta(seconds=exc.wait_seconds)

@@ -5,6 +5,7 @@
   is re-sent), and kicked;
 - expired step leases: an unclaimed one (its dispatch message was lost) is dispatched
   again; a claimed one means its worker died or stalled, recorded as worker_lost;
+- runs queued for a place that a lost wake-up left waiting: admitted;
 - budget reservations of calls whose worker died: charged at what was reserved;
 - due cron schedules fired, and webhook deliveries older than a day forgotten (triggers).
 
@@ -92,11 +93,13 @@ def release_lost_reservations() -> int:
 
 
 def tasks() -> tuple[tuple[str, Callable[[], int]], ...]:
+    from vectorbea.budgets import admission
     from vectorbea.triggers import schedules, webhooks
 
     return (
         ("leases", recover_expired_leases),
         ("wake-ups", wake_due_runs),
+        ("admissions", admission.admit_everywhere),
         ("reservations", release_lost_reservations),
         ("schedules", schedules.fire_due_schedules),
         ("webhooks", webhooks.prune_deliveries),

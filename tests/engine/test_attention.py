@@ -202,16 +202,17 @@ def test_failing_a_run_that_needs_attention_ends_it() -> None:
 # --- deferrals and interruptions ----------------------------------------------------------------
 
 
-def test_a_deferred_attempt_runs_again_later_without_counting_as_a_failure() -> None:
+def test_a_deferred_attempt_is_made_again_later_without_counting_as_an_attempt() -> None:
     until = (NOW + timedelta(seconds=30)).isoformat()
     state = state_after(
         StepStarted("ask", 1), StepDeferred("ask", 1, until, "rate_limited", "wait")
     )
 
     assert state.steps["ask"].failures == 0
+    assert state.attempts_total == 0 and state.steps_started == 0  # a wait, not an attempt
     assert decide(state, llm_like(), NOW) == []
     assert next_wake_at(state, llm_like(), NOW).isoformat() == until
-    assert decide(state, llm_like(), NOW + timedelta(seconds=31)) == [StepStarted("ask", 2)]
+    assert decide(state, llm_like(), NOW + timedelta(seconds=31)) == [StepStarted("ask", 1)]
 
 
 def test_an_interrupted_step_starts_again_when_the_stopped_run_resumes() -> None:

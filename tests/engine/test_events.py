@@ -22,11 +22,13 @@ from vectorbea.engine import (
     OutputCorrected,
     Recorded,
     RetryScheduled,
+    RunAdmitted,
     RunCancelled,
     RunCompleted,
     RunFailed,
     RunNeedsAttention,
     RunPaused,
+    RunQueued,
     RunResumed,
     RunStarted,
     StepCompleted,
@@ -78,6 +80,8 @@ ONE_OF_EACH: list[Event] = [
     LoopRestarted("check", "draft", 2, ("draft", "check")),
     BudgetWarning("run", 80, "This run has spent 80% of its budget."),
     RunPaused("alice", "kill switch", stopped=True),
+    RunQueued("Waiting for a free place: the workspace runs at most 2 at once."),
+    RunAdmitted(),
     CallCharged(
         "ask", 2, {"model": "gpt-4o", "cost_usd": 0.06, "cost_estimated": True}, "cancelled"
     ),

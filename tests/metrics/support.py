@@ -86,13 +86,20 @@ def log_counts(runs: list | None = None) -> dict[str, Counter]:
             "JOIN workflows_workflowversion v ON v.id = r.version_id "
             "CROSS JOIN LATERAL jsonb_array_elements(v.definition->'steps') step "
             "WHERE step->>'id' = e.payload->>'step_id' AND e.type = ANY(%(types)s) "
-            "AND (%(runs)s::uuid[] IS NULL OR e.run_id = ANY(%(runs)s::uuid[])) GROUP BY 1, 2, 3",
+            "AND (%(runs)s::uuid[] IS NULL OR e.run_id = ANY(%(runs)s::uuid[])) "
+            # An attempt a limit deferred is made again under its number: counted once.
+            "AND NOT (e.type = 'StepStarted' AND EXISTS (SELECT 1 FROM eventlog_event d "
+            "  WHERE d.run_id = e.run_id AND d.seq < e.seq AND d.type = 'StepDeferred' "
+            "  AND d.payload->>'step_id' = e.payload->>'step_id' "
+            "  AND d.payload->'attempt' = e.payload->'attempt')) "
+            "GROUP BY 1, 2, 3",
             {"runs": runs, "types": [*STARTS, "StepCompleted", "StepFailed"]},
         )
         steps = cursor.fetchall()
         cursor.execute(
-            "SELECT coalesce(payload->>'reason', payload->>'error_class'), count(*) "
-            "FROM eventlog_event e WHERE (type = 'StepDeferred' "
+            "SELECT CASE WHEN type = 'RunQueued' THEN 'concurrency' "
+            "  ELSE coalesce(payload->>'reason', payload->>'error_class') END, count(*) "
+            "FROM eventlog_event e WHERE (type IN ('StepDeferred', 'RunQueued') "
             "OR (type = 'StepFailed' AND payload->>'error_class' = 'budget_exceeded')) "
             "AND (%(runs)s::uuid[] IS NULL OR e.run_id = ANY(%(runs)s::uuid[])) GROUP BY 1",
             {"runs": runs},

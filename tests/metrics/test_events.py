@@ -87,7 +87,7 @@ def test_steps_are_labelled_by_kind_and_timed_from_their_recorded_start(client):
         StepFailed("s1", 1, "transient", "boom"),  # 4 s
         StepStarted("s1", 2),
         StepDeferred("s1", 2, T0.isoformat(), "rate_limited", "wait"),  # no outcome
-        StepStarted("s1", 2),
+        StepStarted("s1", 2),  # the deferred attempt, made again: not counted again
         StepCompleted("s1", 2, {}),  # 1 s after its second start
         StepStarted("s2", 1),
         StepInterrupted("s2", 1, "alice", "kill switch"),
@@ -97,7 +97,7 @@ def test_steps_are_labelled_by_kind_and_timed_from_their_recorded_start(client):
     )
 
     after = scrape(client)
-    assert counted["vectorbea_steps_started_total"] == {("noop",): 1, ("tool",): 4}
+    assert counted["vectorbea_steps_started_total"] == {("noop",): 1, ("tool",): 3}
     assert counted["vectorbea_steps_completed_total"] == {
         ("noop",): 1,
         ("tool",): 2,

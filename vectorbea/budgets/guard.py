@@ -1,7 +1,6 @@
-"""Where workers meet the workspace's limits: before a step runs, and around each paid call.
+"""Where workers meet the workspace's limits: around each paid call (how many runs go on
+at once is decided when runs start and end: vectorbea.budgets.admission).
 
-- `admit_step(ctx)`: the concurrency limits (max runs going on per workspace and per
-  workflow). A run that has no slot and finds none free is deferred, not failed.
 - `metered_call(ctx, ...)`: around one LLM call. The provider's rate limits (requests and
   tokens per minute, across every worker process) defer the step; then the call's
   worst-case cost is reserved against the run's, the day's and the month's budgets
@@ -12,8 +11,8 @@
   run needs attention, or fails if the workspace says so); crossing a soft threshold
   becomes a BudgetWarning on the run and an email.
 
-The limits are read through a short in-process cache: a change reaches every worker
-within LIMITS_TTL_SECONDS. The kill switch is not read here: it acts through the log.
+The limits are read through a short in-process cache (`CACHE`): a change reaches every
+process within LIMITS_TTL_SECONDS. The kill switch is not read here: it acts through the log.
 """
 
 import logging
@@ -30,7 +29,7 @@ from uuid import UUID
 from django.conf import settings
 from django.db import connection
 
-from vectorbea.budgets import ledger, ratelimit, slots
+from vectorbea.budgets import ledger, ratelimit
 from vectorbea.engine import Deferred, ErrorClass, StepError
 from vectorbea.llm.pricing import cost_of
 from vectorbea.llm.tokens import token_estimate
@@ -39,7 +38,6 @@ from vectorbea.steps.registry import StepContext
 log = logging.getLogger(__name__)
 
 LIMITS_TTL_SECONDS = 5.0
-SLOT_RETRY_SECONDS = 5.0
 # A call refused only because other calls in flight hold the budget waits for them this
 # long (they settle within their own call time) before the step is deferred.
 PENDING_WAIT_SECONDS = 15.0
@@ -65,7 +63,6 @@ class _Cache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._limits: dict[UUID, tuple[float, Limits]] = {}
-        self._slotted: set[UUID] = set()  # runs known to hold a slot (for life)
 
     def limits(self, workspace_id: UUID) -> Limits:
         now = time.monotonic()
@@ -78,20 +75,9 @@ class _Cache:
             self._limits[workspace_id] = (now, limits)
         return limits
 
-    def has_slot(self, run_id: UUID) -> bool:
-        with self._lock:
-            return run_id in self._slotted
-
-    def slotted(self, run_id: UUID) -> None:
-        with self._lock:
-            if len(self._slotted) > 100_000:
-                self._slotted.clear()
-            self._slotted.add(run_id)
-
     def clear(self) -> None:
         with self._lock:
             self._limits.clear()
-            self._slotted.clear()
 
 
 CACHE = _Cache()
@@ -107,36 +93,6 @@ def _read_limits(workspace_id: UUID) -> Limits:
         )
         row = cursor.fetchone()
     return NO_LIMITS if row is None else Limits(*row)
-
-
-def admit_step(ctx: StepContext) -> None:
-    """Raise Deferred when the run may not go on yet because of a concurrency limit."""
-    limits = CACHE.limits(ctx.workspace_id)
-    per_workspace = limits.max_concurrent_runs
-    per_workflow = limits.max_concurrent_runs_per_workflow
-    if (per_workspace is None and per_workflow is None) or CACHE.has_slot(ctx.run_id):
-        return
-    if ctx.workflow_id is None:
-        return
-    if slots.claim_slot(
-        ctx.run_id,
-        ctx.workspace_id,
-        UUID(str(ctx.workflow_id)),
-        workspace_limit=per_workspace,
-        workflow_limit=per_workflow,
-    ):
-        CACHE.slotted(ctx.run_id)
-        return
-    parts = []
-    if per_workspace is not None:
-        parts.append(f"{per_workspace} at once in the workspace")
-    if per_workflow is not None:
-        parts.append(f"{per_workflow} at once per workflow")
-    raise Deferred(
-        "concurrency",
-        f"Waiting for a free slot: the workspace allows {' and '.join(parts)}.",
-        SLOT_RETRY_SECONDS,
-    )
 
 
 def estimated_tokens(*texts: str) -> int:

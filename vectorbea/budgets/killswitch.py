@@ -18,10 +18,21 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from vectorbea.budgets.models import LimitsChange, WorkspaceLimits
-from vectorbea.engine import Event, RunPaused, RunResumed, StepInterrupted
+from vectorbea.engine import Event, RunPaused, RunResumed, StepInterrupted, VectorbeaError
 from vectorbea.engine.state import STEP_RUNNING, TERMINAL_RUN_STATUSES
 from vectorbea.eventlog import store
-from vectorbea.runs.commands import ActionRefused, act
+from vectorbea.eventlog.record import record
+
+
+class SwitchIsOn(VectorbeaError):
+    """Resuming the runs the switch stopped is refused while it is on (said plainly)."""
+
+
+class _Unchanged(Exception):
+    """The run needs nothing from this action: nothing is appended."""
+
+
+SWITCH_IS_ON = "Turn the kill switch off before resuming the runs it stopped."
 
 
 def stop_everything(workspace_id: UUID, *, actor: str, reason: str, user: Any = None) -> int:
@@ -65,19 +76,21 @@ def allow_again(workspace_id: UUID, *, actor: str, user: Any = None) -> None:
 def resume_stopped(workspace_id: UUID, *, actor: str) -> int:
     """Resume every run the switch paused; refused while the switch is on."""
     if store.stop_of(workspace_id) is not None:
-        raise ActionRefused("Turn the kill switch off before resuming the runs it stopped.")
+        raise SwitchIsOn(SWITCH_IS_ON)
     resumed = 0
     for run_id in _active_runs(workspace_id):
 
         def facts(loaded: store.Loaded) -> list[Event]:
             if not loaded.state.stopped:
-                raise ActionRefused("not stopped by the switch")
+                raise _Unchanged  # not stopped by the switch
             return [RunResumed(actor)]
 
         try:
-            act(run_id, facts)
-        except ActionRefused:
+            record(run_id, facts, by_person=True)
+        except _Unchanged:
             continue
+        except store.KillSwitchOn:  # thrown again meanwhile
+            raise SwitchIsOn(SWITCH_IS_ON) from None
         resumed += 1
     return resumed
 
@@ -86,19 +99,19 @@ def _stop_run(run_id: UUID, actor: str, reason: str) -> bool:
     def facts(loaded: store.Loaded) -> list[Event]:
         state = loaded.state
         if state.is_terminal:
-            raise ActionRefused("finished")
+            raise _Unchanged  # finished
         events: list[Event] = []
         if not state.paused:
             events.append(RunPaused(actor, reason, stopped=True))
         for step_id in state.steps_with_status(STEP_RUNNING):
             events.append(StepInterrupted(step_id, state.step(step_id).attempt, actor, reason))
         if not events:
-            raise ActionRefused("already paused")
+            raise _Unchanged  # already paused, nothing running
         return events
 
     try:
-        act(run_id, facts)
-    except ActionRefused:
+        record(run_id, facts, by_person=True)
+    except _Unchanged:
         return False
     return True
 

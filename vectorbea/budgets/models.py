@@ -4,7 +4,7 @@
 defaults below); `LimitsChange` is their history. `SpendLedger` rows are what budget
 reservations update atomically: one row per run, per workspace day and per workspace month,
 each with what is spent (settled) and what is reserved by calls still in flight.
-`RunSlot` rows are the concurrency slots runs hold while they go on.
+How many runs go on at once is counted from the run summaries (budgets.admission).
 """
 
 import uuid
@@ -142,18 +142,3 @@ class Reservation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount_usd} for {self.run_id}/{self.step_id}#{self.attempt}"
-
-
-class RunSlot(models.Model):
-    """A run counted against its workspace's and workflow's concurrent-run limits.
-
-    Claimed by `slots.claim_slot` before the run starts work and deleted by `release_slot`
-    when it finishes; a slot whose run has finished anyway is deleted by the next claim."""
-
-    run_id = models.UUIDField(primary_key=True)
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    workflow = models.ForeignKey("workflows.Workflow", on_delete=models.CASCADE, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self) -> str:
-        return f"Slot of run {self.run_id}"

@@ -18,10 +18,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from vectorbea.accounts.access import Access, Capability, workspace_view
-from vectorbea.budgets import forms, killswitch, usage
+from vectorbea.budgets import admission, forms, killswitch, usage
 from vectorbea.budgets.models import LimitsChange, WorkflowLimits, WorkspaceLimits
 from vectorbea.eventlog.models import RunSummary
-from vectorbea.runs.commands import ActionRefused
 from vectorbea.workflows.models import Workflow
 
 HISTORY_SHOWN = 50
@@ -123,6 +122,7 @@ def limits(request: HttpRequest, access: Access) -> HttpResponse:
             else:
                 names = ", ".join(forms.LABELS[name].lower() for name in change.changes)
                 messages.success(request, f"Saved the limits ({names}).")
+                admission.admit_queued(access.workspace.id)  # a limit raised or lifted
             return redirect(_limits_url(access))
     context = _limits_context(access, form=form)
     return render(request, "budgets/limits.html", context, status=400)
@@ -217,7 +217,7 @@ def resume_stopped(request: HttpRequest, access: Access) -> HttpResponse:
     killswitch.allow_again(workspace_id, actor=_actor(request), user=request.user)
     try:
         resumed = killswitch.resume_stopped(workspace_id, actor=_actor(request))
-    except ActionRefused as exc:  # thrown again in between
+    except killswitch.SwitchIsOn as exc:  # thrown again in between
         messages.error(request, str(exc))
         return redirect(_limits_url(access))
     allowed = "Runs are allowed again. " if was_stopped else ""

@@ -52,6 +52,7 @@ from vectorbea.engine.waits import (
     DELAY_KIND,
     DENIED_PORT,
     ENGINE_KINDS,
+    LIMIT_WAIT_REASONS,
     WAIT_REASON_APPROVAL,
     WAIT_REASON_DELAY,
     approval_allows_self,
@@ -88,8 +89,9 @@ def decide(
             if isinstance(event, RunFailed):
                 return [event]
             decided.add(event, now)
-    if state.paused or decided.state.attention:
-        # A failure is still answered; nothing new starts until resumed or resolved.
+    if state.paused or state.queued or decided.state.attention:
+        # A failure is still answered; nothing new starts until resumed, admitted or
+        # resolved.
         return decided.events
     for edge in definition.loop_edges:
         decided.add_all(_loop_restart(decided.state, definition, edge), now)
@@ -107,9 +109,10 @@ def next_wake_at(state: RunState, definition: Definition, now: datetime) -> date
     """When a worker next needs to look at the run; None when only a running step can move it."""
     if decide(state, definition, now):
         return now
-    if state.status != RUN_RUNNING or state.paused or state.attention:
-        # Held by a person (paused, or a step needs attention): no timer moves the run,
-        # however late; their action appends, and the next look is decided again then.
+    if state.status != RUN_RUNNING or state.paused or state.queued or state.attention:
+        # Held by a person (paused, or a step needs attention) or waiting for a slot: no
+        # timer moves the run, however late; what frees it appends, and the next look is
+        # decided again then.
         return None
     times = [
         datetime.fromisoformat(step.retry_at)
@@ -262,6 +265,9 @@ def _next_for_step(
             return []
         return _start(state, definition, step_id, step.attempt + 1, now, render)
     if step.status == STEP_WAITING:
+        if step.wait_reason in LIMIT_WAIT_REASONS:  # a limit deferred it: the same attempt
+            due = step.wait_until is None or datetime.fromisoformat(step.wait_until) <= now
+            return _start(state, definition, step_id, step.attempt + 1, now, render) if due else []
         return _after_wait(state, definition, step_id, now)
     if step.status != STEP_PENDING:
         return []

@@ -123,14 +123,29 @@ class CorrectionAttempted(Event):
 
 @dataclass(frozen=True)
 class StepDeferred(Event):
-    """The attempt did not run: a limit (rate, concurrency, a budget others hold) said
-    not yet. The step is tried again at ``until``; a deferral is not a failure."""
+    """The attempt did not run: a limit (a provider's rate limit, a budget other calls in
+    flight hold) said not yet. The step waits until ``until`` and then makes the same
+    attempt again: a deferral is a wait, neither a failure nor an attempt."""
 
     step_id: str
     attempt: int
     until: str  # ISO 8601, UTC
-    reason: str  # "rate_limited", "concurrency", "budget"
+    reason: str  # "rate_limited", "budget" ("concurrency" in logs of older versions)
     message: str
+
+
+@dataclass(frozen=True)
+class RunQueued(Event):
+    """The run waits for a free slot before it starts any work: its workspace (or its
+    workflow) has as many runs going on at once as its limit allows. Nothing in the run
+    starts until RunAdmitted; a run waiting here holds no slot and makes no attempt."""
+
+    message: str  # why, in plain words
+
+
+@dataclass(frozen=True)
+class RunAdmitted(Event):
+    """A slot is free (a run ended, or the limit was raised): the queued run goes on."""
 
 
 @dataclass(frozen=True)
@@ -414,6 +429,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         LoopRestarted,
         BudgetWarning,
         CallCharged,
+        RunQueued,
+        RunAdmitted,
     )
 }
 

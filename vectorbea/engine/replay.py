@@ -22,11 +22,13 @@ from vectorbea.engine.events import (
     OutputCorrected,
     Recorded,
     RetryScheduled,
+    RunAdmitted,
     RunCancelled,
     RunCompleted,
     RunFailed,
     RunNeedsAttention,
     RunPaused,
+    RunQueued,
     RunResumed,
     RunStarted,
     StepCompleted,
@@ -227,14 +229,29 @@ def _(event: CorrectionAttempted, state: RunState, at: datetime) -> RunState:
 
 @_apply.register
 def _(event: StepDeferred, state: RunState, at: datetime) -> RunState:
+    # The attempt did not happen: the step waits, and then makes it again.
+    previous = state.step(event.step_id)
     step = evolve(
-        state.step(event.step_id),
-        status=STEP_RETRY_SCHEDULED,
-        attempt=max(state.step(event.step_id).attempt, event.attempt),
-        retry_at=event.until,
+        previous,
+        status=STEP_WAITING,
+        attempt=max(previous.attempt, event.attempt) - 1,
+        retry_at=None,
+        wait_until=event.until,
+        wait_reason=event.reason,
         finished_at=at,
     )
+    state = evolve(state, steps_started=max(0, state.steps_started - 1))
     return _with_step(state, event.step_id, step)
+
+
+@_apply.register
+def _(event: RunQueued, state: RunState, at: datetime) -> RunState:
+    return evolve(state, queued=event.message)
+
+
+@_apply.register
+def _(event: RunAdmitted, state: RunState, at: datetime) -> RunState:
+    return evolve(state, queued=None)
 
 
 @_apply.register

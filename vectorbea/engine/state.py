@@ -115,6 +115,9 @@ class RunState:
     started_by: str | None = None
     paused: bool = False
     stopped: bool = False  # paused by the workspace's kill switch
+    # Waiting for a free slot under the workspace's concurrency limits (why, in words):
+    # nothing starts until it is admitted.
+    queued: str | None = None
     # Steps that need a person: {step_id: {"error_class", "summary", "at"}}. While any
     # step needs attention no new step starts.
     attention: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -187,6 +190,7 @@ def state_to_json(state: RunState) -> dict[str, Any]:
         "started_by": state.started_by,
         "paused": state.paused,
         "stopped": state.stopped,
+        "queued": state.queued,
         "attention": {key: dict(value) for key, value in state.attention.items()},
         "limits": None if state.limits is None else dict(state.limits),
         "steps_started": state.steps_started,
@@ -220,6 +224,7 @@ def _state_from_json(data: Mapping[str, Any]) -> RunState:
         # Absent from checkpoints written before these existed.
         paused=data.get("paused", False),
         stopped=data.get("stopped", False),
+        queued=data.get("queued"),
         attention=data.get("attention") or {},
         limits=data.get("limits"),
         steps_started=data.get("steps_started", 0),

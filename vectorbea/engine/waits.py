@@ -25,6 +25,9 @@ DEFAULT_PORTS: Mapping[str, str] = {APPROVAL_KIND: APPROVED_PORT}
 
 WAIT_REASON_DELAY = "delay"
 WAIT_REASON_APPROVAL = "approval"
+# A step a workspace limit deferred (StepDeferred.reason): it makes the same attempt again
+# when the wait is over.
+LIMIT_WAIT_REASONS = frozenset({"rate_limited", "budget", "concurrency"})
 
 MAX_DELAY_SECONDS = 30 * 24 * 3600
 MAX_APPROVAL_TIMEOUT_SECONDS = 365 * 24 * 3600

@@ -20,6 +20,8 @@ def display_status(state: RunState) -> str:
     """One word for lists and badges: the engine's run status, refined while running."""
     if state.status != "running":
         return state.status
+    if state.queued:  # counted apart by the concurrency limits: before paused and the rest
+        return "queued"
     if state.attention:
         return "needs_attention"
     if state.paused:
@@ -57,6 +59,8 @@ def current_label(state: RunState, definition: Definition) -> str:
             return f"{name(step_id)} (attempt {step.attempt})"
         return name(step_id)
 
+    if state.queued:
+        return state.queued[:CURRENT_LABEL_CHARS]
     if state.attention:
         return ", ".join(f"{name(step_id)} (needs attention)" for step_id in state.attention)[
             :CURRENT_LABEL_CHARS

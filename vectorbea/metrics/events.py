@@ -35,6 +35,7 @@ from vectorbea.engine import (
     Definition,
     ErrorClass,
     Recorded,
+    RunQueued,
     RunState,
     StepCompleted,
     StepDeferred,
@@ -44,6 +45,7 @@ from vectorbea.engine import (
     StepWaiting,
 )
 from vectorbea.engine.state import STEP_RUNNING, STEP_WAITING
+from vectorbea.engine.waits import LIMIT_WAIT_REASONS
 from vectorbea.eventlog.hooks import Change
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,7 @@ EVENTS_APPENDED = Counter(
 STEPS_STARTED = Counter(
     "vectorbea_steps_started",
     "Step attempts started, by step kind (StepStarted; StepWaiting or ApprovalRequested for "
-    "a delay or an approval gate).",
+    "a delay or an approval gate). An attempt a limit deferred counts once.",
     ["kind"],
 )
 STEPS_COMPLETED = Counter(
@@ -74,8 +76,9 @@ STEPS_FAILED = Counter(
 )
 BUDGET_REJECTIONS = Counter(
     "vectorbea_budget_rejections",
-    "Step attempts a workspace limit refused, by reason: budget_exceeded (the attempt "
-    "failed: a budget is spent); rate_limited, concurrency or budget (it was deferred).",
+    "Step attempts and runs a workspace limit held back, by reason: budget_exceeded (the "
+    "attempt failed: a budget is spent); rate_limited or budget (the attempt waits); "
+    "concurrency (the run waits for a place).",
     ["reason"],
 )
 STEP_DURATION = Histogram(
@@ -171,6 +174,20 @@ class RunContext:
     last_seq: int
     before: RunState | None = None
     starts: dict[str, tuple[int, datetime] | None] = field(default_factory=dict)
+    deferred: dict[str, int] = field(default_factory=dict)  # step_id: attempt, in this batch
+
+    def resumes(self, event: StepStarted) -> bool:
+        """Whether `event` makes again an attempt a limit deferred: a wait, and the attempt
+        is counted once."""
+        if event.step_id in self.deferred:
+            return self.deferred.pop(event.step_id) == event.attempt
+        step = self.before.step(event.step_id) if self.before else None
+        return (
+            step is not None
+            and step.status == STEP_WAITING
+            and step.wait_reason in LIMIT_WAIT_REASONS
+            and step.attempt + 1 == event.attempt
+        )
 
     def kind(self, step_id: str) -> str:
         step = self.definition.steps.get(step_id) if self.definition else None
@@ -201,7 +218,8 @@ def count(run: RunContext, recorded: Sequence[Recorded]) -> None:
         event = r.event
         inc(EVENTS_APPENDED, type(event).__name__)
         if isinstance(event, STARTS):
-            inc(STEPS_STARTED, run.kind(event.step_id))
+            if not (isinstance(event, StepStarted) and run.resumes(event)):
+                inc(STEPS_STARTED, run.kind(event.step_id))
             run.starts[event.step_id] = (event.attempt, r.at)
         elif isinstance(event, StepCompleted | StepFailed):
             kind = run.kind(event.step_id)
@@ -218,6 +236,9 @@ def count(run: RunContext, recorded: Sequence[Recorded]) -> None:
         elif isinstance(event, StepDeferred):
             inc(BUDGET_REJECTIONS, event.reason)
             run.starts[event.step_id] = None
+            run.deferred[event.step_id] = event.attempt
+        elif isinstance(event, RunQueued):
+            inc(BUDGET_REJECTIONS, "concurrency")
         elif isinstance(event, StepInterrupted):
             run.starts[event.step_id] = None
         elif isinstance(event, AttentionResolved) and event.version_id:

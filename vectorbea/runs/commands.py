@@ -12,6 +12,7 @@ from uuid import UUID, uuid4
 import jsonschema
 from django.db import IntegrityError
 
+from vectorbea.budgets import admission
 from vectorbea.engine import (
     APPROVAL_KIND,
     ApprovalDenied,
@@ -23,6 +24,7 @@ from vectorbea.engine import (
     RunCancelled,
     RunFailed,
     RunPaused,
+    RunQueued,
     RunResumed,
     RunStarted,
     RunState,
@@ -251,7 +253,9 @@ def _start(
         definition,
         store.current_clock(),
     )
-    appended = record(run.id, lambda _: [started], loaded=loaded, new_run=new_run)
+    with admission.place_for_start(workflow.workspace_id, workflow.id) as why_queued:
+        facts: list[Event] = [started] if why_queued is None else [started, RunQueued(why_queued)]
+        appended = record(run.id, lambda _: facts, loaded=loaded, new_run=new_run)
     run.created_at = appended.clock.db
     run._state.adding = False
     run._state.db = "default"

@@ -21,6 +21,7 @@ PAGE_SIZE = 50
 NEEDS_ATTENTION = ("needs_attention",)
 STATUSES = (
     ("needs_attention", "Needs attention"),
+    ("queued", "Queued"),
     ("running", "Running"),
     ("retrying", "Retrying"),
     ("waiting", "Waiting"),

@@ -23,11 +23,13 @@ from vectorbea.engine import (
     OutputCorrected,
     Recorded,
     RetryScheduled,
+    RunAdmitted,
     RunCancelled,
     RunCompleted,
     RunFailed,
     RunNeedsAttention,
     RunPaused,
+    RunQueued,
     RunResumed,
     RunStarted,
     StepCompleted,
@@ -102,6 +104,10 @@ def describe(recorded: Recorded, names: dict[str, str] | None = None) -> str:
             )
         case RunResumed():
             return f"Run resumed by {event.actor}"
+        case RunQueued():
+            return f"Run queued. {_sentence(event.message)} It starts as soon as one ends"
+        case RunAdmitted():
+            return "Run admitted: a place is free, it starts now"
         case StepWaiting(until=None):
             return f"{label} is waiting ({event.reason})"
         case StepWaiting():
@@ -283,6 +289,8 @@ KIND_OF = {
     "LoopRestarted": "run",
     "BudgetWarning": "retry",
     "CallCharged": "retry",
+    "RunQueued": "waiting",
+    "RunAdmitted": "run",
 }
 
 
