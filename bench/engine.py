@@ -2,7 +2,7 @@
 commit on this machine. Prints figures; asserts nothing.
 
     .venv/bin/python bench/engine.py [--runs 300] [--throughput-runs 2000] [--trials 3]
-                                     [--smoke]
+                                     [--processes 1 2] [--smoke]
 
 Uses its own database (vectorbea_bench) and Redis db 15 (see bench/common.py).
 """
@@ -178,6 +178,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=3, help="throughput trials (median)")
     parser.add_argument("--one-at-a-time", type=int, default=200, help="runs end to end")
     parser.add_argument("--quiet", type=int, default=20, help="runs started on a quiet system")
+    parser.add_argument(
+        "--processes", type=int, nargs="+", default=[1, 2], help="worker processes, in turn"
+    )
     args = arguments(
         parser,
         smoke={
@@ -186,6 +189,7 @@ def main() -> None:
             "trials": 1,
             "one_at_a_time": 4,
             "quiet": 1,
+            "processes": [2],
         },
         floor=2000,
     )
@@ -212,11 +216,11 @@ def main() -> None:
 
     done = Completions()
     try:
-        for processes in (1, 2):
-            vacuum()  # the 1-process trials left 20,000 runs' dead rows
+        for phase, processes in enumerate(args.processes):
+            vacuum()  # an earlier phase's trials left thousands of runs' dead rows
             workers = start_workers(processes)
             try:
-                if processes == 1:
+                if phase == 0:
                     quiet = quiet_start(workspace, done, args.quiet)
                     print(f"First step of a run started on a quiet system: {summary(quiet)}")
                 back_to_back = one_at_a_time(workflow, done, args.one_at_a_time)

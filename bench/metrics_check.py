@@ -220,7 +220,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--hook-runs", type=int, default=2000, help="runs for the hook's cost")
-    args = arguments(parser, smoke={"runs": 50, "hook_runs": 20})
+    args = arguments(parser, smoke={"runs": 50, "processes": 1, "hook_runs": 20})
     setup_django()
     header("bench/metrics_check.py", args.floor)
     from django.db import connection
