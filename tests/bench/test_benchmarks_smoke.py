@@ -71,6 +71,7 @@ def run_bench(bench: str, database: str, tmp_path: Path, timeout: float = 180) -
     )
     output = f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
     assert result.returncode == 0, output
+    assert "Traceback" not in result.stderr, output
     assert re.search(HEADER.format(bench), result.stdout, re.MULTILINE), output
     return result.stdout
 
@@ -153,3 +154,19 @@ def test_ui_bench_runs(bench_db, tmp_path):
         rf"^  +time travel to event [\d,]+ +p50 +{NUMBER} ms",
         rf"^  append -> websocket -> htmx swap +p50 +{NUMBER} ms +p95 +{NUMBER} ms",
     )
+
+
+def test_make_bench_runs_every_bench():
+    """`make bench` is `python -m bench`: every bench in turn, with the arguments given."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    for bench in ("engine", "killswitch", "metrics_check", "soak", "ui", "builder"):
+        assert f"==> bench/{bench}.py --help" in result.stdout
+    assert result.stdout.count("--smoke") >= 6
