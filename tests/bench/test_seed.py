@@ -13,7 +13,7 @@ from vectorbea.engine import Definition, RunStarted, StepStarted
 from vectorbea.eventlog.models import Event, Run, RunSummary
 from vectorbea.eventlog.projections import COLUMNS, RunSummaryProjection
 
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.append(str(ROOT / "bench"))  # last: the benches' modules shadow nothing
 import seed
 import ui
 
