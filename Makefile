@@ -21,6 +21,5 @@ fmt: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: setup  ## benchmarks that print figures (bench/ lands with the engine work)
-	@test -d bench || { echo "No bench/ directory yet."; exit 1; }
+bench: setup  ## every benchmark in turn, full size (README: Benchmarks; takes a while)
 	$(VENV)/bin/python -m bench

@@ -1,7 +1,8 @@
 """Builder benchmark: a workflow of 100 (and 250) steps in the builder, server and browser.
 Prints figures; asserts nothing.
 
-    .venv/bin/python bench/builder.py [--steps 100] [--saves 50]
+    .venv/bin/python bench/builder.py [--steps 100 250] [--saves 50] [--requests 20]
+                                      [--navigations 5] [--smoke]
 
 Server times use Django's test Client in this process, warm: a draft autosave (validation by
 the engine included), the config panel, the builder page, and the refusal of a 500-step
@@ -21,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import ENV, ROOT, ms, percentile, setup_django
+from common import ENV, ROOT, arguments, header, ms, percentile, setup_django
 
 WORKSPACE = "bench-builder"
 PASSWORD = "bench"
@@ -58,9 +59,10 @@ def seed(n: int):
     from vectorbea.workflows import commands
 
     workspace, _ = Workspace.objects.get_or_create(slug=WORKSPACE, defaults={"name": "Bench"})
-    user, _ = get_user_model().objects.get_or_create(username="builder-bench")
-    user.set_password(PASSWORD)
-    user.save()
+    user, created = get_user_model().objects.get_or_create(username="builder-bench")
+    if created:  # a hash takes about a second: once
+        user.set_password(PASSWORD)
+        user.save()
     Membership.objects.update_or_create(
         workspace=workspace, user=user, defaults={"role": Role.OWNER}
     )
@@ -84,7 +86,7 @@ def line(label: str, values: list[float]) -> None:
     )
 
 
-def server(n: int, saves: int) -> None:
+def server(n: int, saves: int, requests: int, refusal: bool) -> None:
     from django.test import Client
     from django.urls import reverse
 
@@ -109,21 +111,21 @@ def server(n: int, saves: int) -> None:
     print(f"Server, {n} steps (Django test client, warm):")
     line("autosave (validate + save + problems)", timed(save, saves))
     page_url = reverse("workflow-builder", args=[ws, wid])
-    line("builder page", timed(lambda: client.get(page_url), 20))
+    line("builder page", timed(lambda: client.get(page_url), requests))
     panel_url = reverse("workflow-panel", args=[ws, wid])
-    line("config panel of the last step", timed(lambda: client.post(panel_url, panel), 20))
-    big = json.dumps(definition(500)) if n == 100 else None
-    if big:
+    line("config panel of the last step", timed(lambda: client.post(panel_url, panel), requests))
+    if refusal:
+        big = json.dumps(definition(500))
         import_url = reverse("workflow-import", args=[ws])
 
         def refuse() -> None:
             response = client.post(import_url, {"text": big})
             assert response.status_code == 400 and b"at most 250" in response.content
 
-        line("500-step import refused", timed(refuse, 10))
+        line("500-step import refused", timed(refuse, max(1, requests // 2)))
 
 
-def browser(n: int) -> None:
+def browser(n: int, navigations: int) -> None:
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     from playwright.sync_api import sync_playwright
 
@@ -163,7 +165,7 @@ def browser(n: int) -> None:
             page.get_by_role("button", name="Sign in").click()
             page.wait_for_url("**/w/**")
             loads = []
-            for _ in range(5):
+            for _ in range(navigations):
                 page.goto(f"/w/{WORKSPACE}/workflows/{workflow.id}/")
                 page.wait_for_selector("#builder[data-ready='1']")
                 loads.append(page.evaluate("window.vectorbeaBuilder.loadMs") / 1000)
@@ -208,12 +210,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, nargs="*", default=[100, 250])
     parser.add_argument("--saves", type=int, default=50)
-    args = parser.parse_args()
+    parser.add_argument("--requests", type=int, default=20, help="per server figure")
+    parser.add_argument("--navigations", type=int, default=5, help="builder loads in Chromium")
+    args = arguments(parser, smoke={"steps": [20], "saves": 3, "requests": 3, "navigations": 2})
     setup_django()
+    header("bench/builder.py", args.floor)
     logging.getLogger("django.request").setLevel(logging.ERROR)  # the refused imports
-    for n in args.steps:
-        server(n, args.saves)
-        browser(n)
+    for i, n in enumerate(args.steps):
+        server(n, args.saves, args.requests, refusal=i == 0)
+        browser(n, args.navigations)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,21 @@
-"""Shared by the benchmarks: their own database and Redis db, figures, worker processes."""
+"""Shared by the benchmarks: their own database and Redis db, figures, worker processes.
 
+Where a bench writes is set by the environment, read when this module is imported:
+VECTORBEA_BENCH_DB (a database of its own, created and migrated when missing),
+VECTORBEA_BENCH_REDIS (a Redis database the bench flushes), VECTORBEA_BENCH_REDIS_PREFIX
+and VECTORBEA_BENCH_METRICS_DIR. The smoke tests (tests/bench) point them at the test
+process's own names.
+"""
+
+import argparse
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -14,7 +25,7 @@ ENV = {
     "DEBUG": "true",
     "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}",
     "REDIS_URL": os.environ.get("VECTORBEA_BENCH_REDIS", "redis://127.0.0.1:6379/15"),
-    "REDIS_PREFIX": "vbbench",
+    "REDIS_PREFIX": os.environ.get("VECTORBEA_BENCH_REDIS_PREFIX", "vbbench"),
     "LOG_LEVEL": "WARNING",
     "VECTORBEA_LEASE_SECONDS": "30",
     # Metrics files of the bench's processes, apart from the app's (var/metrics).
@@ -56,6 +67,86 @@ def vacuum() -> None:
         c.execute("VACUUM ANALYZE")
 
 
+def arguments(
+    parser: argparse.ArgumentParser, smoke: dict[str, object], floor: int = 500
+) -> argparse.Namespace:
+    """The bench's arguments, with --floor (durable commits timed for the header) and
+    --smoke: the `smoke` sizes instead of the given ones, a run of seconds that shows the
+    bench still works end to end (the test suite runs each bench so), its figures too
+    small to mean anything."""
+    parser.add_argument(
+        "--floor", type=int, default=floor, help="durable commits timed for the floor"
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="smallest sizes, a few seconds: checks that the bench runs, not its figures",
+    )
+    args = parser.parse_args()
+    if args.smoke:
+        for name, value in {"floor": 50, **smoke}.items():
+            setattr(args, name, value)
+    return args
+
+
+def commit() -> str:
+    """The commit the bench runs on (with "+changes" when the worktree differs from it)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=7", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}+changes" if changed else head
+
+
+def commit_floor(n: int) -> list[float]:
+    """One durable INSERT + COMMIT at a time, nothing else: the price of durability on this
+    machine today, the yardstick every figure is read against."""
+    from django.db import connection
+
+    with connection.cursor() as c:
+        c.execute("CREATE TABLE IF NOT EXISTS bench_floor (id uuid, seq int, payload jsonb)")
+    connection.ensure_connection()
+    raw = connection.connection
+    raw.autocommit = True
+    run = uuid.uuid4()
+    times = []
+    for seq in range(n):
+        t = time.perf_counter()
+        with raw.transaction():
+            raw.execute(
+                "INSERT INTO bench_floor VALUES (%s, %s, %s::jsonb)", [run, seq, '{"a": 1}']
+            )
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def header(name: str, floor_commits: int = 500) -> list[float]:
+    """Print what names a measurement (bench/RESULTS.md): the date, the commit and the
+    machine's durable-commit floor, measured now. Returns the floor's times."""
+    floor = commit_floor(floor_commits)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"{name}: {datetime.now(UTC):%Y-%m-%d}, commit {commit()}, "
+        f"floor (one durable INSERT+COMMIT) p50 {ms(statistics.median(floor))} "
+        f"over {len(floor)}; load average {load} on {os.cpu_count()} CPUs"
+    )
+    sys.stdout.flush()
+    return floor
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
@@ -76,6 +167,8 @@ WORKER_THREADS = 4
 
 
 def start_workers(processes: int, threads: int = WORKER_THREADS) -> subprocess.Popen:
+    """`dramatiq workers.actors` in a process group of its own, once each of its worker
+    processes has booted and takes messages."""
     env = {**os.environ, **ENV, "dramatiq_worker_timeout": "100", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [
@@ -92,8 +185,41 @@ def start_workers(processes: int, threads: int = WORKER_THREADS) -> subprocess.P
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    time.sleep(2.5)  # boot
+    deadline = time.monotonic() + 60
+    while booted(proc.pid) < processes:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            os.killpg(proc.pid, 9)
+            raise SystemExit(f"The worker processes did not start (exit code {proc.poll()})")
+        time.sleep(0.05)
     return proc
+
+
+def group_pids(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group, from /proc."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state ppid pgrp ...
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            pids.append(int(entry))
+    return pids
+
+
+def booted(pgid: int) -> int:
+    """How many processes of the group have announced themselves as workers in Redis (a
+    worker process does once it has booted: it takes messages from then on)."""
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    host = socket.gethostname()
+    prefix = settings.REDIS_PREFIX
+    return sum(client.exists(f"{prefix}:workers:{host}:{pid}") for pid in group_pids(pgid))
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -2,8 +2,9 @@
 commit on this machine. Prints figures; asserts nothing.
 
     .venv/bin/python bench/engine.py [--runs 300] [--throughput-runs 2000] [--trials 3]
+                                     [--processes 1 2] [--smoke]
 
-Uses its own database (vectorbea_bench) and Redis db 15.
+Uses its own database (vectorbea_bench) and Redis db 15 (see bench/common.py).
 """
 
 import argparse
@@ -12,31 +13,19 @@ import statistics
 import time
 import uuid
 
-from common import BENCH_DB, ms, setup_django, start_workers, stop, summary, vacuum
+from common import (
+    BENCH_DB,
+    arguments,
+    header,
+    ms,
+    setup_django,
+    start_workers,
+    stop,
+    summary,
+    vacuum,
+)
 
 STEPS = 10
-
-
-def raw_floor(n: int) -> list[float]:
-    """One durable INSERT + COMMIT per event, nothing else: the price of durability."""
-    from django.db import connection
-
-    with connection.cursor() as c:
-        c.execute("CREATE TABLE IF NOT EXISTS bench_floor (id uuid, seq int, payload jsonb)")
-    times = []
-    raw = connection.connection
-    connection.ensure_connection()
-    raw = connection.connection
-    raw.autocommit = True
-    run = uuid.uuid4()
-    for seq in range(n):
-        t = time.perf_counter()
-        with raw.transaction():
-            raw.execute(
-                "INSERT INTO bench_floor VALUES (%s, %s, %s::jsonb)", [run, seq, '{"a": 1}']
-            )
-        times.append(time.perf_counter() - t)
-    return times
 
 
 def ten_noops(workspace):
@@ -184,17 +173,33 @@ def throughput(workflow, done: "Completions", runs: int, starters: int = 4) -> f
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=300, help="runs in process")
     parser.add_argument("--throughput-runs", type=int, default=2000)
     parser.add_argument("--trials", type=int, default=3, help="throughput trials (median)")
-    args = parser.parse_args()
+    parser.add_argument("--one-at-a-time", type=int, default=200, help="runs end to end")
+    parser.add_argument("--quiet", type=int, default=20, help="runs started on a quiet system")
+    parser.add_argument(
+        "--processes", type=int, nargs="+", default=[1, 2], help="worker processes, in turn"
+    )
+    args = arguments(
+        parser,
+        smoke={
+            "runs": 5,
+            "throughput_runs": 20,
+            "trials": 1,
+            "one_at_a_time": 4,
+            "quiet": 1,
+            "processes": [2],
+        },
+        floor=2000,
+    )
     setup_django()
+    floor = header("bench/engine.py", args.floor)
     from vectorbea.accounts.models import Workspace
 
     workspace, _ = Workspace.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
     workflow = ten_noops(workspace)
 
-    floor = raw_floor(2000)
     print(f"Raw floor, one durable INSERT+COMMIT:        {summary(floor)}")
     per_step, starts, commits_per_step = in_process_overhead(workflow, args.runs)
     print(f"Starting a run (validate, insert, first append): {summary(starts)}")
@@ -211,15 +216,17 @@ def main() -> None:
 
     done = Completions()
     try:
-        for processes in (1, 2):
-            vacuum()  # the 1-process trials left 20,000 runs' dead rows
+        for phase, processes in enumerate(args.processes):
+            vacuum()  # an earlier phase's trials left thousands of runs' dead rows
             workers = start_workers(processes)
             try:
-                if processes == 1:
-                    quiet = quiet_start(workspace, done, 20)
+                if phase == 0:
+                    quiet = quiet_start(workspace, done, args.quiet)
                     print(f"First step of a run started on a quiet system: {summary(quiet)}")
-                back_to_back = one_at_a_time(workflow, done, 200)
-                after_idle = one_at_a_time(workflow, done, 100, idle=0.02)
+                back_to_back = one_at_a_time(workflow, done, args.one_at_a_time)
+                after_idle = one_at_a_time(
+                    workflow, done, max(1, args.one_at_a_time // 2), idle=0.02
+                )
                 trials = []  # this VM's speed drifts by tens of percent: the median of a few
                 for _ in range(args.trials):
                     before, roles = cpu_times(), cpu_by_role(workers.pid)

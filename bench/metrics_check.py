@@ -6,12 +6,15 @@ compares every counter with the same figure counted from eventlog_event. Prints 
 and whether every counter matched (exit status 1 if not), then what the metrics hook costs
 per append.
 
-    .venv/bin/python bench/metrics_check.py [--runs 500] [--processes 2]
+    .venv/bin/python bench/metrics_check.py [--runs 500] [--processes 2] [--hook-runs 2000]
+                                            [--smoke]
 
-Uses its own database (vectorbea_bench_metrics), Redis db 14 and a fresh metrics directory.
+Uses its own database (vectorbea_bench_metrics), Redis db 14 (or VECTORBEA_BENCH_DB,
+VECTORBEA_BENCH_REDIS) and a fresh metrics directory.
 """
 
 import argparse
+import atexit
 import os
 import shutil
 import subprocess
@@ -28,7 +31,11 @@ os.environ.setdefault("VECTORBEA_BENCH_REDIS", "redis://127.0.0.1:6379/14")
 os.environ["VECTORBEA_BENCH_METRICS_DIR"] = tempfile.mkdtemp(prefix="vectorbea-bench-metrics-")
 os.environ["VECTORBEA_TOOL_MODULES"] = "tests.support.tools"  # fail_until, for the workers
 
-from common import ENV, ROOT, setup_django, start_workers, stop
+from common import ENV, ROOT, arguments, header, setup_django, start_workers, stop
+
+# Removed at exit after everything else: exit handlers run last-registered first, and this
+# process's metrics tally (registered when Django starts) writes its last counts at exit.
+atexit.register(shutil.rmtree, ENV["VECTORBEA_METRICS_DIR"], ignore_errors=True)
 
 STEPS = 10
 FINISHED = ("completed", "failed", "cancelled", "needs_attention")
@@ -212,8 +219,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=500)
     parser.add_argument("--processes", type=int, default=2)
-    args = parser.parse_args()
+    parser.add_argument("--hook-runs", type=int, default=2000, help="runs for the hook's cost")
+    args = arguments(parser, smoke={"runs": 50, "processes": 1, "hook_runs": 20})
     setup_django()
+    header("bench/metrics_check.py", args.floor)
     from django.db import connection
 
     from tests.support.tools import CREATE_TABLE
@@ -236,8 +245,7 @@ def main() -> None:
         f"{elapsed:.1f} s: " + ", ".join(f"{count} {wf.name.split('-')[0]}" for wf, count in plan)
     )
     matched = compare(ids)
-    hook_cost(plan[0][0].latest_version().id, workspace.id)
-    shutil.rmtree(ENV["VECTORBEA_METRICS_DIR"], ignore_errors=True)
+    hook_cost(plan[0][0].latest_version().id, workspace.id, args.hook_runs)
     sys.exit(0 if matched else 1)
 
 

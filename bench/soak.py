@@ -3,7 +3,8 @@ SIGKILLed and restarted every few seconds. Checks the promise, prints figures, a
 non-zero when a check fails.
 
     .venv/bin/python bench/soak.py [--runs 10000] [--steps 10] [--kill-every 20]
-                                   [--lease-seconds 5] [--in-flight 200] [--timeout 300]
+                                   [--kills 0] [--lease-seconds 5] [--in-flight 200]
+                                   [--timeout 300] [--smoke]
 
 What runs:
 - two `dramatiq workers.actors -p 1 -t 8` process groups ("a" and "b") and the scheduler
@@ -27,9 +28,9 @@ StepCompleted of a later attempt; "recovered" is the DB time of the last of thos
 StepCompleted minus the DB time of the SIGKILL. The throughput dip is when a sliding 1 s
 window of StepCompleted is back to >= 80% of the 5 s before the kill.
 
-Uses its own database (vectorbea_bench_soak, dropped and created again at each start) and
-Redis db 13 (flushed). Worker and scheduler logs (and metrics files) go to a temporary
-directory, printed.
+Uses its own database (vectorbea_bench_soak, or VECTORBEA_BENCH_SOAK_DB: dropped and
+created again at each start) and Redis db 13 (or VECTORBEA_BENCH_REDIS; flushed). Worker
+and scheduler logs (and metrics files) go to a temporary directory, printed.
 """
 
 import argparse
@@ -50,13 +51,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SOAK_DB = "vectorbea_bench_soak"
-SOAK_REDIS = "redis://127.0.0.1:6379/13"
+# The soak drops its database at each start: a name of its own, never VECTORBEA_BENCH_DB
+# (which names the other benches' database).
+SOAK_DB = os.environ.get("VECTORBEA_BENCH_SOAK_DB", "vectorbea_bench_soak")
+SOAK_REDIS = os.environ.get("VECTORBEA_BENCH_REDIS", "redis://127.0.0.1:6379/13")
 # bench/common.py reads these when it is imported: set them first.
 os.environ["VECTORBEA_BENCH_DB"] = SOAK_DB
 os.environ["VECTORBEA_BENCH_REDIS"] = SOAK_REDIS
 
-from common import ENV, ROOT, percentile, setup_django  # noqa: E402
+from common import (  # noqa: E402
+    ENV,
+    ROOT,
+    arguments,
+    booted,
+    group_pids,
+    header,
+    percentile,
+    setup_django,
+)
 
 HOST = socket.gethostname()
 STARTERS = 4
@@ -75,22 +87,6 @@ DIP_THRESHOLD = 0.8  # "back" = a 1 s window at >= 80% of that
 
 
 # Processes -------------------------------------------------------------------------------
-
-
-def group_pids(pgid: int) -> list[int]:
-    """Live (not zombie) processes of a process group, from /proc."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state ppid pgrp ...
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            pids.append(int(entry))
-    return pids
 
 
 class Group:
@@ -172,12 +168,7 @@ def redis_client() -> Any:
 
 def worker_booted(group: Group) -> bool:
     """The worker process announced itself in Redis (after_worker_boot): it takes messages."""
-    from django.conf import settings
-
-    client = redis_client()
-    return any(
-        client.exists(f"{settings.REDIS_PREFIX}:workers:{HOST}:{pid}") for pid in group.pids()
-    )
+    return booted(group.popen.pid) > 0
 
 
 # Starting runs ---------------------------------------------------------------------------
@@ -383,7 +374,7 @@ def soak(args: argparse.Namespace, workflow: Any, processes: Processes) -> Soak:
             if now - started > args.timeout:
                 result.timed_out = True
                 break
-            if now >= next_kill:
+            if now >= next_kill and not 0 < args.kills <= len(result.kills):
                 result.kills.append(kill_and_restart(processes, workers, victim))
                 victim = 1 - victim
                 next_kill += args.kill_every
@@ -705,12 +696,24 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--steps", type=int, default=10, help="no-op steps per run")
     parser.add_argument("--kill-every", type=float, default=20.0, help="seconds; 0: no kills")
+    parser.add_argument("--kills", type=int, default=0, help="at most this many; 0: no limit")
     parser.add_argument("--lease-seconds", type=float, default=5.0)
     parser.add_argument(
         "--in-flight", type=int, default=200, help="most runs unfinished at once; 0: all"
     )
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after (s)")
-    args = parser.parse_args()
+    args = arguments(
+        parser,
+        smoke={
+            "runs": 500,
+            "steps": 5,
+            "kill_every": 0.5,
+            "kills": 1,
+            "lease_seconds": 2.0,
+            "in_flight": 50,
+            "timeout": 60.0,
+        },
+    )
 
     ENV["VECTORBEA_LEASE_SECONDS"] = str(args.lease_seconds)  # start_run's leases too
     logs = Path(tempfile.mkdtemp(prefix="vectorbea-soak-"))
@@ -718,6 +721,7 @@ def main() -> None:
     ENV["VECTORBEA_METRICS_DIR"] = str(logs / "metrics")
     fresh_database()
     setup_django()
+    header("bench/soak.py", args.floor)
     from django.conf import settings
 
     from tests.support.workflows import chain, publish
@@ -745,7 +749,7 @@ def main() -> None:
     )
     kills = (
         f"every {args.kill_every:g} s one worker (a, b, a, ...) gets SIGKILL on its process group "
-        "and is restarted at once"
+        "and is restarted at once" + (f", {args.kills} time(s) at most" if args.kills else "")
         if args.kill_every > 0
         else "no kills"
     )

@@ -1,34 +1,33 @@
 """UI benchmark: the run list and a 10,000-event run page at scale, and how long an appended
 event takes to reach a browser. Prints figures; asserts nothing.
 
-    .venv/bin/python bench/ui.py [--requests 200] [--events 50] [--fresh]
+    .venv/bin/python bench/ui.py [--runs 100000] [--big-run 10000] [--requests 200]
+                                 [--events 50] [--fresh] [--smoke]
 
-Seeds (once) 100,000 runs and ~2,000,000 events into the bench database (vectorbea_bench)
-with INSERT ... SELECT over generate_series: the events are the same facts the engine
-writes and every summary row is summary_fields() of the fold of its run's events. Server
-times use Django's test Client in this process, warm. The browser figure uses a daphne
-subprocess and Chromium (Playwright) against the same database and Redis db 15.
+Seeds (once) 100,000 runs and ~2,000,000 events into the bench database (vectorbea_bench):
+the runs in bulk by bench/seed.py, whose rows are first checked against what the engine's
+own append writes for the same events (the bench stops if they differ), and one run of
+10,000 events through the engine's append itself. Server times use Django's test Client in
+this process, warm. The browser figure uses a daphne subprocess and Chromium (Playwright)
+against the same database and Redis db 15.
 """
 
 import argparse
-import json
 import os
 import signal
 import statistics
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from common import BENCH_DB, ENV, ROOT, percentile, setup_django
+from common import BENCH_DB, ENV, ROOT, arguments, header, percentile, setup_django
 
-RUNS = 100_000
-BIG_RUN_EVENTS = 10_000
 WORKSPACE = "bench-ui"
 USERS = ("ada", "grace", "linus", "margaret", "ken")
 STEP_NAMES = ("Fetch ticket", "Classify", "Summarise", "Draft reply", "Post reply")
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 USAGE = {"model": "fake-1", "input_tokens": 900, "output_tokens": 120, "cost_usd": 0.0021}
 
 
@@ -131,35 +130,50 @@ def templates() -> dict[str, tuple[int, list]]:
     }
 
 
-def seeded(cursor) -> bool:
-    cursor.execute(
-        "SELECT count(*) FROM eventlog_run r JOIN accounts_workspace w ON w.id = r.workspace_id "
-        "WHERE w.slug = %s",
-        [WORKSPACE],
-    )
-    return cursor.fetchone()[0] >= RUNS
-
-
-def seed() -> None:
-    from django.contrib.auth import get_user_model
-    from django.db import connection, transaction
-
-    from vectorbea.accounts.models import Membership, Role, Workspace
-    from vectorbea.engine import Recorded, RunStarted, event_to_payload, fold
-    from vectorbea.engine.graph import Definition
-    from vectorbea.eventlog.projections import COLUMNS, JSON_COLUMNS, summary_fields
-    from vectorbea.workflows.models import Workflow, WorkflowVersion, content_hash
+def seeded_runs() -> int:
+    from django.db import connection
 
     with connection.cursor() as cursor:
-        if seeded(cursor):
-            print("Bench data already seeded (use --fresh to start over).")
-            return
+        cursor.execute(
+            "SELECT count(*) FROM eventlog_run r JOIN accounts_workspace w "
+            "ON w.id = r.workspace_id WHERE w.slug = %s",
+            [WORKSPACE],
+        )
+        return cursor.fetchone()[0]
+
+
+def seed(runs: int, big_events: int) -> None:
+    """`runs` runs of the kinds in templates() and one run of `big_events` events, unless
+    the bench database holds them already. The runs are written in bulk by bench/seed.py,
+    which is first checked against the engine's own append (stopping the bench if they
+    differ); the big run goes through the engine's append itself."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import make_password
+    from django.db import connection, transaction
+    from seed import SeedRun, run_log, write_runs
+
+    from vectorbea.accounts.models import Membership, Role, Workspace
+    from vectorbea.engine import RunStarted
+    from vectorbea.engine.graph import Definition
+    from vectorbea.workflows.models import Workflow, WorkflowVersion, content_hash
+
+    existing = seeded_runs()
+    if existing >= runs:
+        print(f"Bench data already seeded: {existing:,} runs (use --fresh to start over).")
+        check_seed()
+        return
+    if existing:
+        raise SystemExit(
+            f"The bench database holds {existing:,} runs, fewer than the {runs:,} asked for: "
+            "run with --fresh to seed it again."
+        )
     started = time.perf_counter()
     workspace, _ = Workspace.objects.get_or_create(slug=WORKSPACE, defaults={"name": "Bench UI"})
     users = []
+    password = make_password("bench")  # hashed once: a hash takes about a second
     for name in USERS:
         user, _ = get_user_model().objects.get_or_create(username=name)
-        user.set_password("bench")
+        user.password = password
         user.save()
         Membership.objects.get_or_create(
             workspace=workspace, user=user, defaults={"role": Role.EDITOR}
@@ -173,131 +187,100 @@ def seed() -> None:
             workflow=workflow, number=1, definition=body, content_hash=content_hash(body)
         )
         workflows.append((workflow, version))
+    check_seed()
     parsed = Definition.from_json(definition())
     kinds = templates()
     slots = [kind for kind, (share, _) in kinds.items() for _ in range(share)]
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMP TABLE bench_runs ON COMMIT DROP AS "
-            "SELECT n, gen_random_uuid() AS id, "
-            "  now() - (n * interval '26 seconds') AS created_at, "
-            "  (n %% %s) AS wf, (n %% %s) AS who, (n %% %s) AS slot "
-            "FROM generate_series(1, %s) n",
-            [len(workflows), len(users), len(slots), RUNS - 1],
+    now = datetime.now(UTC)
+
+    def run(n: int) -> "SeedRun":
+        workflow, version = workflows[n % len(workflows)]
+        user = users[n % len(users)]
+        begin = RunStarted(
+            str(workflow.id),
+            str(version.id),
+            {"customer": f"customer-{n}", "ticket": n},
+            user.username,
         )
-        cursor.execute(
-            "CREATE TEMP TABLE bench_wf (wf int, workflow_id uuid, version_id uuid) ON COMMIT DROP"
-        )
-        for i, (workflow, version) in enumerate(workflows):
-            cursor.execute("INSERT INTO bench_wf VALUES (%s, %s, %s)", [i, workflow.id, version.id])
-        cursor.execute(
-            "CREATE TEMP TABLE bench_who (who int, user_id int, name text) ON COMMIT DROP"
-        )
-        for i, user in enumerate(users):
-            cursor.execute("INSERT INTO bench_who VALUES (%s, %s, %s)", [i, user.pk, user.username])
-        cursor.execute(
-            "INSERT INTO eventlog_run (id, workspace_id, workflow_id, version_id, started_by_id, "
-            "created_at) SELECT r.id, %s, f.workflow_id, f.version_id, u.user_id, r.created_at "
-            "FROM bench_runs r JOIN bench_wf f USING (wf) JOIN bench_who u USING (who)",
-            [workspace.id],
-        )
-        # The events after RunStarted, per kind of run: (slot, seq, type, version, payload).
-        cursor.execute(
-            "CREATE TEMP TABLE bench_tpl (slot int, seq int, type text, v int, payload jsonb) "
-            "ON COMMIT DROP"
-        )
-        cursor.execute(
-            "CREATE TEMP TABLE bench_sum (slot int, last_seq int, status text, steps jsonb, "
-            "current_steps jsonb, attempts int, error text, terminal bool, cost numeric, "
-            "label text) ON COMMIT DROP"
-        )
-        for slot, kind in enumerate(slots):
-            events = kinds[kind][1]
-            for seq, event in enumerate(events, 2):
-                cursor.execute(
-                    "INSERT INTO bench_tpl VALUES (%s, %s, %s, %s, %s)",
-                    [
-                        slot,
-                        seq,
-                        type(event).__name__,
-                        event.schema_version,
-                        json.dumps(event_to_payload(event)),
-                    ],
-                )
-            log = [Recorded(1, T0, RunStarted("w", "v", {}, "ada"))] + [
-                Recorded(seq, T0 + timedelta(seconds=2 * seq), e) for seq, e in enumerate(events, 2)
-            ]
-            state = fold(log)
-            fields = summary_fields(state, parsed, log[-1].at)
-            cursor.execute(
-                "INSERT INTO bench_sum VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    slot,
-                    fields["last_seq"],
-                    fields["status"],
-                    json.dumps(fields["steps"]),
-                    json.dumps(fields["current_steps"]),
-                    fields["attempts"],
-                    fields["error"],
-                    state.is_terminal,
-                    fields["cost_usd"],
-                    fields["current_label"],
-                ],
-            )
-        cursor.execute(
-            "INSERT INTO eventlog_event (run_id, seq, type, schema_version, payload, created_at) "
-            "SELECT r.id, 1, 'RunStarted', 1, jsonb_build_object('workflow_id', f.workflow_id, "
-            "  'version_id', f.version_id, 'started_by', u.name, 'input', "
-            "  jsonb_build_object('customer', 'customer-' || r.n, 'ticket', r.n)), "
-            "  r.created_at + interval '2 seconds' "
-            "FROM bench_runs r JOIN bench_wf f USING (wf) JOIN bench_who u USING (who)"
-        )
-        cursor.execute(
-            "INSERT INTO eventlog_event (run_id, seq, type, schema_version, payload, created_at) "
-            "SELECT r.id, t.seq, t.type, t.v, t.payload, r.created_at + t.seq * interval '2 s' "
-            "FROM bench_runs r JOIN bench_tpl t USING (slot)"
-        )
-        cursor.execute(
-            "INSERT INTO eventlog_runsummary (run_id, workspace_id, workflow_id, "
-            + ", ".join(COLUMNS)
-            + ") SELECT r.id, %s, f.workflow_id, s.status, s.last_seq, s.steps, "
-            "  s.current_steps, s.attempts, s.error, r.created_at + interval '2 seconds', "
-            "  CASE WHEN s.terminal THEN r.created_at + s.last_seq * interval '2 s' END, "
-            "  r.created_at + s.last_seq * interval '2 s', NULL, s.cost, s.label, "
-            '  format(\'{"customer": "customer-%%s", "ticket": %%s}\', r.n, r.n) '
-            "FROM bench_runs r JOIN bench_wf f USING (wf) JOIN bench_sum s USING (slot)",
-            [workspace.id],
-        )
-    assert JSON_COLUMNS == ("steps", "current_steps")
-    big = seed_big_run(workspace, users[0])
+        log = run_log(now - timedelta(seconds=26 * n), [begin, *kinds[slots[n % len(slots)]][1]], 2)
+        return SeedRun(uuid.uuid4(), workspace.id, workflow.id, version.id, user.pk, parsed, log)
+
+    chunk = 5_000
+    with transaction.atomic():
+        for first in range(1, runs, chunk):
+            write_runs(run(n) for n in range(first, min(runs, first + chunk)))
+    big = seed_big_run(workspace, users[0], big_events)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
         cursor.execute("SELECT count(*) FROM eventlog_event")
         events = cursor.fetchone()[0]
     print(
-        f"Seeded {RUNS:,} runs and {events:,} events (incl. run {big} with "
-        f"{BIG_RUN_EVENTS:,}) in {time.perf_counter() - started:.0f} s"
+        f"Seeded {seeded_runs():,} runs and {events:,} events (incl. run {big} with "
+        f"{big_events:,}) in {time.perf_counter() - started:.0f} s"
     )
 
 
-def seed_big_run(workspace, user) -> str:
-    """One run with 10,000 events: a step retried thousands of times. Written with its
-    checkpoints (every 25 events) and summary, as the engine would have."""
-    from django.db import connection, transaction
+def check_seed() -> None:
+    """One run of each kind written by the bulk writer and by the engine's append must be
+    the same rows (bench/seed.py); stops the bench if not."""
+    from django.contrib.auth import get_user_model
+    from seed import SeedDiffers, SeedRun, check_against_append, run_log
 
-    from vectorbea.engine import (
-        Recorded,
-        RetryScheduled,
-        RunStarted,
-        StepFailed,
-        StepStarted,
-        event_to_payload,
-        fold,
-        state_to_json,
-    )
+    from vectorbea.engine import RunStarted
     from vectorbea.engine.graph import Definition
-    from vectorbea.eventlog.models import Run
-    from vectorbea.eventlog.projections import RunSummaryProjection
+    from vectorbea.workflows.models import Workflow
+
+    workflow = Workflow.objects.filter(workspace__slug=WORKSPACE).order_by("created_at").first()
+    version = workflow.latest_version()
+    user = get_user_model().objects.get(username=USERS[0])
+    begin = RunStarted(str(workflow.id), str(version.id), {"customer": "check"}, user.username)
+    start = datetime.now(UTC) - timedelta(days=1)
+    runs = [
+        SeedRun(
+            uuid.uuid4(),
+            workflow.workspace_id,
+            workflow.id,
+            version.id,
+            user.pk,
+            Definition.from_json(version.definition),
+            run_log(start, [begin, *events], 2),
+        )
+        for _, events in templates().values()
+    ]
+    try:
+        check_against_append(runs)
+    except SeedDiffers as exc:
+        raise SystemExit(f"bench/seed.py no longer writes what the engine writes: {exc}") from exc
+
+
+def big_run_appends(begin, count: int) -> list[list]:
+    """The events of a run of about `count` events whose step is retried thousands of
+    times, grouped as the engine appends them: the start with its first step, a step's
+    outcome with what follows it, the scheduler's retry."""
+    from vectorbea.engine import RetryScheduled, StepFailed, StepStarted
+
+    appends = [[begin, StepStarted("s0", 1)], [*ok("s0")[1:], StepStarted("s1", 1)]]
+    total, attempt = 4, 1
+    while total + 3 <= count:
+        appends += [
+            [
+                StepFailed("s1", attempt, "transient", f"timeout #{attempt}"),
+                RetryScheduled("s1", attempt + 1, "2026-01-01T00:00:30+00:00", 1.0, "transient"),
+            ],
+            [StepStarted("s1", attempt + 1)],
+        ]
+        total, attempt = total + 3, attempt + 1
+    return appends
+
+
+def seed_big_run(workspace, user, count: int) -> str:
+    """One run of about `count` events (a step retried thousands of times), written by the
+    engine's own append, grouped as a worker and the scheduler would."""
+    from django.db import transaction
+    from seed import SeedRun, append_as_engine, run_log
+
+    from vectorbea.engine import RunStarted
+    from vectorbea.engine.graph import Definition
     from vectorbea.workflows.models import Workflow, WorkflowVersion, content_hash
 
     body = definition(max_attempts=10_000)
@@ -305,55 +288,27 @@ def seed_big_run(workspace, user) -> str:
     version = WorkflowVersion.objects.create(
         workflow=workflow, number=1, definition=body, content_hash=content_hash(body)
     )
-    run = Run.objects.create(
-        workspace=workspace, workflow=workflow, version=version, started_by=user
+    begin = RunStarted(str(workflow.id), str(version.id), {"customer": "big"}, user.username)
+    appends = big_run_appends(begin, count)
+    events = [event for group in appends for event in group]
+    run = SeedRun(
+        uuid.uuid4(),
+        workspace.id,
+        workflow.id,
+        version.id,
+        user.pk,
+        Definition.from_json(body),
+        run_log(datetime.now(UTC) - timedelta(hours=3), events, 1),
     )
-    events = [RunStarted(str(workflow.id), str(version.id), {"customer": "big"}, user.username)]
-    events += ok("s0")
-    attempt = 1
-    while len(events) + 3 <= BIG_RUN_EVENTS:
-        events += [
-            StepStarted("s1", attempt),
-            StepFailed("s1", attempt, "transient", f"timeout #{attempt}"),
-            RetryScheduled("s1", attempt + 1, "2026-01-01T00:00:30+00:00", 1.0, "transient"),
-        ]
-        attempt += 1
-    events.append(StepStarted("s1", attempt))
-    start = datetime.now(UTC) - timedelta(hours=3)
-    log = [Recorded(i, start + timedelta(seconds=i), e) for i, e in enumerate(events, 1)]
-    with transaction.atomic(), connection.cursor() as cursor:
-        for chunk in range(0, len(log), 1000):
-            part = log[chunk : chunk + 1000]
-            cursor.executemany(
-                "INSERT INTO eventlog_event (run_id, seq, type, schema_version, payload, "
-                "created_at) VALUES (%s, %s, %s, %s, %s, %s)",
-                [
-                    (
-                        run.id,
-                        r.seq,
-                        type(r.event).__name__,
-                        r.event.schema_version,
-                        json.dumps(event_to_payload(r.event)),
-                        r.at,
-                    )
-                    for r in part
-                ],
-            )
-        state = None
-        for i in range(0, len(log), 25):
-            state = fold(log[i : i + 25], state)
-            cursor.execute(
-                "INSERT INTO eventlog_checkpoint (run_id, seq, state) VALUES (%s, %s, %s)",
-                [run.id, state.last_seq, json.dumps(state_to_json(state))],
-            )
-        RunSummaryProjection.write(cursor, run.id, state, Definition.from_json(body), log[-1].at)
+    with transaction.atomic():
+        append_as_engine(run, [len(group) for group in appends])
     return str(run.id)
 
 
 def timed(client, url: str, n: int) -> tuple[list[float], list[float]]:
     """Wall time and this process's CPU time per request (on a busy machine the wall time
     includes waiting for a core; the CPU time does not)."""
-    for _ in range(5):  # warm
+    for _ in range(min(5, n)):  # warm
         assert client.get(url).status_code == 200, url
     wall, cpu = [], []
     for _ in range(n):
@@ -393,9 +348,11 @@ def server_times(n: int) -> None:
     workflow = Workflow.objects.filter(workspace__slug=WORKSPACE, name="Invoice check").get()
     grace = get_user_model().objects.get(username="grace")
     summaries = RunSummary.objects.filter(workspace__slug=WORKSPACE)
-    deep = summaries.order_by("-updated_at", "-run_id")[20_000]
+    depth = min(20_000, summaries.count() // 5)  # page 401 at 100,000 runs
+    deep = summaries.order_by("-updated_at", "-run_id")[depth]
     cursor = listing.encode_cursor(deep, "updated_at")
     big = summaries.order_by("-last_seq").first()
+    middle, travel = big.last_seq // 2, big.last_seq * 7777 // 10_000
     today = datetime.now(UTC).date()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
@@ -424,7 +381,7 @@ def server_times(n: int) -> None:
         100,
     )
     figure(
-        "run list, page 401 (keyset cursor)",
+        f"run list, page {depth // 50 + 1} (keyset cursor)",
         timed(client, f"{base}?cursor={cursor}", n),
         100,
     )
@@ -437,12 +394,12 @@ def server_times(n: int) -> None:
     )
     figure(
         "  its next 200 events (load more)",
-        timed(client, f"{page}events/?after=5000&upto={big.last_seq}", n),
+        timed(client, f"{page}events/?after={middle}&upto={big.last_seq}", n),
         300,
     )
     figure(
-        "  time travel to event 7,777",
-        timed(client, f"{page}as-of/?seq=7777", n),
+        f"  time travel to event {travel:,}",
+        timed(client, f"{page}as-of/?seq={travel}", n),
         300,
     )
 
@@ -543,17 +500,20 @@ def browser_latency(events: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--events", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=100_000, help="runs to seed")
+    parser.add_argument("--big-run", type=int, default=10_000, help="events of the big run")
+    parser.add_argument("--requests", type=int, default=200, help="per figure")
+    parser.add_argument("--events", type=int, default=50, help="appended for the browser")
     parser.add_argument("--fresh", action="store_true", help="drop the bench database first")
-    args = parser.parse_args()
+    args = arguments(parser, smoke={"runs": 300, "big_run": 400, "requests": 3, "events": 3})
     if args.fresh:
         import psycopg
 
         with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
     setup_django()
-    seed()
+    header("bench/ui.py", args.floor)
+    seed(args.runs, args.big_run)
     server_times(args.requests)
     browser_latency(args.events)
 
