@@ -9,8 +9,10 @@ share theirs, as they share vectorbea_bench when run by hand (its migrations run
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psycopg
@@ -52,6 +54,9 @@ def soak_db():
 
 def run_bench(bench: str, database: str, tmp_path: Path, timeout: float = 180) -> str:
     """Run bench/<bench>.py --smoke against this test process's own names; its output."""
+    # The soak's logs and Chromium's profile go to a short directory of their own:
+    # Chromium's singleton socket lives there, and a socket's path may not pass 107 bytes.
+    scratch = Path(tempfile.mkdtemp(prefix="vb-bench-"))
     env = {
         **os.environ,
         "VECTORBEA_BENCH_DB": database,
@@ -59,16 +64,19 @@ def run_bench(bench: str, database: str, tmp_path: Path, timeout: float = 180) -
         "VECTORBEA_BENCH_REDIS": settings.REDIS_URL,
         "VECTORBEA_BENCH_REDIS_PREFIX": f"{settings.REDIS_PREFIX}-bench",
         "VECTORBEA_BENCH_METRICS_DIR": str(tmp_path / "metrics"),
-        "TMPDIR": str(tmp_path),  # the soak's logs, Chromium's profile
+        "TMPDIR": str(scratch),
     }
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / f"{bench}.py"), "--smoke"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    try:
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / f"{bench}.py"), "--smoke"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     output = f"--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
     assert result.returncode == 0, output
     assert "Traceback" not in result.stderr, output
