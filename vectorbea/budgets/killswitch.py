@@ -1,14 +1,14 @@
 """The kill switch: stop every run of a workspace within seconds, and let them go again.
 
 Throwing it (1) marks the workspace stopped, under the workspace row's update lock. From
-then on no append that starts work is written (the rule is eventlog migration 0010's
-vectorbea_workspace_stopped, checked by every such append): a person's start, retry or
-resume is refused (their check takes a share lock on the same row, so it cannot slip in
-beside the switch), and a worker's or the sweeper's append records the run paused by the
-switch instead. Then (2) it appends to every active run a RunPaused(stopped=True) and a
-StepInterrupted for each attempt in flight, each with the actor: the interrupted
-attempts' leases are gone (their workers' heartbeats cancel the handlers, and late
-results are refused), and nothing in the run moves until it is resumed.
+then on no append that starts work is written (the rule is the view
+vectorbea_stopped_workspaces, eventlog migration 0011, checked by every such append): a
+person's start, retry or resume is refused (their check takes a share lock on the same
+row, so it cannot slip in beside the switch), and a worker's or the sweeper's append
+records the run paused by the switch instead. Then (2) it appends to every active run a
+RunPaused(stopped=True) and a StepInterrupted for each attempt in flight, each with the
+actor: the interrupted attempts' leases are gone (their workers cancel the calls at once,
+and late results are refused), and nothing in the run moves until it is resumed.
 """
 
 from typing import Any

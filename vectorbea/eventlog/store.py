@@ -321,12 +321,12 @@ class KillSwitchOn(VectorbeaError):
 
 def stop_of(workspace_id: UUID) -> Stop | None:
     """The workspace's kill switch as thrown, or None when it is off (by the rule the
-    appends check, vectorbea_workspace_stopped)."""
+    appends check, the view vectorbea_stopped_workspaces)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT stopped_by, stop_reason FROM budgets_workspacelimits "
-            "WHERE workspace_id = %s AND vectorbea_workspace_stopped(%s)",
-            [workspace_id, workspace_id],
+            "SELECT stopped_by, stop_reason FROM vectorbea_stopped_workspaces "
+            "WHERE workspace_id = %s",
+            [workspace_id],
         )
         row = cursor.fetchone()
     return None if row is None else Stop(row[0] or "", row[1] or "Kill switch")
@@ -479,11 +479,12 @@ def _statement_scope(savepoint: bool) -> Any:
     return nullcontext()
 
 
-# The kill switch's rule, as the append reads it (eventlog migration 0010 defines both):
-# "read" on the workers' path, "locked" when a person asks (it waits for a switch being
-# thrown, and then reads it thrown).
+# The kill switch's rule, as the append reads it (the view and the function of eventlog
+# migration 0011): "read" on the workers' path, "locked" when a person asks (it waits for
+# a switch being thrown, and then reads it thrown).
 KILL_SWITCH_CHECKS = {
-    "read": "NOT vectorbea_workspace_stopped({workspace})",
+    "read": "NOT EXISTS (SELECT 1 FROM vectorbea_stopped_workspaces WHERE workspace_id = "
+    "{workspace})",
     "locked": "vectorbea_workspace_running({workspace})",
 }
 

@@ -105,8 +105,8 @@ _heads: dict[tuple[UUID, UUID, UUID | None], _Head] = {}
 LATEST = 2**31 - 1  # "no version is newer": the guard of a start on a version asked for
 
 # The guard of a run's first append: the workspace is not stopped and the remembered
-# head still holds (see vectorbea_may_start, eventlog migration 0010, for how it reads the
-# kill switch after taking a share lock on the workspace row).
+# head still holds (see vectorbea_may_start, eventlog migrations 0010 and 0011, for how
+# it reads the kill switch after taking a share lock on the workspace row).
 HEAD_GUARD = (
     "SELECT 1 WHERE vectorbea_may_start(%s::uuid, %s::integer, %s::integer, %s::uuid, %s::integer)"
 )
