@@ -152,45 +152,62 @@ def reserve(
     reservation (at `amount`), and a settle that comes later records nothing."""
     if amount < 0:
         raise ValueError(f"A reservation cannot be negative ({amount})")
+    # One round trip for the whole hold (psycopg's pipeline), then the commit: the day's
+    # and month's rows are every call's of the workspace, so the time their locks are held
+    # bounds how many calls a second it admits. The day and month are the database's.
+    day_key = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+    month_key = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM')"
+    rows = ((RUN, "%s", str(run_id)), (DAY, day_key, None), (MONTH, month_key, None))
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD'), "
-                "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM')"
-            )
-            day, month = cursor.fetchone()
-            rows = _ledger_rows(run_id, day, month)
-            cursor.execute(
-                "INSERT INTO budgets_spendledger "
-                "(workspace_id, scope, key, spent_usd, reserved_usd, warned_percent) "
-                "VALUES (%s, %s, %s, 0, 0, 0), (%s, %s, %s, 0, 0, 0), (%s, %s, %s, 0, 0, 0) "
-                "ON CONFLICT (workspace_id, scope, key) DO NOTHING",
-                [value for scope, key in rows for value in (workspace_id, scope, key)],
-            )
-            for scope, key in rows:
-                cap = caps.cap(scope)
-                cursor.execute(
-                    "UPDATE budgets_spendledger SET reserved_usd = reserved_usd + %s "
-                    "WHERE workspace_id = %s AND scope = %s AND key = %s "
-                    "AND (%s::numeric IS NULL OR spent_usd + reserved_usd < %s::numeric) "
-                    "RETURNING id",
-                    [amount, workspace_id, scope, key, cap, cap],
+            raw = connection.connection
+            with connection.wrap_database_errors, raw.pipeline():
+                raw.execute(
+                    "INSERT INTO budgets_spendledger "
+                    "(workspace_id, scope, key, spent_usd, reserved_usd, warned_percent) "
+                    f"VALUES (%s, %s, %s, 0, 0, 0), (%s, %s, {day_key}, 0, 0, 0), "
+                    f"(%s, %s, {month_key}, 0, 0, 0) "
+                    "ON CONFLICT (workspace_id, scope, key) DO NOTHING",
+                    [workspace_id, RUN, str(run_id), workspace_id, DAY, workspace_id, MONTH],
                 )
-                if cursor.fetchone() is None:
+                holds = []
+                for scope, key_sql, key in rows:
+                    cap = caps.cap(scope)
+                    held_cursor = raw.cursor()
+                    held_cursor.execute(
+                        "UPDATE budgets_spendledger SET reserved_usd = reserved_usd + %s "
+                        f"WHERE workspace_id = %s AND scope = %s AND key = {key_sql} "
+                        "AND (%s::numeric IS NULL OR spent_usd + reserved_usd < %s::numeric) "
+                        "RETURNING key",
+                        [amount, workspace_id, scope, *([key] if key else []), cap, cap],
+                    )
+                    holds.append((scope, cap, held_cursor))
+                reservation = raw.cursor()
+                reservation.execute(
+                    "INSERT INTO budgets_reservation "
+                    "(id, workspace_id, run_id, step_id, attempt, amount_usd, day, month, "
+                    "created_at, expires_at) "
+                    f"VALUES (gen_random_uuid(), %s, %s, %s, %s, %s, {day_key}, {month_key}, "
+                    "now(), now() + make_interval(secs => %s)) RETURNING id, expires_at",
+                    [workspace_id, run_id, step_id, attempt, amount, ttl_seconds],
+                )
+            for scope, cap, held_cursor in holds:
+                row = held_cursor.fetchone()
+                if row is None:
                     assert cap is not None
+                    key = str(run_id) if scope == RUN else _today(cursor, scope)
                     raise _Refusal(_refused(cursor, workspace_id, scope, key, cap))
-            cursor.execute(
-                "INSERT INTO budgets_reservation "
-                "(id, workspace_id, run_id, step_id, attempt, amount_usd, day, month, "
-                "created_at, expires_at) "
-                "VALUES (gen_random_uuid(), %s, %s, %s, %s, %s, %s, %s, now(), "
-                "now() + make_interval(secs => %s)) RETURNING id, expires_at",
-                [workspace_id, run_id, step_id, attempt, amount, day, month, ttl_seconds],
-            )
-            reservation_id, expires_at = cursor.fetchone()
+            reservation_id, expires_at = reservation.fetchone()
     except _Refusal as refusal:
         return refusal.refused
     return Held(reservation_id, amount, expires_at)
+
+
+def _today(cursor, scope: str) -> str:
+    """The database's UTC day ("2026-11-21") or month ("2026-11"), the key of that row."""
+    fmt = "YYYY-MM-DD" if scope == DAY else "YYYY-MM"
+    cursor.execute("SELECT to_char(now() AT TIME ZONE 'UTC', %s)", [fmt])
+    return cursor.fetchone()[0]
 
 
 def _refused(cursor, workspace_id: UUID, scope: str, key: str, cap: Decimal) -> Refused:
@@ -328,15 +345,21 @@ def _settle_taken(cursor, taken: Taken, actual: Decimal, caps: Caps | None) -> l
     """Move a deleted reservation's amount out of `reserved` and `actual` into `spent` on
     its three rows, in the lock order; with caps, note the thresholds newly reached."""
     reached = []
-    for scope, key in _ledger_rows(taken.run_id, taken.day, taken.month):
-        cursor.execute(
-            "UPDATE budgets_spendledger "
-            "SET reserved_usd = reserved_usd - %s, spent_usd = spent_usd + %s "
-            "WHERE workspace_id = %s AND scope = %s AND key = %s "
-            "RETURNING id, spent_usd, warned_percent",
-            [taken.amount, actual, taken.workspace_id, scope, key],
-        )
-        row = cursor.fetchone()
+    raw = connection.connection
+    updates = []
+    with connection.wrap_database_errors, raw.pipeline():  # the three rows in one round trip
+        for scope, key in _ledger_rows(taken.run_id, taken.day, taken.month):
+            update = raw.cursor()
+            update.execute(
+                "UPDATE budgets_spendledger "
+                "SET reserved_usd = reserved_usd - %s, spent_usd = spent_usd + %s "
+                "WHERE workspace_id = %s AND scope = %s AND key = %s "
+                "RETURNING id, spent_usd, warned_percent",
+                [taken.amount, actual, taken.workspace_id, scope, key],
+            )
+            updates.append((scope, update))
+    for scope, update in updates:
+        row = update.fetchone()
         cap = caps.cap(scope) if caps else None
         if row is None or cap is None:
             continue

@@ -1,12 +1,15 @@
 """The workspace key store: the writes that add, replace and revoke provider keys and set
-and delete workspace secrets, the two reads that decrypt (`plaintext_of`, called only by
+and delete workspace secrets, the two reads that decrypt (`key_state`, called only by
 vectorbea.llm.keys.provider_key; `secret_values`, called only by
 vectorbea.steps.workspace_secrets), and re-wrapping data keys under the newest master key.
 
 Keys and secrets are written only here, each change in its own transaction.
 """
 
+import threading
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from uuid import UUID, uuid4
 
 from django.conf import settings
@@ -51,6 +54,51 @@ def data_key_of(keyring: Keyring) -> bytes:
     )
 
 
+@dataclass(frozen=True)
+class KeyState:
+    """What calling `provider` from a workspace may use: its own key (decrypted: value, id,
+    last four; None without one) and whether it may use only its own."""
+
+    own: tuple[str, str, str] | None = field(repr=False)
+    own_only: bool
+
+
+# A process keeps a workspace's key state for this long: thousands of calls a second read
+# (and decrypt) the key once, and a key added, replaced or revoked elsewhere is in use by
+# every worker within this many seconds, as the workspace's limits are. Changes made here
+# are seen at once.
+KEY_STATE_TTL_SECONDS = 5.0
+_states: dict[tuple[UUID, str], tuple[float, KeyState]] = {}
+_states_lock = threading.Lock()
+
+
+def key_state(workspace_id: UUID, provider: str) -> KeyState:
+    """The workspace's key for `provider` and its policy, as read within the last
+    KEY_STATE_TTL_SECONDS (a read decrypts the key and records its use)."""
+    now = time.monotonic()
+    with _states_lock:
+        cached = _states.get((workspace_id, provider))
+    if cached is not None and now - cached[0] < KEY_STATE_TTL_SECONDS:
+        return cached[1]
+    own = active_key(workspace_id, provider)
+    state = KeyState(
+        own=None if own is None else (plaintext_of(own), str(own.id), own.last_four),
+        own_only=requires_own_keys(workspace_id),
+    )
+    with _states_lock:
+        if len(_states) > 10_000:
+            _states.clear()
+        _states[workspace_id, provider] = (now, state)
+    return state
+
+
+def _changed(workspace_id: UUID) -> None:
+    """This process reads the workspace's keys afresh at their next use."""
+    with _states_lock:
+        for key in [key for key in _states if key[0] == workspace_id]:
+            del _states[key]
+
+
 def active_key(workspace_id: UUID, provider: str) -> ProviderKey | None:
     return (
         ProviderKey.objects.filter(
@@ -81,19 +129,23 @@ def add_key(workspace: Workspace, provider: str, value: str, label: str, by) -> 
             workspace=workspace, provider=provider, revoked_at__isnull=True
         ).update(revoked_at=Now())
         key.save(force_insert=True)
+    _changed(workspace.id)
     return key
 
 
 def revoke_key(key: ProviderKey) -> bool:
     """Revoke `key`; False if it already was."""
-    return bool(
-        ProviderKey.objects.filter(id=key.id, revoked_at__isnull=True).update(revoked_at=Now())
+    revoked = ProviderKey.objects.filter(id=key.id, revoked_at__isnull=True).update(
+        revoked_at=Now()
     )
+    _changed(key.workspace_id)
+    return bool(revoked)
 
 
 def set_policy(workspace: Workspace, require_own_keys: bool) -> None:
     keyring = keyring_for(workspace)
     Keyring.objects.filter(pk=keyring.pk).update(require_own_keys=require_own_keys)
+    _changed(workspace.id)
 
 
 def requires_own_keys(workspace_id: UUID) -> bool:
@@ -101,7 +153,7 @@ def requires_own_keys(workspace_id: UUID) -> bool:
 
 
 def plaintext_of(key: ProviderKey) -> str:
-    """Decrypt `key` and record the use. Only vectorbea.llm.keys.provider_key calls this."""
+    """Decrypt `key` and record the use (`key_state` calls it)."""
     keyring = Keyring.objects.get(workspace_id=key.workspace_id)
     value = crypto.decrypt_key(data_key_of(keyring), key.workspace_id, key.id, key.ciphertext)
     remember(value)

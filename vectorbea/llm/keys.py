@@ -3,9 +3,10 @@ and only the worker step that calls the provider calls it.
 
 A workspace's own key (BYOK, Settings → Provider keys) comes first. Without one, the
 installation's key from settings is used, unless the workspace requires its own keys.
-Every use is recorded: `last_used_at` on the key row, and the key's id (never its value)
-in the step's usage, which lands in the run's StepCompleted / StepFailed event. Every key
-handed out is remembered by the redaction filter of this process (logs and events).
+Every use is recorded: `last_used_at` on the key row (when a process reads it, at most
+every few seconds: vault.key_state), and the key's id (never its value) in the step's
+usage, which lands in the run's StepCompleted / StepFailed event. Every key handed out is
+remembered by the redaction filter of this process (logs and events).
 Never log a key, put it in an exception message or in a step's output.
 """
 
@@ -50,14 +51,14 @@ def provider_key(workspace_id: UUID, provider: str) -> UsableKey:
     setting = SETTING_FOR.get(provider)
     if setting is None:
         raise MissingKey(f"Unknown LLM provider {provider!r}")
-    own = vault.active_key(workspace_id, provider)
-    if own is not None:
-        return UsableKey(vault.plaintext_of(own), str(own.id), own.last_four)
+    state = vault.key_state(workspace_id, provider)
+    if state.own is not None:
+        return UsableKey(*state.own)
     missing = (
         f"No {PROVIDER_NAMES[provider]} key is set for this workspace: "
         "add one in Settings → Provider keys"
     )
-    if vault.requires_own_keys(workspace_id):
+    if state.own_only:
         raise OwnKeyRequired(f"{missing} (this workspace uses only its own keys).")
     value = getattr(settings, setting, "")
     if not value:
