@@ -14,7 +14,7 @@ import time
 import uuid
 
 from common import (
-    BENCH_DB,
+    Completions,
     arguments,
     header,
     ms,
@@ -71,57 +71,6 @@ def in_process_overhead(workflow, runs: int) -> tuple[list[float], list[float], 
     after = write_transactions()
     connection.close()
     return per_step, starts, (after - before) / (runs * STEPS)
-
-
-class Completions:
-    """Tells the bench the moment a run's completion commits, without polling: a trigger
-    on the bench database's summary table (this bench's own instrument, not the app's)
-    sends a NOTIFY that this connection LISTENs for. Polling in a loop would take CPU
-    from the workers it measures."""
-
-    def __init__(self) -> None:
-        import psycopg
-        from django.db import connection
-
-        with connection.cursor() as c:
-            c.execute(
-                "CREATE OR REPLACE FUNCTION bench_notify_done() RETURNS trigger AS $$ "
-                "BEGIN PERFORM pg_notify('bench_done', NEW.run_id::text); RETURN NEW; END "
-                "$$ LANGUAGE plpgsql"
-            )
-            c.execute("DROP TRIGGER IF EXISTS bench_done ON eventlog_runsummary")
-            c.execute(
-                "CREATE TRIGGER bench_done AFTER UPDATE OF status ON eventlog_runsummary "
-                "FOR EACH ROW WHEN (NEW.status IN ('completed', 'failed') "
-                "AND OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION bench_notify_done()"
-            )
-        self.listener = psycopg.connect(
-            f"host=127.0.0.1 user=postgres dbname={BENCH_DB}", autocommit=True
-        )
-        self.listener.execute("LISTEN bench_done")
-
-    def wait(self, run_id) -> None:
-        for notice in self.listener.notifies(timeout=30):
-            if notice.payload == str(run_id):
-                return
-        raise TimeoutError(f"Run {run_id} did not finish within 30 s")
-
-    def wait_all(self, run_ids) -> None:
-        """Until every one of `run_ids` has finished (notices wait in the connection until
-        read, so runs that finished earlier count too)."""
-        left = {str(run_id) for run_id in run_ids}
-        for notice in self.listener.notifies(timeout=300):
-            left.discard(notice.payload)
-            if not left:
-                return
-        raise TimeoutError(f"{len(left)} run(s) did not finish within 300 s")
-
-    def close(self) -> None:
-        from django.db import connection
-
-        self.listener.close()
-        with connection.cursor() as c:
-            c.execute("DROP TRIGGER IF EXISTS bench_done ON eventlog_runsummary")
 
 
 def one_at_a_time(workflow, done: Completions, runs: int, idle: float = 0.0) -> list[float]:

@@ -285,6 +285,15 @@ VECTORBEA_TOOL_MODULES = envlist("VECTORBEA_TOOL_MODULES", "")
 VECTORBEA_CHECKPOINT_EVERY = envint("VECTORBEA_CHECKPOINT_EVERY", "25")
 # How long a stopping worker lets its in-flight steps finish before handing them back.
 VECTORBEA_SHUTDOWN_GRACE_SECONDS = envfloat("VECTORBEA_SHUTDOWN_GRACE_SECONDS", "10")
+# Slow calls (a model's answer, an HTTP response) in flight at once per worker process, on
+# its event loop; and the threads that record their outcomes (each holds a database
+# connection). See README, "Slow steps".
+VECTORBEA_CALLS_IN_FLIGHT = envint("VECTORBEA_CALLS_IN_FLIGHT", "1000")
+VECTORBEA_RECORDER_THREADS = envint("VECTORBEA_RECORDER_THREADS", "4")
+if VECTORBEA_CALLS_IN_FLIGHT < 1 or VECTORBEA_RECORDER_THREADS < 1:
+    raise ImproperlyConfigured(
+        "VECTORBEA_CALLS_IN_FLIGHT and VECTORBEA_RECORDER_THREADS must be at least 1."
+    )
 # The window of the per-minute rate limits (seconds); tests shorten it.
 VECTORBEA_RATE_LIMIT_WINDOW_SECONDS = envfloat("VECTORBEA_RATE_LIMIT_WINDOW_SECONDS", "60")
 # The shortest time a schedule may leave between two runs: a cron expression that fires

@@ -10,5 +10,7 @@ class WorkersConfig(AppConfig):
     def ready(self) -> None:
         from vectorbea.eventlog import hooks
         from workers.dispatch import dispatch_unclaimed
+        from workers.heartbeat import revoked
 
         hooks.register_after_commit(dispatch_unclaimed)
+        hooks.register_after_commit(revoked)

@@ -1,8 +1,12 @@
-"""Running one attempt of a step: check the workspace's limits, render the step's config,
-run its kind's handler under the attempt's lease, and say what happened, as events."""
+"""Running one attempt of a step: render the step's config, run its kind's handler under the
+attempt's lease, and say what happened, as events. A step whose slow part (a model or an
+HTTP call) is handed back as a PendingCall has it made on the process's event loop
+(workers.calls); its outcome is said by `finish_attempt` when the call is over."""
 
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +23,7 @@ from vectorbea.engine import (
 )
 from vectorbea.eventlog import store
 from vectorbea.logcontext import step_scope
-from vectorbea.steps.registry import StepContext, StepResult, get_kind
+from vectorbea.steps.registry import PendingCall, StepContext, StepResult, get_kind
 from vectorbea.steps.templating import effective_config, render_config, template_context
 from workers.heartbeat import HEARTBEATS
 
@@ -28,23 +32,60 @@ log = logging.getLogger(__name__)
 MAX_OUTPUT_BYTES = 1_000_000
 
 
-def run_attempt(loaded: store.Loaded, step_id: str, attempt: int) -> list[Event]:
-    """Run one attempt and say what happened, as events: its outcome, then any notices it
-    gave (budget warnings)."""
-    ctx, outcome = _attempt(loaded, step_id, attempt)
-    return [
-        outcome,
-        *(BudgetWarning(n["scope"], int(n["percent"]), str(n["message"])) for n in ctx.notices),
-    ]
+@dataclass
+class Started:
+    """An attempt whose step handed back its slow part (a PendingCall): the call is made
+    on this process's event loop (workers.calls), then `finish_attempt` says how it went.
+    Its lease stays held, and heartbeaten, until then."""
+
+    loaded: store.Loaded
+    step_id: str
+    attempt: int
+    ctx: StepContext
+    pending: PendingCall
 
 
-def _attempt(loaded: store.Loaded, step_id: str, attempt: int) -> tuple[StepContext, Event]:
-    """Check the workspace's limits, render the step's config, run the handler."""
+def run_attempt(loaded: store.Loaded, step_id: str, attempt: int) -> list[Event] | Started:
+    """Run one attempt and say what happened, as events (its outcome, then any notices it
+    gave: budget warnings); or, when the step hands back a slow call, the Started attempt
+    whose call is yet to be made (its lease stays held)."""
+    ctx = _context(loaded, step_id, attempt)
+    step = loaded.definition.steps[step_id]
+
+    def handle() -> Any:
+        kind = get_kind(step.kind)
+        config = effective_config(step, loaded.state)  # a person's retry may have given new ones
+        if kind.render_config:
+            config = render_config(config, template_context(ctx.run_input, ctx.outputs))
+        return kind.handler(config, ctx)
+
+    HEARTBEATS.hold(ctx)
+    outcome = _outcome(loaded, ctx, handle)
+    if isinstance(outcome, PendingCall):
+        return Started(loaded, step_id, attempt, ctx, outcome)
+    HEARTBEATS.release(ctx)
+    return _events(ctx, outcome)
+
+
+def finish_attempt(started: Started, answered: Any) -> list[Event]:
+    """The outcome of a started attempt once its call is over: `answered` is what the call
+    returned, or the exception it raised (CancelledError when it was cancelled)."""
+    try:
+        outcome = _outcome(started.loaded, started.ctx, lambda: started.pending.finish(answered))
+    finally:
+        HEARTBEATS.release(started.ctx)
+    if isinstance(outcome, PendingCall):  # a finish may not start another call
+        outcome = StepFailed(
+            started.step_id, started.attempt, ErrorClass.TRANSIENT, "A call's finish made a call"
+        )
+    return _events(started.ctx, outcome)
+
+
+def _context(loaded: store.Loaded, step_id: str, attempt: int) -> StepContext:
     run_id, state = loaded.run_id, loaded.state
     step = loaded.definition.steps[step_id]
-    step_state = state.step(step_id)
     outputs = {key: s.output for key, s in state.steps.items() if s.status == "completed"}
-    ctx = StepContext(
+    return StepContext(
         run_id=run_id,
         workspace_id=loaded.workspace_id,
         step_id=step_id,
@@ -53,23 +94,34 @@ def _attempt(loaded: store.Loaded, step_id: str, attempt: int) -> tuple[StepCont
         run_input=state.input or {},
         outputs=outputs,
         workflow_id=state.workflow_id,
-        correction=step_state.correction,
+        correction=state.step(step_id).correction,
         deadline=time.monotonic() + step.timeout_seconds,
         timeout_seconds=step.timeout_seconds,
     )
-    raw_config = effective_config(step, state)  # a person's retry may have given new ones
+
+
+def _events(ctx: StepContext, outcome: Event) -> list[Event]:
+    return [
+        outcome,
+        *(BudgetWarning(n["scope"], int(n["percent"]), str(n["message"])) for n in ctx.notices),
+    ]
+
+
+def _outcome(
+    loaded: store.Loaded, ctx: StepContext, call: Callable[[], Any]
+) -> Event | PendingCall:
+    """What `call()` (a step's handler, or its finish after a slow call) means for the
+    attempt, as its outcome event: completed, failed (with its class), or deferred; or the
+    PendingCall the handler handed back (no outcome yet)."""
+    step_id, attempt = ctx.step_id, ctx.attempt
     try:
-        kind = get_kind(step.kind)
-        config = raw_config
-        if kind.render_config:
-            config = render_config(raw_config, template_context(state.input, outputs))
-        with HEARTBEATS.holding(ctx), step_scope(run_id, step_id, attempt):
-            result = kind.handler(config, ctx)
+        with step_scope(ctx.run_id, step_id, attempt):
+            result = call()
     except Deferred as exc:
         until = loaded.clock.now() + timedelta(seconds=exc.wait_seconds)
-        return ctx, StepDeferred(step_id, attempt, until.isoformat(), exc.reason, exc.message)
+        return StepDeferred(step_id, attempt, until.isoformat(), exc.reason, exc.message)
     except StepError as exc:
-        return ctx, StepFailed(
+        return StepFailed(
             step_id,
             attempt,
             str(exc.error_class),
@@ -79,16 +131,18 @@ def _attempt(loaded: store.Loaded, step_id: str, attempt: int) -> tuple[StepCont
             detail=None if _detail_problem(exc.detail) else exc.detail,
         )
     except Exception as exc:  # a bug in a handler or a tool: retried as transient
-        log.exception("Step %s of run %s raised", step_id, run_id)
-        return ctx, StepFailed(step_id, attempt, ErrorClass.TRANSIENT, _describe(exc))
+        log.exception("Step %s of run %s raised", step_id, ctx.run_id)
+        return StepFailed(step_id, attempt, ErrorClass.TRANSIENT, _describe(exc))
+    if isinstance(result, PendingCall):
+        return result
     if not isinstance(result, StepResult):
         result = StepResult(result)
     usage_problem = _usage_problem(result.usage)
     usage = None if usage_problem else result.usage
     problem = _output_problem(result.output) or usage_problem
     if problem:
-        return ctx, StepFailed(step_id, attempt, ErrorClass.PERMANENT, problem, usage=usage)
-    return ctx, StepCompleted(step_id, attempt, result.output, result.ports, usage=usage)
+        return StepFailed(step_id, attempt, ErrorClass.PERMANENT, problem, usage=usage)
+    return StepCompleted(step_id, attempt, result.output, result.ports, usage=usage)
 
 
 def _describe(exc: Exception) -> str:

@@ -22,6 +22,7 @@ import dramatiq  # noqa: E402
 import redis  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.db import close_old_connections  # noqa: E402
+from django.db.backends.signals import connection_created  # noqa: E402
 from dramatiq.broker import MessageProxy  # noqa: E402
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer  # noqa: E402
 from dramatiq.common import compute_backoff, current_millis, q_name  # noqa: E402
@@ -47,6 +48,17 @@ UNDECODABLE_MESSAGES = Counter(
 )
 
 
+def _name_connection(sender, connection, **kwargs) -> None:
+    """A worker's (or the scheduler's) connections say which process holds them in
+    pg_stat_activity: for the operator, and for bench/slow_steps.py, which counts them per
+    worker process."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET application_name TO %s", [f"vectorbea:{os.getpid()}"])
+
+
+connection_created.connect(_name_connection)
+
+
 class DbConnections(dramatiq.Middleware):
     """Give each message a healthy database connection, as Django does per request."""
 
@@ -61,8 +73,9 @@ class DbConnections(dramatiq.Middleware):
 
 class GracefulShutdown(dramatiq.Middleware):
     """On SIGTERM: start no new step here, hand back what is still running after the
-    grace period (workers.shutdown); once the threads have stopped, write out the
-    metrics tallied since the last flush (a worker process exits without atexit)."""
+    grace period (workers.shutdown); once the threads have stopped, wait for the calls in
+    flight to be recorded or handed back, then write out the metrics tallied since the last
+    flush (a worker process exits without atexit)."""
 
     def before_worker_shutdown(self, broker, worker):
         from workers import shutdown
@@ -71,7 +84,11 @@ class GracefulShutdown(dramatiq.Middleware):
 
     def after_worker_shutdown(self, broker, worker):
         from vectorbea.metrics.events import TALLY
+        from workers.calls import CALLS
 
+        # The grace period, then the hand-backs and the outcomes they refuse (bounded).
+        if not CALLS.drain(settings.VECTORBEA_SHUTDOWN_GRACE_SECONDS + 30):
+            log.warning("Stopping with %d call(s) still in flight", CALLS.in_flight)
         TALLY.flush()
 
 

@@ -8,6 +8,8 @@ worker and a person's retry therefore take the same road to the next attempt.
 Hot path: when a step's completion starts the next step, this worker claims that step's
 lease in the same commit and runs it inline; other started steps (parallel branches) are
 dispatched through the broker, by the event log's after-commit hook, for other workers.
+A step whose slow part waits on the outside world hands it to the process's event loop
+(workers.calls) and frees the thread; a recorder thread goes on once the call is over.
 """
 
 import logging
@@ -30,7 +32,8 @@ from vectorbea.engine import (
 from vectorbea.eventlog import leases, store
 from vectorbea.eventlog.record import advanced, record
 from workers import dispatch, shutdown
-from workers.attempt import run_attempt
+from workers.attempt import Started, finish_attempt, run_attempt
+from workers.calls import CALLS
 from workers.heartbeat import worker_id
 
 log = logging.getLogger(__name__)
@@ -140,11 +143,24 @@ def _drive(loaded: store.Loaded, current: tuple[str, int] | None, queue: str) ->
         if shutdown.STOPPING.is_set() or not _runs_here(loaded, step_id, queue):
             _hand_back(loaded, step_id, attempt)  # another worker (or pool) runs it
             return
-        appended = record_outcome(loaded, run_attempt(loaded, step_id, attempt), claim=True)
+        outcome = run_attempt(loaded, step_id, attempt)
+        if isinstance(outcome, Started):
+            # Its slow part goes to the event loop; a recorder thread goes on from there.
+            CALLS.submit(outcome, lambda started, answered: _go_on(started, answered, queue))
+            return
+        appended = record_outcome(loaded, outcome, claim=True)
         if appended is None:
             return
         loaded = advanced(loaded, appended)
         current = _claimed(appended)
+
+
+def _go_on(started: Started, answered: object, queue: str) -> None:
+    """On a recorder thread, once a started attempt's call is over: record its outcome and
+    go on with the run as `_drive` does."""
+    appended = record_outcome(started.loaded, finish_attempt(started, answered), claim=True)
+    if appended is not None:
+        _drive(advanced(started.loaded, appended), _claimed(appended), queue)
 
 
 def _claimed(appended: store.Appended) -> tuple[str, int] | None:

@@ -13,6 +13,7 @@ When Dramatiq begins to stop the worker:
 
 import logging
 import threading
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings
@@ -43,20 +44,26 @@ def begin() -> None:
 
 
 def hand_back_all() -> int:
-    """Interrupt every attempt this process still holds; returns how many."""
-    handed = 0
-    try:
-        for (run_id, step_id, attempt), ctx in HEARTBEATS.held().items():
-            try:
-                if interrupt(run_id, step_id, attempt):
-                    handed += 1
-            except Exception:
-                log.exception("Could not hand back %s/%s#%s", run_id, step_id, attempt)
-            ctx.cancelled.set()
-    finally:
-        connection.close()
+    """Interrupt every attempt this process still holds (on the recorder threads, several
+    at once: a process may hold a thousand calls in flight); returns how many."""
+    from workers.calls import CALLS
+
+    held = HEARTBEATS.held()
+    handed = sum(CALLS.on_recorders(_hand_back, list(held.items())))
     log.info("Handed back %d step attempt(s)", handed)
     return handed
+
+
+def _hand_back(item: tuple[tuple[UUID, str, int], Any]) -> bool:
+    (run_id, step_id, attempt), ctx = item
+    try:
+        return interrupt(run_id, step_id, attempt)
+    except Exception:
+        log.exception("Could not hand back %s/%s#%s", run_id, step_id, attempt)
+        connection.close()
+        return False
+    finally:
+        ctx.cancel()  # after the interruption: its late outcome is refused, not a failure
 
 
 def interrupt(run_id: UUID, step_id: str, attempt: int) -> bool:

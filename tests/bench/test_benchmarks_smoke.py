@@ -103,6 +103,19 @@ def test_engine_bench_runs(bench_db, tmp_path):
     )
 
 
+def test_slow_steps_bench_runs(bench_db, tmp_path):
+    output = run_bench("slow_steps", bench_db, tmp_path)
+
+    assert_figures(
+        output,
+        r"^One LLM step: 20 runs, 0\.2 s per answer$",
+        rf"^  all finished in {NUMBER} s \(starting them took {NUMBER} s\); 20 completed$",
+        r"^  peak calls in flight at the provider: \d+$",
+        r"^  peak Postgres connections of one worker process: \d+$",
+        r"^LLM -> transform -> LLM: 4 runs, 0\.2 s per answer$",
+    )
+
+
 def test_killswitch_bench_runs(bench_db, tmp_path):
     output = run_bench("killswitch", bench_db, tmp_path)
 

@@ -38,8 +38,13 @@ from vectorbea.asgi import application
 from vectorbea.engine import ErrorClass, StepError
 from vectorbea.keys.models import ProviderKey
 from vectorbea.runs.commands import start_run
-from vectorbea.steps.llm import run_llm
-from vectorbea.steps.registry import StepContext
+from vectorbea.steps import llm
+from vectorbea.steps.registry import StepContext, run_now
+
+
+def run_llm(config, ctx):
+    """The step as a worker makes it: its call awaited, then finished."""
+    return run_now(llm.run_llm(config, ctx))
 
 
 def echoing_401(key: str) -> dict:

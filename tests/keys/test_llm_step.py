@@ -9,8 +9,14 @@ from tests.keys.support import canary
 from tests.support.fake_llm import FakeLLM, ok
 from vectorbea.engine import ErrorClass, StepError
 from vectorbea.keys import vault
-from vectorbea.steps.llm import run_llm
-from vectorbea.steps.registry import StepContext
+from vectorbea.steps import llm
+from vectorbea.steps.registry import StepContext, run_now
+
+
+def run_llm(config, ctx):
+    """The step as a worker makes it: its call awaited, then finished."""
+    return run_now(llm.run_llm(config, ctx))
+
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,14 @@ from vectorbea.budgets.guard import estimated_tokens, worst_case_usd
 from vectorbea.budgets.models import SpendLedger
 from vectorbea.engine import ErrorClass, StepError
 from vectorbea.llm.pricing import FALLBACK
-from vectorbea.steps.llm import run_llm
-from vectorbea.steps.registry import StepContext, StepResult
+from vectorbea.steps import llm
+from vectorbea.steps.registry import StepContext, StepResult, run_now
+
+
+def run_llm(config, ctx):
+    """The step as a worker makes it: its call awaited, then finished."""
+    return run_now(llm.run_llm(config, ctx))
+
 
 KEY = "sk-test-0123456789abcdefSECRET"
 PROVIDERS = ["openai", "anthropic"]

@@ -13,12 +13,18 @@ from tests.support.workflows import chain
 from vectorbea.engine import ErrorClass, StepError
 from vectorbea.keys import vault
 from vectorbea.keys.redaction import redact
+from vectorbea.steps import http
 from vectorbea.steps.builtin import run_tool
-from vectorbea.steps.http import run_http
-from vectorbea.steps.registry import StepContext
+from vectorbea.steps.registry import StepContext, run_now
 from vectorbea.steps.templating import render_config, template_context
 from vectorbea.steps.tools import tool
 from vectorbea.workflows.checks import draft_issues
+
+
+def run_http(config, ctx):
+    """The step as a worker makes it: its call awaited, then finished."""
+    return run_now(http.run_http(config, ctx))
+
 
 pytestmark = pytest.mark.django_db
 

@@ -1,5 +1,6 @@
-"""A scripted LLM provider for tests: a threaded HTTP server on 127.0.0.1 that speaks
-OpenAI's `/v1/chat/completions` and Anthropic's `/v1/messages`.
+"""A scripted LLM provider for tests and benchmarks: an asyncio HTTP/1.1 server on
+127.0.0.1 (its own event loop, on a thread of its own) that speaks OpenAI's
+`/v1/chat/completions` and Anthropic's `/v1/messages`.
 
     with FakeLLM() as fake:
         fake.script(status(529), ok("Hello", usage=(12, 3)))
@@ -10,15 +11,23 @@ Each request takes the next scripted response (shared by both endpoints, in arri
 order); when the script is empty it gets `fake.default` (an ok answer unless changed).
 Every request is recorded, headers and JSON body, in `fake.requests`. Worker processes
 reach it through `base_url` in the step config or VECTORBEA_*_BASE_URL in their env.
+
+It holds thousands of requests open at once on one thread (a benchmark's slow calls):
+`in_flight` and `peak_in_flight` count the requests it has not answered yet, and
+`abandoned` the ones whose client closed the connection before the answer (a cancelled
+call).
 """
 
+import asyncio
+import contextlib
 import json
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import h11
 
 
 @dataclass(frozen=True)
@@ -78,17 +87,21 @@ class Request:
 
 
 class FakeLLM:
-    def __init__(self) -> None:
+    def __init__(self, delay_seconds: float = 0.0) -> None:
         self.default = ok()
+        # Every answer waits this long first (a model's time to think), scripted or not.
+        self.delay_seconds = delay_seconds
         self.requests: list[Request] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.abandoned = 0
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._server: asyncio.AbstractServer | None = None
+        self.port = 0
+        self._thread = threading.Thread(target=self._serve, name="fake-llm", daemon=True)
 
     @property
     def url(self) -> str:
@@ -113,17 +126,159 @@ class FakeLLM:
 
     def start(self) -> "FakeLLM":
         self._thread.start()
+        self._ready.wait(10)
         return self
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        async def stop() -> None:
+            if self._server is not None:
+                self._server.close()
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+        if self._loop.is_running():
+            asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
 
     def __enter__(self) -> "FakeLLM":
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+
+        async def listen() -> None:
+            self._server = await asyncio.start_server(
+                self._connection, "127.0.0.1", 0, backlog=4096, limit=2**20
+            )
+            self.port = self._server.sockets[0].getsockname()[1]
+            self._ready.set()
+
+        self._loop.run_until_complete(listen())
+        self._loop.run_forever()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h11.Connection(h11.SERVER)
+        try:
+            while True:
+                request = await _read_request(conn, reader)
+                if request is None:
+                    return
+                with self._lock:
+                    self.in_flight += 1
+                    self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+                try:
+                    reply = self.next_reply(request)
+                    answered = await self._answer(conn, reader, writer, reply, request)
+                finally:
+                    with self._lock:
+                        self.in_flight -= 1
+                if not answered:
+                    with self._lock:
+                        self.abandoned += 1
+                    return
+                if conn.our_state is h11.MUST_CLOSE:
+                    return
+                conn.start_next_cycle()
+        except (ConnectionError, h11.ProtocolError, asyncio.IncompleteReadError):
+            return
+        except asyncio.CancelledError:  # the server is closing
+            return
+        finally:
+            writer.close()
+
+    async def _answer(
+        self,
+        conn: h11.Connection,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        reply: Reply,
+        request: Request,
+    ) -> bool:
+        """Send `reply`; False when the client closed the connection first."""
+        wait = self.delay_seconds + (reply.seconds if reply.kind == "stall" else 0.0)
+        if reply.kind == "stall":
+            reply = reply.then or self.default
+        if wait > 0 and not await _wait_unless_closed(conn, reader, wait):
+            return False
+        if reply.kind == "malformed":
+            code, raw = 200, b'{"choices": [ {"message": '
+        elif reply.kind == "status":
+            body = _error_body(reply, request)
+            code, raw = reply.status, (body if isinstance(body, str) else json.dumps(body)).encode()
+        else:
+            render = _anthropic_body if request.api == "anthropic" else _openai_body
+            code, raw = 200, json.dumps(render(reply, request)).encode()
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(raw))),
+            *reply.headers.items(),
+        ]
+        writer.write(conn.send(h11.Response(status_code=code, headers=headers)))
+        writer.write(conn.send(h11.Data(data=raw)))
+        writer.write(conn.send(h11.EndOfMessage()))
+        try:
+            await writer.drain()
+        except ConnectionError:
+            return False
+        return True
+
+
+async def _read_request(conn: h11.Connection, reader: asyncio.StreamReader) -> Request | None:
+    """The next request on the connection, or None when the client is done with it."""
+    head: h11.Request | None = None
+    chunks: list[bytes] = []
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            data = await reader.read(65536)
+            conn.receive_data(data)
+            if not data and conn.their_state is not h11.SEND_BODY and head is None:
+                return None
+            continue
+        if isinstance(event, h11.ConnectionClosed):
+            return None
+        if isinstance(event, h11.Request):
+            head = event
+        elif isinstance(event, h11.Data):
+            chunks.append(bytes(event.data))
+        elif isinstance(event, h11.EndOfMessage):
+            assert head is not None
+            raw = b"".join(chunks)
+            try:
+                body = json.loads(raw or b"{}")
+            except ValueError:
+                body = raw.decode(errors="replace")
+            headers = {name.decode().lower(): value.decode() for name, value in head.headers}
+            return Request(head.target.decode(), headers, body)
+
+
+async def _wait_unless_closed(
+    conn: h11.Connection, reader: asyncio.StreamReader, seconds: float
+) -> bool:
+    """Wait `seconds`; False as soon as the client closes the connection (bytes it sends
+    meanwhile are kept for the connection's next request)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        read = asyncio.ensure_future(reader.read(65536))
+        try:
+            done, _ = await asyncio.wait({read}, timeout=left)
+        finally:
+            if not read.done():
+                read.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await read  # the reader is free again for the next request
+        if not done:
+            return True
+        data = read.result()
+        if not data:
+            return False
+        conn.receive_data(data)
+    return True
 
 
 def _openai_body(reply: Reply, request: Request) -> dict[str, Any]:
@@ -180,48 +335,3 @@ def _error_body(reply: Reply, request: Request) -> Any:
     if request.api == "anthropic":
         return {"type": "error", "error": {"type": kind, "message": message}}
     return {"error": {"message": message, "type": kind, "code": None}}
-
-
-def _handler_for(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length)
-            try:
-                body = json.loads(raw or b"{}")
-            except ValueError:
-                body = raw.decode(errors="replace")
-            request = Request(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-            self.answer(fake.next_reply(request), request)
-
-        def answer(self, reply: Reply, request: Request) -> None:
-            if reply.kind == "stall":
-                time.sleep(reply.seconds)
-                return self.answer(reply.then or fake.default, request)
-            if reply.kind == "malformed":
-                return self.send(200, b'{"choices": [ {"message": ', {})
-            if reply.kind == "status":
-                body = _error_body(reply, request)
-                raw = body if isinstance(body, str) else json.dumps(body)
-                return self.send(reply.status, raw.encode(), reply.headers)
-            render = _anthropic_body if request.api == "anthropic" else _openai_body
-            self.send(200, json.dumps(render(reply, request)).encode(), reply.headers)
-
-        def send(self, code: int, raw: bytes, headers: dict[str, str]) -> None:
-            try:
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(raw)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (a stall past its timeout)
-
-    return Handler

@@ -60,24 +60,38 @@ NO_LIMITS = Limits(None, None, None, None, "pause")
 
 
 class _Cache:
+    """The workspace's limits and a workflow's budget caps, as read within the last
+    LIMITS_TTL_SECONDS."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._limits: dict[UUID, tuple[float, Limits]] = {}
+        self._read: dict[tuple[Any, ...], tuple[float, Any]] = {}
 
     def limits(self, workspace_id: UUID) -> Limits:
+        return self._get(("limits", workspace_id), lambda: _read_limits(workspace_id))
+
+    def caps(self, workspace_id: UUID, workflow_id: UUID | None) -> ledger.Caps:
+        if workflow_id is None:
+            return ledger.Caps(None, None, None, 80)
+        key = ("caps", workspace_id, workflow_id)
+        return self._get(key, lambda: ledger.caps_for(workspace_id, workflow_id))
+
+    def _get(self, key: tuple[Any, ...], read: Any) -> Any:
         now = time.monotonic()
         with self._lock:
-            cached = self._limits.get(workspace_id)
+            cached = self._read.get(key)
         if cached is not None and now - cached[0] < LIMITS_TTL_SECONDS:
             return cached[1]
-        limits = _read_limits(workspace_id)
+        value = read()
         with self._lock:
-            self._limits[workspace_id] = (now, limits)
-        return limits
+            if len(self._read) > 100_000:
+                self._read.clear()
+            self._read[key] = (now, value)
+        return value
 
     def clear(self) -> None:
         with self._lock:
-            self._limits.clear()
+            self._read.clear()
 
 
 CACHE = _Cache()
@@ -128,6 +142,8 @@ class Meter:
     sent: bool = True
     unanswered_reason: str = NO_ANSWER
     warnings: list[ledger.Threshold] = field(default_factory=list)
+    # Set by open_meter: what closing settles (None once closed).
+    _open: tuple[StepContext, ledger.Held, ledger.Caps, str, str] | None = None
 
     def answered(self, usage: dict[str, Any]) -> None:
         self.usage = usage
@@ -138,38 +154,50 @@ class Meter:
     def unanswered(self, reason: str) -> None:
         self.unanswered_reason = reason
 
+    def close(self) -> None:
+        """Turn the call's reservation into what the meter says it cost (once; the notices
+        of thresholds it crossed go on the attempt, and owners are emailed)."""
+        if self._open is None:
+            return
+        ctx, held, caps, provider, model = self._open
+        self._open = None
+        try:
+            self.warnings = _close(ctx, held, caps, self, provider, model)
+        except Exception:  # the sweeper charges it at what was reserved
+            log.exception("Could not settle budget reservation %s", held.reservation_id)
+            connection.close()
+        for warning in self.warnings:
+            ctx.notices.append(
+                {"scope": warning.scope, "percent": warning.percent, "message": warning.message}
+            )
+        if self.warnings:
+            _email_owners(ctx, self.warnings)
+
+
+def open_meter(
+    ctx: StepContext, provider: str, model: str, input_tokens: int, max_tokens: int
+) -> Meter:
+    """Admit one paid call (rate limits, then the budgets): its reservation is held until
+    the meter is closed, after the call, which turns it into what the call cost (see
+    Meter). Raises Deferred (wait) or StepError(BUDGET_EXCEEDED)."""
+    limits = CACHE.limits(ctx.workspace_id)
+    _rate_limit(ctx, provider, limits, input_tokens + max_tokens)
+    workflow_id = UUID(str(ctx.workflow_id)) if ctx.workflow_id else None
+    caps = CACHE.caps(ctx.workspace_id, workflow_id)
+    held = _reserve(ctx, caps, limits, worst_case_usd(model, input_tokens, max_tokens))
+    return Meter(_open=(ctx, held, caps, provider, model))
+
 
 @contextmanager
 def metered_call(
     ctx: StepContext, provider: str, model: str, input_tokens: int, max_tokens: int
 ) -> Iterator[Meter]:
-    """Admit one paid call (rate limits, then the budgets), and turn its reservation into
-    spend afterwards as the meter says (see Meter). Raises Deferred (wait) or
-    StepError(BUDGET_EXCEEDED)."""
-    limits = CACHE.limits(ctx.workspace_id)
-    _rate_limit(ctx, provider, limits, input_tokens + max_tokens)
-    workflow_id = UUID(str(ctx.workflow_id)) if ctx.workflow_id else None
-    caps = (
-        ledger.caps_for(ctx.workspace_id, workflow_id)
-        if workflow_id
-        else ledger.Caps(None, None, None, 80)
-    )
-    held = _reserve(ctx, caps, limits, worst_case_usd(model, input_tokens, max_tokens))
-    meter = Meter()
+    """`open_meter` around a call made in the block."""
+    meter = open_meter(ctx, provider, model, input_tokens, max_tokens)
     try:
         yield meter
     finally:
-        try:
-            meter.warnings = _close(ctx, held, caps, meter, provider, model)
-        except Exception:  # the sweeper charges it at what was reserved
-            log.exception("Could not settle budget reservation %s", held.reservation_id)
-            connection.close()
-        for warning in meter.warnings:
-            ctx.notices.append(
-                {"scope": warning.scope, "percent": warning.percent, "message": warning.message}
-            )
-        if meter.warnings:
-            _email_owners(ctx, meter.warnings)
+        meter.close()
 
 
 def _close(

@@ -5,7 +5,7 @@ that turns a provider's failure into an engine error class.
 
     key = provider_key(workspace_id, "anthropic")  # a UsableKey: .value, .key_id
     call = Call(key=key.value, base_url="https://api.anthropic.com", timeout_seconds=60)
-    answer = complete("anthropic", Prompt(model="claude-haiku-4-5", user="Hi"), call)
+    answer = await complete("anthropic", Prompt(model="claude-haiku-4-5", user="Hi"), call)
 """
 
 from vectorbea.llm.errors import error_class_for_status, redact, retry_after_seconds

@@ -2,7 +2,8 @@
 
 "openai" speaks OpenAI's chat completions (OpenAI itself, and the servers that copy it:
 Ollama, vLLM, llama.cpp); "anthropic" speaks Anthropic's messages API. Both use the
-official SDK with max_retries=0: the engine's RetryPolicy is the only thing that retries.
+official SDK's async client with max_retries=0, awaited on a worker process's event loop
+(workers.calls): the engine's RetryPolicy is the only thing that retries.
 Every failure leaves as a CallError (a StepError) whose class comes from
 vectorbea.llm.errors, saying what the failure means for the call's bill.
 
@@ -11,9 +12,10 @@ to import, which a worker should spend under its lease heartbeat, not at boot of
 process that merely lists the step kinds.
 """
 
+import asyncio
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -83,8 +85,50 @@ class Call:
     key: str = field(repr=False)
     base_url: str
     timeout_seconds: float
-    # A client of our own (e.g. one pinned by the SSRF guard); None: the SDK's default.
-    http_client: httpx2.Client | None = None
+    # A client of our own (one pinned by the SSRF guard, for a server a step chose); None:
+    # the process's shared client for the installation's own provider URLs.
+    http_client: httpx2.AsyncClient | None = None
+
+
+def shared_client() -> httpx2.AsyncClient:
+    """The running event loop's client for the installation's provider URLs: one
+    connection pool, kept alive, for every call in flight on that loop."""
+    loop = asyncio.get_running_loop()
+    client = getattr(loop, "_vectorbea_llm_client", None)
+    if client is None:
+        limits = httpx2.Limits(max_connections=None, max_keepalive_connections=1000)
+        client = httpx2.AsyncClient(limits=limits, timeout=None)
+        loop._vectorbea_llm_client = client  # type: ignore[attr-defined]
+    return client
+
+
+SDK_CLIENTS_KEPT = 256
+
+
+def sdk_client(make: Callable[..., Any], call: Call) -> Any:
+    """An SDK client for `call`: one per (SDK, key, URL, timeout) on the running loop, kept
+    (a client is costly to build, and thousands of calls a second share a few), on the
+    loop's shared connection pool; a call with a client of its own gets a client of its
+    own."""
+    options = {
+        "api_key": call.key,
+        "base_url": call.base_url,
+        "max_retries": 0,
+        "timeout": call.timeout_seconds,
+    }
+    if call.http_client is not None:
+        return make(**options, http_client=call.http_client)
+    loop = asyncio.get_running_loop()
+    kept: dict[tuple[Any, ...], Any] | None = getattr(loop, "_vectorbea_sdk_clients", None)
+    if kept is None:
+        kept = loop._vectorbea_sdk_clients = {}  # type: ignore[attr-defined]
+    key = (make, call.key, call.base_url, call.timeout_seconds)
+    client = kept.get(key)
+    if client is None:
+        if len(kept) >= SDK_CLIENTS_KEPT:
+            kept.clear()
+        client = kept[key] = make(**options, http_client=shared_client())
+    return client
 
 
 def json_instruction(schema: dict[str, Any]) -> str:
@@ -101,16 +145,10 @@ def _system_text(prompt: Prompt) -> str:
     return "\n\n".join(parts)
 
 
-def complete_openai(prompt: Prompt, call: Call) -> Answer:
+async def complete_openai(prompt: Prompt, call: Call) -> Answer:
     import openai
 
-    client = openai.OpenAI(
-        api_key=call.key,
-        base_url=call.base_url,
-        max_retries=0,
-        timeout=call.timeout_seconds,
-        http_client=call.http_client,
-    )
+    client = sdk_client(openai.AsyncOpenAI, call)
     messages: list[dict[str, str]] = []
     if system := _system_text(prompt):
         messages.append({"role": "system", "content": system})
@@ -129,8 +167,8 @@ def complete_openai(prompt: Prompt, call: Call) -> Answer:
             "type": "json_schema",
             "json_schema": {"name": "output", "schema": prompt.json_schema},
         }
-    with _mapped_errors("openai", call.key), client:
-        response = client.chat.completions.create(**options)
+    with _mapped_errors("openai", call.key):
+        response = await client.chat.completions.create(**options)
         with _shape_checked():
             choice = response.choices[0]
             return Answer(
@@ -142,16 +180,10 @@ def complete_openai(prompt: Prompt, call: Call) -> Answer:
             )
 
 
-def complete_anthropic(prompt: Prompt, call: Call) -> Answer:
+async def complete_anthropic(prompt: Prompt, call: Call) -> Answer:
     import anthropic
 
-    client = anthropic.Anthropic(
-        api_key=call.key,
-        base_url=call.base_url,
-        max_retries=0,
-        timeout=call.timeout_seconds,
-        http_client=call.http_client,
-    )
+    client = sdk_client(anthropic.AsyncAnthropic, call)
     options: dict[str, Any] = {
         "model": prompt.model,
         "max_tokens": prompt.max_tokens,
@@ -163,8 +195,8 @@ def complete_anthropic(prompt: Prompt, call: Call) -> Answer:
         # This SDK no longer names temperature (the newest models fix it); older models
         # still take it, and a model that refuses it answers 400, a permanent error.
         options["extra_body"] = {"temperature": prompt.temperature}
-    with _mapped_errors("anthropic", call.key), client:
-        message = client.messages.create(**options)
+    with _mapped_errors("anthropic", call.key):
+        message = await client.messages.create(**options)
         with _shape_checked():
             return _anthropic_answer(message, prompt)
 
@@ -198,14 +230,15 @@ class _shape_checked:
         return False
 
 
-PROVIDERS: dict[str, Callable[[Prompt, Call], Answer]] = {
+PROVIDERS: dict[str, Callable[[Prompt, Call], Awaitable[Answer]]] = {
     "openai": complete_openai,
     "anthropic": complete_anthropic,
 }
 
 
-def complete(provider: str, prompt: Prompt, call: Call) -> Answer:
-    """Ask `provider` for an answer to `prompt`; a StepError with its class on failure."""
+def complete(provider: str, prompt: Prompt, call: Call) -> Awaitable[Answer]:
+    """Ask `provider` for an answer to `prompt` (await it on an event loop); a StepError
+    with its class on failure."""
     try:
         adapter = PROVIDERS[provider]
     except KeyError:

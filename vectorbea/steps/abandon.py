@@ -20,8 +20,7 @@ from typing import Any
 
 from django.db import connection
 
-from vectorbea.engine import ErrorClass, StepError
-from vectorbea.steps.registry import StepContext
+from vectorbea.steps.registry import StepContext, abandoned
 
 POLL_SECONDS = 0.1
 
@@ -46,17 +45,8 @@ def abandonable[T](ctx: StepContext, call: Callable[..., T], *args: Any) -> T:
         target=context.run, args=(target,), name=f"call-{ctx.step_id}", daemon=True
     ).start()
     while not done.wait(_wait(ctx)):
-        if ctx.is_cancelled:
-            raise StepError(
-                ErrorClass.CANCELLED,
-                "The call was abandoned: the step was interrupted while it waited for an answer.",
-            )
-        if ctx.deadline is not None and time.monotonic() >= ctx.deadline:
-            raise StepError(
-                ErrorClass.TRANSIENT,
-                f"The step ran longer than its timeout ({_seconds(ctx.timeout_seconds)}) and "
-                "was abandoned; it is tried again.",
-            )
+        if ctx.is_cancelled or (ctx.deadline is not None and time.monotonic() >= ctx.deadline):
+            raise abandoned(ctx)
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
@@ -66,9 +56,3 @@ def _wait(ctx: StepContext) -> float:
     if ctx.deadline is None:
         return POLL_SECONDS
     return max(0.0, min(POLL_SECONDS, ctx.deadline - time.monotonic()))
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "its limit"
-    return f"{value:g} second{'' if value == 1 else 's'}"

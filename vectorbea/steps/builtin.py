@@ -1,11 +1,12 @@
 """The built-in step kinds that need no outside service: no-op and Python tools."""
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
 from vectorbea.engine import ErrorClass, StepError
 from vectorbea.steps.abandon import abandonable
-from vectorbea.steps.registry import StepContext, StepKind, register
+from vectorbea.steps.registry import PendingCall, StepContext, StepKind, call_outcome, register
 from vectorbea.steps.tools import TOOLS
 from vectorbea.steps.workspace_secrets import render_with_secrets
 
@@ -21,8 +22,13 @@ def run_tool(config: Mapping[str, Any], ctx: StepContext) -> Any:
         raise StepError(
             ErrorClass.PERMANENT, f"No Python tool named {config['tool']!r} is registered"
         )
+    args = config.get("args", {})
+    if inspect.iscoroutinefunction(function):  # awaited on the worker's event loop
+        return PendingCall(
+            lambda: function(args, ctx), lambda answered: call_outcome(answered, ctx)
+        )
     # On a thread of its own, so that the step's timeout (and a cancel) stops the wait.
-    return abandonable(ctx, function, config.get("args", {}), ctx)
+    return abandonable(ctx, function, args, ctx)
 
 
 register(

@@ -8,7 +8,8 @@ Every request carries `Idempotency-Key: <ctx.idempotency_key>`, the same for eve
 of the step (retries, crashes, a person's retry), so an API that honours it does the work
 once. Redirects are followed here, up to 5, and each hop goes through the SSRF guard again
 (the guarded transport checks and pins every connection). A hop to another origin carries
-only the harmless headers of CROSS_ORIGIN_HEADERS.
+only the harmless headers of CROSS_ORIGIN_HEADERS. The exchange is awaited on the worker
+process's event loop: no thread and no database connection wait for a slow API.
 """
 
 import json
@@ -23,8 +24,7 @@ from vectorbea import queues
 from vectorbea.engine import ErrorClass, StepError
 from vectorbea.llm.errors import clip, error_class_for_status, redact, retry_after_seconds
 from vectorbea.steps import ssrf
-from vectorbea.steps.abandon import abandonable
-from vectorbea.steps.registry import StepContext, StepKind, register
+from vectorbea.steps.registry import PendingCall, StepContext, StepKind, call_outcome, register
 from vectorbea.steps.workspace_secrets import render_with_secrets
 
 DEFAULT_MAX_RESPONSE_BYTES = 1_000_000
@@ -124,7 +124,9 @@ CONFIG_SCHEMA: dict[str, Any] = {
 }
 
 
-def run_http(config: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
+def run_http(config: Mapping[str, Any], ctx: StepContext) -> PendingCall:
+    """Prepare the request (its settings rendered with the workspace's secrets) and hand it
+    to the worker runtime; `finish` turns the answer into the step's output."""
     config, secret_values = render_with_secrets(config, ctx, "http")
     method = config.get("method", "GET").upper()
     url = config["url"]
@@ -147,18 +149,45 @@ def run_http(config: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
     secrets += secret_values
     if ctx.is_cancelled:
         raise StepError(ErrorClass.CANCELLED, "The step was cancelled before the request")
-
     timeout_seconds = float(config.get("timeout_seconds", 30))
+    request = (method, url, headers, content)
+
+    def finish(answered: Any) -> dict[str, Any]:
+        status, response_headers, raw, final_url = call_outcome(answered, ctx)
+        body = _decoded(raw, response_headers)
+        ok = status in expected if expected else 200 <= status < 300
+        if not ok:
+            raise _status_error(status, response_headers, body, final_url, secrets)
+        return {
+            "status": status,
+            "headers": {k: response_headers[k] for k in KEPT_HEADERS if k in response_headers},
+            "body": body,
+            "url": final_url,
+        }
+
+    return PendingCall(
+        lambda: _exchange(request, limit, timeout_seconds, expected, secrets), finish
+    )
+
+
+async def _exchange(
+    request: tuple[str, str, dict[str, str], bytes | None],
+    limit: int,
+    timeout_seconds: float,
+    expected: set[int],
+    secrets: list[str],
+) -> tuple[int, dict[str, str], bytes, str]:
+    """The whole exchange, redirects followed: (status, headers, body, final URL)."""
+    method, url, headers, content = request
     deadline = time.monotonic() + timeout_seconds
-    timeout = httpx.Timeout(timeout_seconds)
-    with httpx.Client(
-        transport=ssrf.GuardedTransport(), timeout=timeout, follow_redirects=False
+    async with httpx.AsyncClient(
+        transport=ssrf.GuardedAsyncTransport(),
+        timeout=httpx.Timeout(timeout_seconds),
+        follow_redirects=False,
     ) as client:
         for _hop in range(MAX_REDIRECTS + 1):
             sent = (method, url, headers, content)
-            status, response_headers, raw = abandonable(
-                ctx, _send, client, sent, limit, deadline, ctx, secrets
-            )
+            status, response_headers, raw = await _send(client, sent, limit, deadline, secrets)
             location = response_headers.get("location")
             if status in REDIRECTS and location and status not in expected:
                 next_url = urljoin(url, location)
@@ -171,23 +200,11 @@ def run_http(config: Mapping[str, Any], ctx: StepContext) -> dict[str, Any]:
                     headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
                 url = next_url
                 continue
-            break
-        else:
-            raise StepError(
-                ErrorClass.PERMANENT,
-                f"Too many redirects (more than {MAX_REDIRECTS}) from {_shown(url)}",
-            )
-
-    body = _decoded(raw, response_headers)
-    ok = status in expected if expected else 200 <= status < 300
-    if not ok:
-        raise _status_error(status, response_headers, body, url, secrets)
-    return {
-        "status": status,
-        "headers": {k: response_headers[k] for k in KEPT_HEADERS if k in response_headers},
-        "body": body,
-        "url": url,
-    }
+            return status, response_headers, raw, url
+    raise StepError(
+        ErrorClass.PERMANENT,
+        f"Too many redirects (more than {MAX_REDIRECTS}) from {_shown(url)}",
+    )
 
 
 def _body(config: Mapping[str, Any]) -> tuple[bytes | None, str | None]:
@@ -201,27 +218,23 @@ def _body(config: Mapping[str, Any]) -> tuple[bytes | None, str | None]:
     return json.dumps(body).encode(), "application/json"
 
 
-def _send(
-    client: httpx.Client,
+async def _send(
+    client: httpx.AsyncClient,
     request: tuple[str, str, dict[str, str], bytes | None],
     limit: int,
     deadline: float,
-    ctx: StepContext,
     secrets: list[str],
 ) -> tuple[int, dict[str, str], bytes]:
     """Send one request and read at most `limit` bytes of the answer."""
     method, url, headers, content = request
     shown = _shown(url)
     try:
-        response = client.send(
-            client.build_request(method, url, headers=headers, content=content), stream=True
-        )
+        built = client.build_request(method, url, headers=headers, content=content)
+        response = await client.send(built, stream=True)
         try:
             chunks: list[bytes] = []
             size = 0
-            for chunk in response.iter_bytes():
-                if ctx.is_cancelled:
-                    raise StepError(ErrorClass.CANCELLED, "The step was cancelled mid-response")
+            async for chunk in response.aiter_bytes():
                 if time.monotonic() > deadline:
                     raise httpx.ReadTimeout("past timeout_seconds")
                 size += len(chunk)
@@ -233,7 +246,7 @@ def _send(
                     )
                 chunks.append(chunk)
         finally:
-            response.close()
+            await response.aclose()
     except httpx.TimeoutException:
         raise StepError(ErrorClass.TRANSIENT, f"{shown} did not answer in time") from None
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:

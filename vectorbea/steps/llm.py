@@ -1,7 +1,10 @@
 """The "llm" step: one prompt to one provider, with the cost of the answer.
 
-The executor renders templated config before calling the handler, so every value here is
-plain. The provider key comes from vectorbea.llm.keys.provider_key and nowhere else.
+The worker renders templated config before calling the handler, so every value here is
+plain. The provider key comes from vectorbea.llm.keys.provider_key and nowhere else. The
+handler prepares the call and hands it back (a PendingCall): it is awaited on the worker
+process's event loop, with no thread and no database connection held while the model
+thinks.
 """
 
 import json
@@ -16,15 +19,22 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from vectorbea import queues
-from vectorbea.budgets.guard import Meter, estimated_tokens, metered_call
+from vectorbea.budgets.guard import Meter, estimated_tokens, open_meter
 from vectorbea.engine import ErrorClass, StepError
 from vectorbea.llm import Answer, MissingKey, Prompt, cost_of, provider_key
 from vectorbea.llm.errors import clip
 from vectorbea.llm.keys import PLATFORM, OwnKeyRequired
-from vectorbea.llm.providers import ANSWERED, NOT_SENT, Call, CallError, complete
+from vectorbea.llm.providers import ANSWERED, NOT_SENT, TIMED_OUT, Call, CallError, complete
 from vectorbea.steps import ssrf
-from vectorbea.steps.abandon import abandonable
-from vectorbea.steps.registry import StepContext, StepKind, StepResult, register
+from vectorbea.steps.registry import (
+    DeadlinePassed,
+    PendingCall,
+    StepContext,
+    StepKind,
+    StepResult,
+    call_outcome,
+    register,
+)
 
 DEFAULT_BASE_URL_SETTING = {
     "openai": "VECTORBEA_OPENAI_BASE_URL",
@@ -120,7 +130,10 @@ CONFIG_SCHEMA: dict[str, Any] = {
 }
 
 
-def run_llm(config: Mapping[str, Any], ctx: StepContext) -> StepResult:
+def run_llm(config: Mapping[str, Any], ctx: StepContext) -> PendingCall:
+    """Prepare the call (where, with which key; the rate limits and the budget's
+    reservation) and hand it to the worker runtime; `finish` settles what it cost and
+    checks the answer once it is in."""
     provider = config["provider"]
     schema = config.get("output_schema")
     if schema is not None:
@@ -139,28 +152,45 @@ def run_llm(config: Mapping[str, Any], ctx: StepContext) -> StepResult:
         followups=correction_turns(ctx.correction),
     )
     input_tokens = estimated_tokens(prompt.system, *(m["content"] for m in prompt.messages()))
-    with metered_call(ctx, provider, prompt.model, input_tokens, prompt.max_tokens) as meter:
-        if ctx.is_cancelled:  # cancelled while it waited for the budget: nothing was sent
-            meter.not_sent()
-            raise StepError(ErrorClass.CANCELLED, "The step was cancelled before calling the model")
+    meter = open_meter(ctx, provider, prompt.model, input_tokens, prompt.max_tokens)
+    if ctx.is_cancelled:  # cancelled while it waited for the budget: nothing was sent
+        meter.not_sent()
+        meter.close()
+        raise StepError(ErrorClass.CANCELLED, "The step was cancelled before calling the model")
+
+    def finish(answered: Any) -> StepResult:
         try:
-            answer = abandonable(ctx, complete, provider, prompt, call)
-        except StepError as exc:
-            _bill(meter, exc, provider, prompt.model)
-            if key_id and exc.usage is None:  # which key a rejected call used (its id only)
-                exc.usage = {"provider": provider, "key_id": key_id}
-            raise
-        usage = usage_of(provider, answer)
-        meter.answered(usage)
-    if key_id:
-        usage["key_id"] = key_id
-    output = {
-        "text": answer.text,
-        "json": None if schema is None else _validated_json(answer, schema, usage, check),
-        "model": answer.model,
-        "finish_reason": answer.finish_reason,
-    }
-    return StepResult(output, usage=usage)
+            if isinstance(answered, DeadlinePassed):
+                meter.unanswered(TIMED_OUT)
+            try:
+                answer = call_outcome(answered, ctx)
+            except StepError as exc:
+                _bill(meter, exc, provider, prompt.model)
+                if key_id and exc.usage is None:  # which key a rejected call used (its id)
+                    exc.usage = {"provider": provider, "key_id": key_id}
+                raise
+            usage = usage_of(provider, answer)
+            meter.answered(usage)
+        finally:
+            meter.close()
+        if key_id:
+            usage["key_id"] = key_id
+        output = {
+            "text": answer.text,
+            "json": None if schema is None else _validated_json(answer, schema, usage, check),
+            "model": answer.model,
+            "finish_reason": answer.finish_reason,
+        }
+        return StepResult(output, usage=usage)
+
+    async def send() -> Any:
+        try:
+            return await complete(provider, prompt, call)
+        finally:
+            if call.http_client is not None:  # a client of this call's own
+                await call.http_client.aclose()
+
+    return PendingCall(send, finish)
 
 
 def _bill(meter: Meter, exc: StepError, provider: str, model: str) -> None:
@@ -243,7 +273,7 @@ def _call(config: Mapping[str, Any], ctx: StepContext, provider: str) -> tuple[C
     http_client = None
     if base_url.rstrip("/") != default.rstrip("/"):
         ssrf.check_url(base_url)
-        http_client = httpx2.Client(transport=ssrf.GuardedTransport2())
+        http_client = httpx2.AsyncClient(transport=ssrf.GuardedAsyncTransport2())
     if not gets_key:
         # Never hand a key to a server a step chose: it could be anyone's, or be reached
         # over a connection anyone on the way can read.

@@ -5,15 +5,16 @@ A handler gets the step's config, its resolved inputs and a StepContext, and ret
 JSON-serialisable output or raises engine.StepError with an error class.
 """
 
+import asyncio
 import importlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
 from vectorbea import queues
-from vectorbea.engine import KindSpec
+from vectorbea.engine import ErrorClass, KindSpec, StepError
 
 
 @dataclass
@@ -37,11 +38,31 @@ class StepContext:
     # What the attempt wants recorded beside its outcome (budget warnings), as
     # {"scope", "percent", "message"}.
     notices: list[dict[str, Any]] = field(default_factory=list)
+    _on_cancel: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @property
     def is_cancelled(self) -> bool:
         """True once this attempt's lease is lost or the run is stopped: abandon the work."""
         return self.cancelled.is_set()
+
+    def cancel(self) -> None:
+        """The attempt is over for us: flag it, and stop its call in flight (if any)."""
+        self.cancelled.set()
+        with _CANCEL_LOCK:
+            hooks, self._on_cancel = list(self._on_cancel), []
+        for hook in hooks:
+            hook()
+
+    def on_cancel(self, hook: Callable[[], None]) -> None:
+        """Call `hook` when the attempt is cancelled (at once, if it already is)."""
+        with _CANCEL_LOCK:
+            if not self.cancelled.is_set():
+                self._on_cancel.append(hook)
+                return
+        hook()
+
+
+_CANCEL_LOCK = threading.Lock()
 
 
 Handler = Callable[[Mapping[str, Any], StepContext], Any]
@@ -104,6 +125,65 @@ def load_kinds() -> None:
         for module in (*BUILTIN_MODULES, *settings.VECTORBEA_TOOL_MODULES):
             importlib.import_module(module)
         _loaded.append(True)
+
+
+class DeadlinePassed(TimeoutError):
+    """The step's timeout passed while its call was in flight (the call was cancelled)."""
+
+
+def abandoned(ctx: StepContext) -> StepError:
+    """The failure of an attempt that stopped waiting for its call because it was
+    cancelled (its lease is gone) or its step's timeout passed."""
+    if ctx.is_cancelled:
+        return StepError(
+            ErrorClass.CANCELLED,
+            "The call was abandoned: the step was interrupted while it waited for an answer.",
+        )
+    seconds = ctx.timeout_seconds
+    shown = "its limit" if seconds is None else f"{seconds:g} second{'' if seconds == 1 else 's'}"
+    return StepError(
+        ErrorClass.TRANSIENT,
+        f"The step ran longer than its timeout ({shown}) and was abandoned; it is tried again.",
+    )
+
+
+def call_outcome(answered: Any, ctx: StepContext) -> Any:
+    """What a PendingCall's call returned; raises what its failure means for the step:
+    abandoned (cancelled, or past the step's deadline) as `abandoned(ctx)` says, anything
+    else as it was raised."""
+    if isinstance(answered, asyncio.CancelledError | DeadlinePassed):
+        raise abandoned(ctx)
+    if isinstance(answered, BaseException):
+        raise answered
+    return answered
+
+
+@dataclass(frozen=True)
+class PendingCall:
+    """What a handler returns for a step whose slow part waits on the outside world (a
+    model, an HTTP API, an async tool): the worker runtime awaits `call()` on its process's
+    event loop, holding no worker thread and no database connection meanwhile, then hands
+    what it returned (or the exception it raised: CancelledError when the attempt was
+    cancelled, TimeoutError at the step's deadline) to `finish`, on a thread with a
+    database connection, which returns the step's result or raises StepError."""
+
+    call: Callable[[], Awaitable[Any]]
+    finish: Callable[[Any], Any]
+
+
+def run_now(result: Any) -> Any:
+    """A handler's result, with a PendingCall's call made here and now on an event loop of
+    its own (outside a worker: a step tried from the builder, tests)."""
+    if not isinstance(result, PendingCall):
+        return result
+
+    async def call() -> Any:
+        try:
+            return await result.call()
+        except Exception as exc:  # handed to finish, as the worker runtime does
+            return exc
+
+    return result.finish(asyncio.run(call()))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ VECTORBEA_HTTP_ALLOWLIST: comma-separated CIDRs (`10.1.0.0/16`, `::1/128`) that 
 called on any port, or `host:port` pairs (`localhost:11434`, `[::1]:8080`).
 """
 
+import asyncio
 import ipaddress
 import socket
 from collections.abc import Iterable
@@ -248,9 +249,35 @@ class _Pinning:
         return super().handle_request(request)  # type: ignore[misc]
 
 
+class _AsyncPinning:
+    """The same for an event loop: resolving a name may block, so it is done on the loop's
+    executor, never on the loop itself."""
+
+    def __init__(self, *args: Any, allowlist: Allowlist | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.allowlist = allowlist
+
+    async def handle_async_request(self, request: Any) -> Any:
+        url = request.url
+        loop = asyncio.get_running_loop()
+        target = await loop.run_in_executor(
+            None, check, url.scheme, url.host, url.port, self.allowlist
+        )
+        pin(request, target)
+        return await super().handle_async_request(request)  # type: ignore[misc]
+
+
 class GuardedTransport(_Pinning, httpx.HTTPTransport):
-    """For httpx clients (the HTTP step)."""
+    """For httpx clients."""
+
+
+class GuardedAsyncTransport(_AsyncPinning, httpx.AsyncHTTPTransport):
+    """For httpx async clients (the HTTP step)."""
 
 
 class GuardedTransport2(_Pinning, httpx2.HTTPTransport):
     """For httpx2 clients (what the provider SDKs are built on)."""
+
+
+class GuardedAsyncTransport2(_AsyncPinning, httpx2.AsyncHTTPTransport):
+    """For httpx2 async clients (the provider SDKs' async clients)."""

@@ -8,6 +8,10 @@
 
 List the module in VECTORBEA_TOOL_MODULES; steps of kind "tool" call it by name with
 `config.args`. The tool receives the StepContext (idempotency key, cancellation).
+
+A tool that waits on the outside world can be `async def`: it is awaited on the worker
+process's event loop, holding no thread while it waits (thousands at once). It must not use
+the database (it runs on the loop, which has no connection) and must not block.
 """
 
 from collections.abc import Callable, Mapping

@@ -1,0 +1,226 @@
+"""Slow steps at scale: many runs whose steps wait on a model that takes seconds to answer,
+on the Procfile's worker shape (2 processes x 4 threads). Prints figures; asserts nothing.
+
+    .venv/bin/python bench/slow_steps.py [--runs 2000] [--delay 2] [--chain-runs 200]
+                                         [--chain-delay 10] [--smoke]
+
+Two measurements, each against the scripted provider (tests/support/fake_llm.py, in this
+process) answering every call after a fixed delay:
+- `--runs` runs of one LLM step (`--delay` seconds per answer);
+- `--chain-runs` runs of LLM -> transform -> LLM (`--chain-delay` seconds per answer).
+For each: the time from the first start to the last completion; the most calls the
+provider held at once; the most Postgres connections one worker process held (each worker
+process names its connections); and each worker process's memory (RSS) before and at the
+peak of calls in flight.
+
+Uses its own database (vectorbea_bench) and Redis db 15 (see bench/common.py).
+"""
+
+import argparse
+import os
+import statistics
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from common import (
+    Completions,
+    arguments,
+    group_pids,
+    header,
+    setup_django,
+    start_workers,
+    stop,
+)
+
+PROCESSES, THREADS = 2, 4  # the Procfile's default worker shape
+STARTERS = 4
+
+
+def llm_step(step_id: str) -> dict:
+    config = {"provider": "openai", "model": "gpt-4o-mini", "prompt": "Hi", "max_tokens": 16}
+    return {"id": step_id, "kind": "llm", "config": config, "timeout_seconds": 120}
+
+
+def workflows(workspace):
+    from tests.support.workflows import publish
+
+    one = {"input_schema": {"type": "object"}, "steps": [llm_step("ask")], "edges": []}
+    chain = {
+        "input_schema": {"type": "object"},
+        "steps": [
+            llm_step("draft"),
+            {"id": "shape", "kind": "transform", "config": {"output": {"n": 1}}},
+            llm_step("check"),
+        ],
+        "edges": [
+            {"source": "draft", "target": "shape", "port": None},
+            {"source": "shape", "target": "check", "port": None},
+        ],
+    }
+    tag = uuid.uuid4().hex[:6]
+    return publish(workspace, one, name=f"slow-{tag}"), publish(
+        workspace, chain, name=f"chain-{tag}"
+    )
+
+
+class Sampler:
+    """Every 50 ms: calls the provider holds, each worker process's Postgres connections
+    and memory. Keeps the peaks."""
+
+    def __init__(self, fake, worker_pids: list[int]) -> None:
+        self.fake, self.pids = fake, worker_pids
+        self.peak_calls = 0
+        self.peak_connections = 0
+        self.rss_at_peak: dict[int, int] = {}
+        self.rss_before = {pid: rss_kib(pid) for pid in worker_pids}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "Sampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        import psycopg
+        from common import BENCH_DB
+
+        with psycopg.connect(f"host=127.0.0.1 user=postgres dbname={BENCH_DB}") as db:
+            db.autocommit = True
+            while not self._stop.wait(0.05):
+                rows = db.execute(
+                    "SELECT application_name, count(*) FROM pg_stat_activity "
+                    "WHERE datname = %s AND application_name LIKE 'vectorbea:%%' GROUP BY 1",
+                    [BENCH_DB],
+                ).fetchall()
+                mine = [n for name, n in rows if int(name.split(":")[1]) in self.pids]
+                self.peak_connections = max(self.peak_connections, max(mine, default=0))
+                calls = self.fake.in_flight
+                if calls >= self.peak_calls:
+                    self.peak_calls = calls
+                    self.rss_at_peak = {pid: rss_kib(pid) for pid in self.pids}
+
+
+def mib(kib: int) -> str:
+    return f"{kib / 1024:.0f}"
+
+
+def rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def start_all(workflow, runs: int) -> list:
+    """Start `runs` runs from STARTERS threads at once; their ids."""
+    from django.db import connection
+
+    from vectorbea.runs.commands import start_run
+
+    started: list = []
+    lock = threading.Lock()
+
+    def starter(count: int) -> None:
+        try:
+            for _ in range(count):
+                run = start_run(workflow, {})
+                with lock:
+                    started.append(run.id)
+        finally:
+            connection.close()
+
+    shares = [runs // STARTERS + (1 if i < runs % STARTERS else 0) for i in range(STARTERS)]
+    threads = [threading.Thread(target=starter, args=(n,)) for n in shares if n]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return started
+
+
+def measure(label: str, workflow, runs: int, delay: float, fake, workers) -> None:
+    fake.delay_seconds = delay
+    fake.peak_in_flight = 0
+    done = Completions()
+    pids = [pid for pid in group_pids(workers.pid) if pid != workers.pid]
+    try:
+        with Sampler(fake, pids) as sampler:
+            t0 = time.perf_counter()
+            run_ids = start_all(workflow, runs)
+            started = time.perf_counter() - t0
+            done.wait_all(run_ids)
+            elapsed = time.perf_counter() - t0
+    finally:
+        done.close()
+    statuses = completed_count(run_ids)
+    growth = [
+        (sampler.rss_at_peak.get(pid, 0) - sampler.rss_before.get(pid, 0)) / 1024 for pid in pids
+    ]
+    per_thousand = [
+        g / (sampler.peak_calls / len(pids) / 1000) if sampler.peak_calls else 0.0 for g in growth
+    ]
+    print(f"{label}: {runs} runs, {delay:g} s per answer")
+    print(f"  all finished in {elapsed:.2f} s (starting them took {started:.2f} s); {statuses}")
+    print(f"  peak calls in flight at the provider: {fake.peak_in_flight}")
+    print(f"  peak Postgres connections of one worker process: {sampler.peak_connections}")
+    rss = ", ".join(
+        f"{mib(sampler.rss_before.get(pid, 0))} -> {mib(sampler.rss_at_peak.get(pid, 0))} MiB"
+        for pid in pids
+    )
+    print(f"  worker RSS per process, idle -> at the peak: {rss}")
+    if per_thousand:
+        print(
+            f"  RSS growth per 1,000 calls in flight: {statistics.mean(per_thousand):.0f} MiB "
+            "(averaged over the processes)"
+        )
+
+
+def completed_count(run_ids: list) -> str:
+    from django.db import connection
+
+    with connection.cursor() as c:
+        c.execute(
+            "SELECT status, count(*) FROM eventlog_runsummary WHERE run_id = ANY(%s) GROUP BY 1",
+            [run_ids],
+        )
+        return ", ".join(f"{n} {status}" for status, n in sorted(c.fetchall()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=2000, help="runs of one LLM step")
+    parser.add_argument("--delay", type=float, default=2.0, help="seconds per answer")
+    parser.add_argument("--chain-runs", type=int, default=200, help="runs of LLM->transform->LLM")
+    parser.add_argument("--chain-delay", type=float, default=10.0)
+    args = arguments(parser, smoke={"runs": 20, "delay": 0.2, "chain_runs": 4, "chain_delay": 0.2})
+    setup_django()
+    from tests.support.fake_llm import FakeLLM
+
+    fake = FakeLLM().start()
+    os.environ["VECTORBEA_OPENAI_BASE_URL"] = fake.openai_url  # the workers' environment
+    os.environ["VECTORBEA_OPENAI_API_KEY"] = "sk-bench-slow-steps-0123456789"
+    header("bench/slow_steps.py", args.floor)
+    from vectorbea.accounts.models import Workspace
+
+    workspace, _ = Workspace.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
+    one, chain = workflows(workspace)
+    workers = start_workers(PROCESSES, THREADS)
+    try:
+        measure("One LLM step", one, args.runs, args.delay, fake, workers)
+        measure("LLM -> transform -> LLM", chain, args.chain_runs, args.chain_delay, fake, workers)
+    finally:
+        stop(workers)
+        fake.close()
+
+
+if __name__ == "__main__":
+    main()
