@@ -17,6 +17,11 @@
   var SAVE_DELAY_MS = 500;
   var HISTORY_LIMIT = 200;
   var MIN_ZOOM = 0.15;
+  var READABLE_ZOOM = 0.8; // fit and auto-layout go no smaller: steps stay legible
+  var MINIMAP_FROM = 9; // steps: from this many on, the canvas shows a minimap
+  var ROUTE_MARGIN = 8; // how far an edge keeps from a step it passes
+  var LABEL_PAD_X = 6;
+  var LABEL_H = 18;
   var MAX_ZOOM = 2.5;
   var t0 = performance.now();
 
@@ -33,6 +38,10 @@
   var wrap = document.getElementById("canvas-wrap");
   var panelEl = document.getElementById("panel");
   var saveStateEl = document.getElementById("save-state");
+  var minimap = document.getElementById("minimap");
+  var minimapSvg = document.getElementById("minimap-svg");
+  var minimapNodes = document.getElementById("minimap-nodes");
+  var minimapView = document.getElementById("minimap-view");
   var readOnly = !!data.readOnly;
   var kinds = {};
   data.kinds.forEach(function (k) { kinds[k.name] = k; });
@@ -60,6 +69,9 @@
   var panelStep = undefined; // step id the panel shows; "" for the run input, undefined: none
   var lastTemplateField = null;
   var stats = { renders: 0, lastRenderMs: 0 };
+  var routed = null; // dagre's last answer: { key, nodes, edges }
+  var measureCtx = null;
+  var labelWidths = {};
 
   function normalise(d) {
     d = d && typeof d === "object" && !Array.isArray(d) ? clone(d) : {};
@@ -229,20 +241,45 @@
     showPanelFor();
   }
 
-  function layoutPositions() {
-    if (typeof dagre === "undefined") return simpleLayout();
-    var g = new dagre.graphlib.Graph();
-    g.setGraph({ rankdir: "LR", nodesep: 28, ranksep: 90, marginx: 20, marginy: 20 });
-    g.setDefaultEdgeLabel(function () { return {}; });
+  // Dagre lays the graph out left to right. Every edge gets a label node (empty for edges
+  // without a port name) so that dagre leaves room for the labels and routes each edge
+  // through the gaps between columns; its points and label positions are kept in `routed`
+  // and drawn as long as the steps stay where dagre put them.
+  function runDagre() {
+    var g = new dagre.graphlib.Graph({ multigraph: true });
+    g.setGraph({ rankdir: "LR", nodesep: 32, edgesep: 16, ranksep: 100, marginx: 20, marginy: 20 });
     steps().forEach(function (s) { g.setNode(s.id, { width: NODE_W, height: nodeHeight(s) }); });
-    def.edges.forEach(function (e) {
-      if (e && g.hasNode(e.source) && g.hasNode(e.target)) g.setEdge(e.source, e.target);
+    def.edges.forEach(function (e, i) {
+      if (!e || !g.hasNode(e.source) || !g.hasNode(e.target) || e.source === e.target) return;
+      var size = labelSize(edgeLabel(e));
+      g.setEdge(e.source, e.target, { width: size.w, height: size.h, labelpos: "c" }, String(i));
     });
     dagre.layout(g);
-    steps().forEach(function (s) {
-      var n = g.node(s.id);
-      def.layout[s.id] = { x: Math.round(n.x - n.width / 2), y: Math.round(n.y - n.height / 2) };
+    var nodes = {};
+    g.nodes().forEach(function (id) {
+      var n = g.node(id);
+      nodes[id] = { x: Math.round(n.x - n.width / 2), y: Math.round(n.y - n.height / 2) };
     });
+    var edges = {};
+    g.edges().forEach(function (ref) {
+      var e = g.edge(ref);
+      edges[ref.name] = { points: (e.points || []).map(function (p) { return { x: p.x, y: p.y }; }), label: { x: e.x, y: e.y } };
+    });
+    return { key: structureKey(), nodes: nodes, edges: edges };
+  }
+
+  // What dagre's answer depends on: the steps, their heights and the edges with their labels.
+  function structureKey() {
+    return JSON.stringify([
+      steps().map(function (s) { return [s.id, nodeHeight(s)]; }),
+      def.edges.map(function (e) { return e ? [e.source, e.target, edgeLabel(e)] : null; }),
+    ]);
+  }
+
+  function layoutPositions() {
+    if (typeof dagre === "undefined") return simpleLayout();
+    routed = runDagre();
+    steps().forEach(function (s) { def.layout[s.id] = { x: routed.nodes[s.id].x, y: routed.nodes[s.id].y }; });
   }
 
   function simpleLayout() {
@@ -294,6 +331,7 @@
     nodesLayer.textContent = "";
     steps().forEach(function (step) { renderNode(step, stepIssues[step.id] || []); });
     renderEdges();
+    renderMinimap();
     applyView();
     document.getElementById("canvas-empty").hidden = def.steps.length > 0;
     renderProblems();
@@ -343,17 +381,295 @@
     }
   }
 
-  function edgePath(e) {
+  // --- edges: routes and labels ---------------------------------------------------------------
+
+
+  function edgeLabel(e) { return e && e.port != null && e.port !== "" ? clip(String(e.port), 24) : ""; }
+
+  function labelSize(text) {
+    if (!text) return { w: 0, h: 0 };
+    if (!(text in labelWidths)) {
+      if (!measureCtx) {
+        measureCtx = document.createElement("canvas").getContext("2d");
+        measureCtx.font = "600 11px " + getComputedStyle(document.body).fontFamily;
+      }
+      labelWidths[text] = Math.ceil(measureCtx.measureText(text).width) + LABEL_PAD_X * 2;
+    }
+    return { w: labelWidths[text], h: LABEL_H };
+  }
+
+  function box(id) {
+    var s = stepById(id);
+    var p = pos(id);
+    return { x1: p.x, y1: p.y, x2: p.x + NODE_W, y2: p.y + nodeHeight(s) };
+  }
+
+  function overlaps(a, b) { return a.x1 < b.x2 && a.x2 > b.x1 && a.y1 < b.y2 && a.y2 > b.y1; }
+
+  // Does the segment p→q pass through the rectangle r? (Liang–Barsky clipping.)
+  function segmentHits(p, q, r) {
+    var t0 = 0, t1 = 1, dx = q.x - p.x, dy = q.y - p.y;
+    var checks = [[-dx, p.x - r.x1], [dx, r.x2 - p.x], [-dy, p.y - r.y1], [dy, r.y2 - p.y]];
+    for (var i = 0; i < 4; i++) {
+      var a = checks[i][0], b = checks[i][1];
+      if (a === 0) { if (b < 0) return false; continue; }
+      var t = b / a;
+      if (a < 0) { if (t > t1) return false; if (t > t0) t0 = t; }
+      else { if (t < t0) return false; if (t < t1) t1 = t; }
+    }
+    return t0 < t1;
+  }
+
+  // The steps' boxes, each with the margin an edge keeps from it.
+  function paddedBoxes(boxes) {
+    return Object.keys(boxes).map(function (id) {
+      var b = boxes[id];
+      return { id: id, x1: b.x1 - ROUTE_MARGIN, y1: b.y1 - ROUTE_MARGIN, x2: b.x2 + ROUTE_MARGIN, y2: b.y2 + ROUTE_MARGIN };
+    });
+  }
+
+  // A route is a list of segments, each { from, to, c1?, c2? } (a line, or a cubic curve).
+  function sampled(route) {
+    var points = [route[0].from];
+    route.forEach(function (seg) {
+      if (!seg.c1) { points.push(seg.to); return; }
+      for (var i = 1; i <= 12; i++) {
+        var t = i / 12, u = 1 - t;
+        points.push({
+          x: u * u * u * seg.from.x + 3 * u * u * t * seg.c1.x + 3 * u * t * t * seg.c2.x + t * t * t * seg.to.x,
+          y: u * u * u * seg.from.y + 3 * u * u * t * seg.c1.y + 3 * u * t * t * seg.c2.y + t * t * t * seg.to.y,
+        });
+      }
+    });
+    return points;
+  }
+
+  // How many steps the route passes through, other than the edge's own two.
+  function hits(route, padded, e) {
+    var points = sampled(route);
+    var span = { x1: Infinity, y1: Infinity, x2: -Infinity, y2: -Infinity };
+    points.forEach(function (p) {
+      span.x1 = Math.min(span.x1, p.x); span.x2 = Math.max(span.x2, p.x);
+      span.y1 = Math.min(span.y1, p.y); span.y2 = Math.max(span.y2, p.y);
+    });
+    span.x1 -= 1; span.y1 -= 1; span.x2 += 1; span.y2 += 1;
+    var count = 0;
+    padded.forEach(function (r) {
+      if ((e && (r.id === e.source || r.id === e.target)) || !overlaps(span, r)) return;
+      for (var i = 1; i < points.length; i++) {
+        if (segmentHits(points[i - 1], points[i], r)) { count++; return; }
+      }
+    });
+    return count;
+  }
+
+  // A smooth path through points that go left to right: level at each point, an S-curve
+  // between two points at different heights (it stays between their x positions).
+  function smoothRoute(points) {
+    var route = [];
+    for (var i = 1; i < points.length; i++) {
+      var a = points[i - 1], b = points[i];
+      if (Math.abs(a.y - b.y) < 0.5) { route.push({ from: a, to: b }); continue; }
+      var dx = Math.max(8, (b.x - a.x) / 2);
+      route.push({ from: a, to: b, c1: { x: a.x + dx, y: a.y }, c2: { x: b.x - dx, y: b.y } });
+    }
+    return route;
+  }
+
+  // Straight lines through points with rounded corners (for detours).
+  function roundedRoute(points) {
+    var route = [];
+    var at = points[0];
+    for (var i = 1; i < points.length; i++) {
+      var b = points[i];
+      var next = points[i + 1];
+      if (!next) { route.push({ from: at, to: b }); break; }
+      var inLen = Math.hypot(b.x - at.x, b.y - at.y);
+      var outLen = Math.hypot(next.x - b.x, next.y - b.y);
+      var r = Math.min(14, inLen / 2, outLen / 2);
+      if (r < 1) { route.push({ from: at, to: b }); at = b; continue; }
+      var p1 = { x: b.x - (b.x - at.x) / inLen * r, y: b.y - (b.y - at.y) / inLen * r };
+      var p2 = { x: b.x + (next.x - b.x) / outLen * r, y: b.y + (next.y - b.y) / outLen * r };
+      route.push({ from: at, to: p1 });
+      route.push({ from: p1, to: p2, c1: b, c2: b });
+      at = p2;
+    }
+    return route;
+  }
+
+  function routeD(route) {
+    var d = "M" + r1(route[0].from.x) + "," + r1(route[0].from.y);
+    route.forEach(function (seg) {
+      d += seg.c1
+        ? " C" + r1(seg.c1.x) + "," + r1(seg.c1.y) + " " + r1(seg.c2.x) + "," + r1(seg.c2.y) + " " + r1(seg.to.x) + "," + r1(seg.to.y)
+        : " L" + r1(seg.to.x) + "," + r1(seg.to.y);
+    });
+    return d;
+  }
+
+  function r1(n) { return Math.round(n * 10) / 10; }
+
+  // Where the steps stand relative to dagre's layout: the offset most of them share.
+  function routedOffset() {
+    var counts = {};
+    var best = null;
+    steps().forEach(function (s) {
+      var n = routed.nodes[s.id];
+      if (!n) return;
+      var p = pos(s.id);
+      var key = (p.x - n.x) + "," + (p.y - n.y);
+      counts[key] = (counts[key] || 0) + 1;
+      if (!best || counts[key] > counts[best]) best = key;
+    });
+    if (!best) return null;
+    var parts = best.split(",");
+    return { x: +parts[0], y: +parts[1] };
+  }
+
+  // The columns of steps (x ranges, merged where steps overlap): an edge crosses a column
+  // level, at a height dagre left free.
+  function columnsOf(boxes) {
+    var spans = Object.keys(boxes).map(function (id) { return [boxes[id].x1, boxes[id].x2]; });
+    spans.sort(function (a, b) { return a[0] - b[0]; });
+    var columns = [];
+    spans.forEach(function (span) {
+      var last = columns[columns.length - 1];
+      if (last && span[0] < last.x2) last.x2 = Math.max(last.x2, span[1]);
+      else columns.push({ x1: span[0], x2: span[1] });
+    });
+    return columns;
+  }
+
+  function columnAt(x, columns) {
+    for (var i = 0; i < columns.length; i++) if (x > columns[i].x1 && x < columns[i].x2) return columns[i];
+    return null;
+  }
+
+  // Dagre's route for an edge, if both its steps are still where dagre put them.
+  function dagreRoute(i, e, start, end, offset, columns) {
+    var r = routed && routed.edges[String(i)];
+    if (!r || !offset || r.points.length < 3) return null;
+    var a = routed.nodes[e.source], b = routed.nodes[e.target];
+    var pa = pos(e.source), pb = pos(e.target);
+    if (!a || !b || pa.x - a.x !== offset.x || pa.y - a.y !== offset.y || pb.x - b.x !== offset.x || pb.y - b.y !== offset.y) return null;
+    var points = [start];
+    r.points.slice(1, -1).forEach(function (p) {
+      var q = { x: p.x + offset.x, y: p.y + offset.y };
+      var column = columnAt(q.x, columns);
+      if (column) {
+        points.push({ x: column.x1 - 2, y: q.y });
+        points.push({ x: column.x2 + 2, y: q.y });
+      } else {
+        points.push(q);
+      }
+    });
+    points.push(end);
+    for (var k = 1; k < points.length; k++) if (points[k].x < points[k - 1].x) return null;
+    return { route: smoothRoute(points), label: { x: r.label.x + offset.x, y: r.label.y + offset.y } };
+  }
+
+  // An edge whose steps were moved by hand: a plain curve if it passes no other step, or else
+  // a detour along the free height (above, below or between steps) that crosses the fewest.
+  function freeRoute(e, start, end, padded, boxes) {
+    var forward = end.x - start.x >= 40;
+    if (forward) {
+      var plain = smoothRoute([start, end]);
+      if (!hits(plain, padded, e)) return { route: plain };
+    }
+    var gap = forward ? Math.min(40, (end.x - start.x) / 3) : 24;
+    var xa = start.x + gap;
+    var xb = end.x - gap;
+    var lo = Math.min(xa, xb), hi = Math.max(xa, xb);
+    var lanes = [start.y, end.y];
+    var own = forward ? [] : [boxes[e.source], boxes[e.target]];
+    padded.concat(own).forEach(function (r) {
+      if (r.x2 < lo || r.x1 > hi || r.id === e.source || r.id === e.target) return;
+      lanes.push(r.y1 - ROUTE_MARGIN - 2, r.y2 + ROUTE_MARGIN + 2);
+    });
+    if (!forward) {
+      var top = Infinity, bottom = -Infinity;
+      own.forEach(function (r) { top = Math.min(top, r.y1); bottom = Math.max(bottom, r.y2); });
+      lanes.push(top - 2 * ROUTE_MARGIN, bottom + 2 * ROUTE_MARGIN);
+    }
+    var ownPadded = own.map(function (r) { return { x1: r.x1 + 1, y1: r.y1 + 1, x2: r.x2 - 1, y2: r.y2 - 1 }; });
+    var best = null;
+    lanes.forEach(function (lane) {
+      var route = roundedRoute([start, { x: xa, y: start.y }, { x: xa, y: lane }, { x: xb, y: lane }, { x: xb, y: end.y }, end]);
+      var crossed = hits(route, padded, e) + (forward ? 0 : hits(route.slice(1, -1), ownPadded, null));
+      var length = Math.abs(lane - start.y) + Math.abs(lane - end.y);
+      if (!best || crossed < best.crossed || (crossed === best.crossed && length < best.length)) {
+        best = { route: route, crossed: crossed, length: length };
+      }
+    });
+    return { route: best.route };
+  }
+
+  function edgeEnds(e) {
     var s = stepById(e.source);
     var t = stepById(e.target);
     if (!s || !t) return null;
     var a = pos(e.source);
     var b = pos(e.target);
-    var x1 = a.x + NODE_W + 6;
-    var y1 = a.y + outPortY(s, e.port);
-    var x2 = b.x - 8;
-    var y2 = b.y + NODE_H / 2;
-    return curve(x1, y1, x2, y2);
+    return { start: { x: a.x + NODE_W + 6, y: a.y + outPortY(s, e.port) }, end: { x: b.x - 8, y: b.y + NODE_H / 2 } };
+  }
+
+  // Every edge's route and label box; labels that would cover another label or a step are
+  // moved along their edge to the nearest free spot.
+  function layoutEdges() {
+    if (routed && routed.key !== structureKey()) routed = null;
+    if (!routed && typeof dagre !== "undefined" && steps().length <= 400) routed = runDagre();
+    var offset = routed ? routedOffset() : null;
+    var boxes = {};
+    steps().forEach(function (s) { boxes[s.id] = box(s.id); });
+    var nodeBoxes = Object.keys(boxes).map(function (id) { return boxes[id]; });
+    var padded = paddedBoxes(boxes);
+    var columns = columnsOf(boxes);
+    var placed = [];
+    var out = [];
+    def.edges.forEach(function (e, i) {
+      if (!e) return;
+      var ends = edgeEnds(e);
+      if (!ends) return;
+      var r = dagreRoute(i, e, ends.start, ends.end, offset, columns);
+      if (r && hits(r.route, padded, e)) r = null;
+      if (!r) r = freeRoute(e, ends.start, ends.end, padded, boxes);
+      var item = { index: i, edge: e, d: routeD(r.route), route: r.route, label: null };
+      var text = edgeLabel(e);
+      if (text) item.label = placeLabel(text, r, nodeBoxes, placed);
+      out.push(item);
+    });
+    return out;
+  }
+
+  function placeLabel(text, r, nodeBoxes, placed) {
+    var size = labelSize(text);
+    var points = sampled(r.route);
+    var candidates = r.label ? [r.label] : [];
+    [0.5, 0.4, 0.6, 0.3, 0.7, 0.2, 0.8, 0.12, 0.88].forEach(function (f) {
+      candidates.push(points[Math.min(points.length - 1, Math.round(f * (points.length - 1)))]);
+    });
+    var chosen = null;
+    for (var i = 0; i < candidates.length && !chosen; i++) {
+      var c = candidates[i];
+      var b = { x1: c.x - size.w / 2, y1: c.y - size.h / 2, x2: c.x + size.w / 2, y2: c.y + size.h / 2, text: text };
+      var clear = !placed.some(function (o) { return overlaps(b, o); }) && !nodeBoxes.some(function (o) { return overlaps(b, o); });
+      if (clear) chosen = b;
+    }
+    if (!chosen) chosen = nudgeClear(candidates[0], size, nodeBoxes, placed, text);
+    placed.push(chosen);
+    return chosen;
+  }
+
+  // No spot on the edge is free: the nearest free spot straight above or below it.
+  function nudgeClear(c, size, nodeBoxes, placed, text) {
+    for (var step = 1; step < 40; step++) {
+      for (var sign = -1; sign <= 1; sign += 2) {
+        var y = c.y + sign * step * (size.h / 2 + 1);
+        var b = { x1: c.x - size.w / 2, y1: y - size.h / 2, x2: c.x + size.w / 2, y2: y + size.h / 2, text: text };
+        if (!placed.some(function (o) { return overlaps(b, o); }) && !nodeBoxes.some(function (o) { return overlaps(b, o); })) return b;
+      }
+    }
+    return { x1: c.x - size.w / 2, y1: c.y - size.h / 2, x2: c.x + size.w / 2, y2: c.y + size.h / 2, text: text };
   }
 
   function curve(x1, y1, x2, y2) {
@@ -364,10 +680,8 @@
   function renderEdges() {
     var byEdge = issuesByEdge();
     edgesLayer.textContent = "";
-    def.edges.forEach(function (e, i) {
-      if (!e) return;
-      var d = edgePath(e);
-      if (!d) return;
+    layoutEdges().forEach(function (item) {
+      var i = item.index;
       var bad = !!byEdge[i];
       var selected = selection.edge === i;
       var g = el("g", { "class": "edge" + (bad ? " has-issues" : "") + (selected ? " is-selected" : ""), "data-edge": i }, edgesLayer);
@@ -375,20 +689,32 @@
         var title = el("title", {}, g);
         title.textContent = byEdge[i].map(function (x) { return x.message; }).join("\n");
       }
-      el("path", { "class": "edge-hit", d: d, "data-edge": i }, g);
+      el("path", { "class": "edge-hit", d: item.d, "data-edge": i }, g);
       el("path", {
-        "class": "edge-line", d: d,
+        "class": "edge-line", d: item.d,
         "marker-end": "url(#" + (selected ? "arrow-selected" : bad ? "arrow-bad" : "arrow") + ")",
       }, g);
+      if (item.label) drawLabel(g, item.label);
     });
   }
 
+  function drawLabel(g, b) {
+    var label = el("g", { "class": "edge-label", transform: "translate(" + r1(b.x1) + "," + r1(b.y1) + ")" }, g);
+    el("rect", { width: b.x2 - b.x1, height: b.y2 - b.y1, rx: 9 }, label);
+    var text = el("text", { x: (b.x2 - b.x1) / 2, y: (b.y2 - b.y1) / 2 + 4, "text-anchor": "middle" }, label);
+    text.textContent = b.text;
+  }
+
+  // While steps are dragged: new routes for the edges, into the elements already drawn.
   function refreshEdgePaths() {
-    edgesLayer.querySelectorAll("g.edge").forEach(function (g) {
-      var e = def.edges[+g.getAttribute("data-edge")];
-      var d = e && edgePath(e);
-      if (!d) return;
-      g.querySelectorAll("path").forEach(function (p) { p.setAttribute("d", d); });
+    var groups = {};
+    edgesLayer.querySelectorAll("g.edge").forEach(function (g) { groups[g.getAttribute("data-edge")] = g; });
+    layoutEdges().forEach(function (item) {
+      var g = groups[String(item.index)];
+      if (!g) return;
+      g.querySelectorAll("path").forEach(function (p) { p.setAttribute("d", item.d); });
+      var label = g.querySelector(".edge-label");
+      if (label && item.label) label.setAttribute("transform", "translate(" + r1(item.label.x1) + "," + r1(item.label.y1) + ")");
     });
   }
 
@@ -399,7 +725,67 @@
     wrap.style.backgroundPosition = view.x + "px " + view.y + "px";
     var zoom = document.getElementById("zoom-level");
     if (zoom) zoom.textContent = Math.round(view.k * 100) + "%";
+    updateMinimapView();
   }
+
+  // --- minimap: the whole graph in small, with the visible part framed -------------------------
+
+  var mini = null; // world → minimap: { k, x, y }
+
+  function renderMinimap() {
+    var box = steps().length >= MINIMAP_FROM ? bounds() : null;
+    minimap.hidden = !box;
+    minimapNodes.textContent = "";
+    if (!box) { mini = null; return; }
+    var w = minimapSvg.clientWidth || 200;
+    var h = minimapSvg.clientHeight || 128;
+    var pad = 60;
+    var bw = box.x2 - box.x1 + pad * 2;
+    var bh = box.y2 - box.y1 + pad * 2;
+    var k = Math.min(w / bw, h / bh);
+    mini = { k: k, x: (w - bw * k) / 2 - (box.x1 - pad) * k, y: (h - bh * k) / 2 - (box.y1 - pad) * k };
+    steps().forEach(function (s) {
+      var p = pos(s.id);
+      el("rect", {
+        "class": "minimap-node kind-" + String(s.kind).replace(/[^A-Za-z0-9_-]/g, "") + (selection.nodes.has(s.id) ? " is-selected" : ""),
+        x: r1(mini.x + p.x * k), y: r1(mini.y + p.y * k),
+        width: Math.max(2, r1(NODE_W * k)), height: Math.max(2, r1(nodeHeight(s) * k)), rx: 1.5,
+      }, minimapNodes);
+    });
+  }
+
+  function updateMinimapView() {
+    if (!mini) return;
+    var r = svg.getBoundingClientRect();
+    minimapView.setAttribute("x", r1(mini.x + (-view.x / view.k) * mini.k));
+    minimapView.setAttribute("y", r1(mini.y + (-view.y / view.k) * mini.k));
+    minimapView.setAttribute("width", Math.max(0, r1(r.width / view.k * mini.k)));
+    minimapView.setAttribute("height", Math.max(0, r1(r.height / view.k * mini.k)));
+  }
+
+  // A point of the minimap becomes the middle of the canvas.
+  function minimapMoveTo(event) {
+    if (!mini) return;
+    var m = minimapSvg.getBoundingClientRect();
+    var r = svg.getBoundingClientRect();
+    var wx = (event.clientX - m.left - mini.x) / mini.k;
+    var wy = (event.clientY - m.top - mini.y) / mini.k;
+    view.x = r.width / 2 - wx * view.k;
+    view.y = r.height / 2 - wy * view.k;
+    applyView();
+  }
+
+  var minimapDragging = false;
+  minimap.addEventListener("pointerdown", function (event) {
+    if (event.button !== 0) return;
+    event.preventDefault();
+    minimap.setPointerCapture(event.pointerId);
+    minimapDragging = true;
+    minimapMoveTo(event);
+  });
+  minimap.addEventListener("pointermove", function (event) { if (minimapDragging) minimapMoveTo(event); });
+  minimap.addEventListener("pointerup", function () { minimapDragging = false; });
+  minimap.addEventListener("pointercancel", function () { minimapDragging = false; });
 
   function updateHud() {
     var hud = document.getElementById("canvas-hud");
@@ -498,32 +884,44 @@
     return box;
   }
 
+  // Fit shows the whole graph, but never below a zoom at which steps can be read: a graph
+  // too big for that opens on its starting steps, and the rest is a scroll (or the minimap)
+  // away.
   function fit() {
-    var box = bounds();
+    var box = graphBounds();
     var r = svg.getBoundingClientRect();
     if (!box || !r.width) { view = { x: 40, y: 40, k: 1 }; applyView(); return; }
-    var pad = 48;
-    var k = Math.min((r.width - pad * 2) / (box.x2 - box.x1), (r.height - pad * 2) / (box.y2 - box.y1), 1.2);
-    view.k = Math.max(MIN_ZOOM, k);
-    view.x = (r.width - (box.x2 - box.x1) * view.k) / 2 - box.x1 * view.k;
-    view.y = (r.height - (box.y2 - box.y1) * view.k) / 2 - box.y1 * view.k;
+    var pad = 40;
+    var w = box.x2 - box.x1;
+    var h = box.y2 - box.y1;
+    var k = Math.min((r.width - pad * 2) / w, (r.height - pad * 2) / h, 1.2);
+    view.k = Math.max(READABLE_ZOOM, k);
+    if (w * view.k <= r.width - pad * 2) view.x = (r.width - w * view.k) / 2 - box.x1 * view.k;
+    else view.x = pad - box.x1 * view.k;
+    if (h * view.k <= r.height - pad * 2) {
+      view.y = (r.height - h * view.k) / 2 - box.y1 * view.k;
+    } else {
+      var entry = steps().find(function (s) { return !def.edges.some(function (e) { return e && e.target === s.id; }); });
+      var y = entry ? pos(entry.id).y + NODE_H / 2 : box.y1;
+      view.y = r.height / 2 - y * view.k;
+      view.y = Math.min(pad - box.y1 * view.k, Math.max(r.height - pad - box.y2 * view.k, view.y));
+    }
     applyView();
   }
 
-  // On opening: fit the graph, but never so small that steps cannot be read; a big graph
-  // opens on its starting steps instead.
-  function initialView() {
-    fit();
+  // The steps' box, with the edges and labels that stray outside it.
+  function graphBounds() {
     var box = bounds();
-    if (!box || view.k >= 0.5) return;
-    var r = svg.getBoundingClientRect();
-    view.k = 0.5;
-    view.x = 48 - box.x1 * view.k;
-    var entry = steps().find(function (s) { return !def.edges.some(function (e) { return e && e.target === s.id; }); });
-    var p = entry ? pos(entry.id) : { y: box.y1 };
-    view.y = r.height / 2 - (p.y + NODE_H / 2) * view.k;
-    applyView();
+    if (!box) return null;
+    var e = edgesLayer.childNodes.length ? edgesLayer.getBBox() : null;
+    if (e && e.width) {
+      box.x1 = Math.min(box.x1, e.x); box.y1 = Math.min(box.y1, e.y);
+      box.x2 = Math.max(box.x2, e.x + e.width); box.y2 = Math.max(box.y2, e.y + e.height);
+    }
+    return box;
   }
+
+  function initialView() { fit(); }
 
   function centerOn(id) {
     var p = pos(id);
@@ -702,10 +1100,15 @@
 
   svg.addEventListener("wheel", function (event) {
     event.preventDefault();
-    if (event.ctrlKey || event.metaKey || Math.abs(event.deltaY) >= Math.abs(event.deltaX)) {
-      zoomAt(Math.exp(-event.deltaY * (event.deltaMode === 1 ? 0.05 : 0.0015)), event.clientX, event.clientY);
+    var unit = event.deltaMode === 1 ? 20 : 1;
+    if (event.ctrlKey || event.metaKey) {
+      zoomAt(Math.exp(-event.deltaY * unit * 0.0015), event.clientX, event.clientY);
     } else {
-      view.x -= event.deltaX;
+      // Scrolling moves the canvas (Shift+scroll sideways, as in a page); a pinch zooms.
+      var dx = event.shiftKey && !event.deltaX ? event.deltaY : event.deltaX;
+      var dy = event.shiftKey && !event.deltaX ? 0 : event.deltaY;
+      view.x -= dx * unit;
+      view.y -= dy * unit;
       applyView();
     }
   }, { passive: false });

@@ -80,6 +80,14 @@ def click_edge(page: Page, locator: Locator) -> None:
     page.mouse.click(x, y)
 
 
+def scroll_to_step(page: Page, step_id: str) -> None:
+    """Scroll the canvas (mouse wheel over it) until the step is in the middle of it."""
+    canvas_x, canvas_y = center(page.locator("#canvas"))
+    step_x, step_y = center(page.locator(f'[data-node="{step_id}"] .node-box'))
+    page.mouse.move(canvas_x, canvas_y)
+    page.mouse.wheel(step_x - canvas_x, step_y - canvas_y)
+
+
 def wait_saved(page: Page) -> None:
     expect(page.locator("#builder")).to_have_attribute("data-save-state", "ok")
     expect(page.locator("#save-state")).to_have_text("Saved")
@@ -369,6 +377,7 @@ def test_it_renders_workflow_pages_for_review(page: Page, alice, acme):
     snap(page, "review-workflows-list")
     page.goto(f"/w/acme/workflows/{triage.id}/")
     expect(page.locator("g.node")).to_have_count(5)
+    scroll_to_step(page, "approve")
     page.locator('[data-node="approve"] .node-title').click()
     expect(page.locator('.panel-form[data-step="approve"]')).to_be_visible()
     snap(page, "review-builder-example")
