@@ -254,7 +254,7 @@
       var size = labelSize(edgeLabel(e));
       g.setEdge(e.source, e.target, { width: size.w, height: size.h, labelpos: "c" }, String(i));
     });
-    dagre.layout(g);
+    dagre.layout(g, { constraints: portOrder(g) });
     var nodes = {};
     g.nodes().forEach(function (id) {
       var n = g.node(id);
@@ -266,6 +266,42 @@
       edges[ref.name] = { points: (e.points || []).map(function (p) { return { x: p.x, y: p.y }; }), label: { x: e.x, y: e.y } };
     });
     return { key: structureKey(), nodes: nodes, edges: edges };
+  }
+
+  // Steps reached from one step's ports, kept in the order of those ports (top to bottom) so
+  // that its edges do not cross as they leave it. Dagre applies each pair within a column;
+  // a pair that would contradict earlier ones (a cycle) is left out.
+  function portOrder(g) {
+    var constraints = [];
+    var below = {};
+    function reaches(from, to) {
+      var seen = {};
+      var stack = [from];
+      while (stack.length) {
+        var id = stack.pop();
+        if (id === to) return true;
+        if (seen[id]) continue;
+        seen[id] = true;
+        (below[id] || []).forEach(function (next) { stack.push(next); });
+      }
+      return false;
+    }
+    steps().forEach(function (s) {
+      var names = portsOf(s);
+      if (!names || names.length < 2) return;
+      var targets = [];
+      names.forEach(function (port) {
+        def.edges.forEach(function (e) {
+          if (e && e.source === s.id && e.port === port && e.target !== s.id && g.hasNode(e.target) && targets.indexOf(e.target) < 0) targets.push(e.target);
+        });
+      });
+      for (var i = 1; i < targets.length; i++) {
+        if (reaches(targets[i], targets[i - 1])) continue;
+        (below[targets[i - 1]] = below[targets[i - 1]] || []).push(targets[i]);
+        constraints.push({ left: targets[i - 1], right: targets[i] });
+      }
+    });
+    return constraints;
   }
 
   // What dagre's answer depends on: the steps, their heights and the edges with their labels.

@@ -131,6 +131,10 @@ def test_fit_and_auto_layout_keep_a_5_step_graph_readable_with_edges_around_step
     assert zoom_percent(page) >= 80
     assert_clear_drawing(page, labels)
     page.screenshot(path=screenshot_path("canvas-5-steps-auto-layout-1366"))
+    # Edges leave a step in the order of its ports: "urgent" (above) to the step above.
+    approve = page.locator('[data-node="approve"] .node-box').bounding_box()
+    filed = page.locator('[data-node="file"] .node-box').bounding_box()
+    assert approve["y"] + approve["height"] <= filed["y"]
 
     page.get_by_role("button", name="Zoom out").click()
     page.get_by_role("button", name="Zoom out").click()
