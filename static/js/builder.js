@@ -17,12 +17,13 @@
   var SAVE_DELAY_MS = 500;
   var HISTORY_LIMIT = 200;
   var MIN_ZOOM = 0.15;
+  var MAX_ZOOM = 2.5;
   var READABLE_ZOOM = 0.8; // fit and auto-layout go no smaller: steps stay legible
   var MINIMAP_FROM = 9; // steps: from this many on, the canvas shows a minimap
   var ROUTE_MARGIN = 8; // how far an edge keeps from a step it passes
   var LABEL_PAD_X = 6;
   var LABEL_H = 18;
-  var MAX_ZOOM = 2.5;
+  var LABEL_CHAR_W = 7.5; // room per character of an edge label (11px, semibold)
   var t0 = performance.now();
 
   var dataEl = document.getElementById("builder-data");
@@ -419,17 +420,23 @@
 
   // --- edges: routes and labels ---------------------------------------------------------------
 
-
   function edgeLabel(e) { return e && e.port != null && e.port !== "" ? clip(String(e.port), 24) : ""; }
 
+  // The room a label takes in the layout: from its length alone, so that the same graph gets
+  // the same layout in every browser (and a saved layout is recognised as dagre's).
   function labelSize(text) {
     if (!text) return { w: 0, h: 0 };
+    return { w: Math.ceil(text.length * LABEL_CHAR_W) + LABEL_PAD_X * 2, h: LABEL_H };
+  }
+
+  // The label as drawn: as wide as its text needs, and never narrower than its room.
+  function drawnLabelSize(text) {
     if (!(text in labelWidths)) {
       if (!measureCtx) {
         measureCtx = document.createElement("canvas").getContext("2d");
         measureCtx.font = "600 11px " + getComputedStyle(document.body).fontFamily;
       }
-      labelWidths[text] = Math.ceil(measureCtx.measureText(text).width) + LABEL_PAD_X * 2;
+      labelWidths[text] = Math.max(labelSize(text).w, Math.ceil(measureCtx.measureText(text).width) + LABEL_PAD_X * 2);
     }
     return { w: labelWidths[text], h: LABEL_H };
   }
@@ -678,7 +685,7 @@
   }
 
   function placeLabel(text, r, nodeBoxes, placed) {
-    var size = labelSize(text);
+    var size = drawnLabelSize(text);
     var points = sampled(r.route);
     var candidates = r.label ? [r.label] : [];
     [0.5, 0.4, 0.6, 0.3, 0.7, 0.2, 0.8, 0.12, 0.88].forEach(function (f) {
@@ -766,15 +773,27 @@
 
   // --- minimap: the whole graph in small, with the visible part framed -------------------------
 
+  // Sizes are not read from the page while drawing (that would force a layout of the whole
+  // page on every render): the minimap's is fixed (builder.css), the canvas's is kept up to date
+  // by a ResizeObserver.
+  var MINIMAP_W = 200;
+  var MINIMAP_H = 128;
   var mini = null; // world → minimap: { k, x, y }
+  var canvasSize = { w: 0, h: 0 };
+
+  function measureCanvas() {
+    var r = svg.getBoundingClientRect();
+    canvasSize = { w: r.width, h: r.height };
+    updateMinimapView();
+  }
 
   function renderMinimap() {
     var box = steps().length >= MINIMAP_FROM ? bounds() : null;
     minimap.hidden = !box;
     minimapNodes.textContent = "";
     if (!box) { mini = null; return; }
-    var w = minimapSvg.clientWidth || 200;
-    var h = minimapSvg.clientHeight || 128;
+    var w = MINIMAP_W;
+    var h = MINIMAP_H;
     var pad = 60;
     var bw = box.x2 - box.x1 + pad * 2;
     var bh = box.y2 - box.y1 + pad * 2;
@@ -792,11 +811,10 @@
 
   function updateMinimapView() {
     if (!mini) return;
-    var r = svg.getBoundingClientRect();
     minimapView.setAttribute("x", r1(mini.x + (-view.x / view.k) * mini.k));
     minimapView.setAttribute("y", r1(mini.y + (-view.y / view.k) * mini.k));
-    minimapView.setAttribute("width", Math.max(0, r1(r.width / view.k * mini.k)));
-    minimapView.setAttribute("height", Math.max(0, r1(r.height / view.k * mini.k)));
+    minimapView.setAttribute("width", Math.max(0, r1(canvasSize.w / view.k * mini.k)));
+    minimapView.setAttribute("height", Math.max(0, r1(canvasSize.h / view.k * mini.k)));
   }
 
   // A point of the minimap becomes the middle of the canvas.
@@ -822,6 +840,8 @@
   minimap.addEventListener("pointermove", function (event) { if (minimapDragging) minimapMoveTo(event); });
   minimap.addEventListener("pointerup", function () { minimapDragging = false; });
   minimap.addEventListener("pointercancel", function () { minimapDragging = false; });
+  if (window.ResizeObserver) new ResizeObserver(measureCanvas).observe(svg);
+  else window.addEventListener("resize", measureCanvas);
 
   function updateHud() {
     var hud = document.getElementById("canvas-hud");
@@ -956,8 +976,6 @@
     }
     return box;
   }
-
-  function initialView() { fit(); }
 
   function centerOn(id) {
     var p = pos(id);
@@ -1751,7 +1769,8 @@
   // --- start ----------------------------------------------------------------------------------
 
   render();
-  initialView();
+  measureCanvas();
+  fit();
   updateSaveState();
   loadPanel("");
   offerLocalCopy();
