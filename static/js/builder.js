@@ -774,10 +774,10 @@
   // --- minimap: the whole graph in small, with the visible part framed -------------------------
 
   // Sizes are not read from the page while drawing (that would force a layout of the whole
-  // page on every render): the minimap's is fixed (builder.css), the canvas's is kept up to date
-  // by a ResizeObserver.
+  // page on every render): the minimap's is set here, the canvas's is kept up to date by a
+  // ResizeObserver.
   var MINIMAP_W = 200;
-  var MINIMAP_H = 128;
+  var MINIMAP_H = 128; // at most: a flat graph gets a flatter minimap
   var mini = null; // world → minimap: { k, x, y }
   var canvasSize = { w: 0, h: 0 };
 
@@ -792,11 +792,12 @@
     minimap.hidden = !box;
     minimapNodes.textContent = "";
     if (!box) { mini = null; return; }
-    var w = MINIMAP_W;
-    var h = MINIMAP_H;
     var pad = 60;
     var bw = box.x2 - box.x1 + pad * 2;
     var bh = box.y2 - box.y1 + pad * 2;
+    var w = MINIMAP_W;
+    var h = Math.round(Math.max(48, Math.min(MINIMAP_H, w * bh / bw)));
+    minimapSvg.style.height = h + "px";
     var k = Math.min(w / bw, h / bh);
     mini = { k: k, x: (w - bw * k) / 2 - (box.x1 - pad) * k, y: (h - bh * k) / 2 - (box.y1 - pad) * k };
     steps().forEach(function (s) {
@@ -1242,6 +1243,16 @@
     if (key === "l" && !readOnly) { event.preventDefault(); autoLayout(); return; }
     if (key === "+" || key === "=") { zoomAt(1.2); return; }
     if (key === "-") { zoomAt(1 / 1.2); return; }
+    var arrows = { arrowleft: [1, 0], arrowright: [-1, 0], arrowup: [0, 1], arrowdown: [0, -1] };
+    if (arrows[key] && t === svg) {
+      // The arrow keys move the canvas, as scrolling does (Shift: a bigger step).
+      event.preventDefault();
+      var stride = event.shiftKey ? 240 : 60;
+      view.x += arrows[key][0] * stride;
+      view.y += arrows[key][1] * stride;
+      applyView();
+      return;
+    }
     if (key === "escape") { selection = { nodes: new Set(), edge: null }; render(); showPanelFor(); }
   });
 

@@ -149,6 +149,11 @@ def test_fit_and_auto_layout_keep_a_5_step_graph_readable_with_edges_around_step
     after = page.locator('[data-node="file"] .node-box').bounding_box()
     assert after["y"] == pytest.approx(before["y"] - 120, abs=1)
     assert zoom_percent(page) >= 80
+    # So do the arrow keys.
+    page.locator("#canvas").focus()
+    page.keyboard.press("ArrowRight")
+    moved = page.locator('[data-node="file"] .node-box').bounding_box()
+    assert moved["x"] == pytest.approx(after["x"] - 60, abs=1)
 
     # Opened again, the layout dagre made is drawn with its routes.
     page.reload()
@@ -172,6 +177,16 @@ def test_edges_go_around_steps_placed_by_hand(page: Page, alice, acme):
     expect(page.locator("g.edge")).to_have_count(2)
     assert_clear_drawing(page, set())
     page.screenshot(path=screenshot_path("canvas-detour-1366"))
+
+    # Dragged off the line, the step no longer needs a detour; dragged back, it does again.
+    title = page.locator('[data-node="s1"] .node-title')
+    for dy in (160, -160):
+        x, y = center_of_box(title.bounding_box())
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x, y + dy, steps=8)
+        page.mouse.up()
+        assert_clear_drawing(page, set())
 
 
 def test_a_12_step_graph_has_a_minimap_that_moves_the_view(page: Page, alice, acme):
@@ -213,5 +228,8 @@ def test_the_canvas_at_phone_width(page: Page, alice, acme):
 
 
 def center_of(page: Page, selector: str) -> tuple[float, float]:
-    box = page.locator(selector).bounding_box()
+    return center_of_box(page.locator(selector).bounding_box())
+
+
+def center_of_box(box: dict) -> tuple[float, float]:
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
