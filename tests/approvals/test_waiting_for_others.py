@@ -118,7 +118,7 @@ def test_an_owner_gives_a_gate_to_other_approvers_and_the_log_records_it(run, al
     gate.refresh_from_db()
     assert (gate.approver_roles, gate.approver_users, gate.status) == ([], ["carol"], "waiting")
     page = client.get(url(run)).content.decode()
-    assert "given by alice to carol: omar is away" in page
+    assert "reassigned by alice to carol: omar is away" in page
     assert "now waits for carol" in page
     # carol may decide it now; omar may not
     decided = signed_in(carol).post(url(run, "decide"), {"decision": "approve", "gate": gate.key})
@@ -255,3 +255,14 @@ def test_the_rows_rebuilt_from_the_log_equal_the_live_ones(run, alice):
     rebuild([run.id])
 
     assert list(Gate.objects.filter(run=run).values(*columns)) == live
+
+
+def test_an_admin_sees_and_manages_gates_waiting_for_others_like_an_owner(acme, run):
+    adam = make_member("adam", acme, Role.ADMIN)
+    gate = Gate.objects.get(run=run)
+    client = signed_in(adam)
+
+    assert 'id="inbox-others"' in client.get("/w/acme/inbox/").content.decode()
+    assert "Who decides" in client.get(url(run)).content.decode()
+    assert client.post(url(run, "escalate"), {"gate": gate.key}).status_code == 302
+    assert payloads(run.id, "ApprovalEscalated")[0]["actor"] == "adam"

@@ -82,6 +82,14 @@ def test_an_owner_sees_gates_waiting_for_others_and_reassigns_one(
         expect(page.get_by_text("now waits for carol")).to_be_visible()
         assert "ApprovalReassigned" in event_types(run.id)
         expect(page.locator("#inbox-others")).to_contain_text("Can decide: carol")
+
+        item.get_by_role("link", name="Refund 40 EUR to Ada?").click()
+        expect(page.get_by_role("heading", name="Who decides")).to_be_visible()
+        expect(page.locator("#gate-history")).to_contain_text(
+            "reassigned by alice to carol: omar is on leave"
+        )
+        no_horizontal_scroll(page)
+        page.screenshot(path=screenshot_path(f"gate-owner-{width}"), full_page=True)
     finally:
         page.context.close()
 

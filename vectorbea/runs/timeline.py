@@ -133,7 +133,7 @@ def describe(recorded: Recorded, names: dict[str, str] | None = None) -> str:
             )
         case ApprovalReassigned():
             return (
-                f"{label} given by {event.actor} to {_approvers(event.approvers)}"
+                f"{label} reassigned by {event.actor} to {_approvers(event.approvers)}"
                 f"{_because(event.reason)}"
             )
         case CorrectionAttempted():
