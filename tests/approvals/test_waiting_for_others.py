@@ -266,3 +266,25 @@ def test_an_admin_sees_and_manages_gates_waiting_for_others_like_an_owner(acme, 
     assert "Who decides" in client.get(url(run)).content.decode()
     assert client.post(url(run, "escalate"), {"gate": gate.key}).status_code == 302
     assert payloads(run.id, "ApprovalEscalated")[0]["actor"] == "adam"
+
+
+def test_the_migration_gives_gates_waiting_before_it_their_escalation(acme, alice, run):
+    import importlib
+
+    from django.db import connection
+
+    migration = importlib.import_module(
+        "vectorbea.approvals.migrations.0002_gate_escalation_still_to_come"
+    )
+    plain = start_run(publish_gated(acme, approvers=APPROVERS_ONLY), INPUT, started_by=alice)
+    Gate.objects.update(escalation=None)  # as every row was before the column existed
+
+    with connection.cursor() as cursor:
+        cursor.execute(migration.BACKFILL)
+
+    assert Gate.objects.get(run=run).escalation == {
+        "approvers": {"roles": [], "users": ["carol"]},
+        "timeout_seconds": 3600,
+        "on_timeout": "deny",
+    }
+    assert Gate.objects.get(run=plain).escalation is None
