@@ -2,7 +2,7 @@
 VENV ?= .venv
 export VENV
 
-.PHONY: run test lint fmt bench setup
+.PHONY: run test lint fmt bench setup setup-dev
 
 run:  ## set up and run web + worker + scheduler (Ctrl-C stops all)
 	./scripts/run
@@ -10,16 +10,19 @@ run:  ## set up and run web + worker + scheduler (Ctrl-C stops all)
 test:  ## set up, lint, check formatting, run the whole test suite (what CI runs)
 	./scripts/test
 
-setup:  ## venv, packages, services, database, .env
+setup:  ## venv, the app's packages, services, database, .env
 	./scripts/setup
 
-lint: setup
+setup-dev:  ## the same, with the development packages (tests, lint, benchmarks)
+	./scripts/setup --dev
+
+lint: setup-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-fmt: setup
+fmt: setup-dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: setup  ## every benchmark in turn, full size (README: Benchmarks; takes a while)
+bench: setup-dev  ## every benchmark in turn, full size (docs/benchmarks.md; takes a while)
 	$(VENV)/bin/python -m bench

@@ -1,4 +1,4 @@
-"""Vectorbea settings. Every knob comes from the environment (see README, "Configuration").
+"""Vectorbea settings. Every knob comes from the environment (see docs/configuration.md).
 
 Local defaults are safe for a laptop: DEBUG on, a development secret and master key.
 With DEBUG off the process refuses to start unless SECRET_KEY and VECTORBEA_MASTER_KEY
@@ -287,7 +287,7 @@ VECTORBEA_CHECKPOINT_EVERY = envint("VECTORBEA_CHECKPOINT_EVERY", "25")
 VECTORBEA_SHUTDOWN_GRACE_SECONDS = envfloat("VECTORBEA_SHUTDOWN_GRACE_SECONDS", "10")
 # Slow calls (a model's answer, an HTTP response) in flight at once per worker process, on
 # its event loop; and the threads that record their outcomes (each holds a database
-# connection). See README, "Slow steps".
+# connection). See docs/architecture.md, "Slow steps".
 VECTORBEA_CALLS_IN_FLIGHT = envint("VECTORBEA_CALLS_IN_FLIGHT", "1000")
 VECTORBEA_RECORDER_THREADS = envint("VECTORBEA_RECORDER_THREADS", "4")
 if VECTORBEA_CALLS_IN_FLIGHT < 1 or VECTORBEA_RECORDER_THREADS < 1:

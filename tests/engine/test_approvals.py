@@ -15,6 +15,7 @@ from vectorbea.engine import (
     ApprovalDenied,
     ApprovalEscalated,
     ApprovalGranted,
+    ApprovalReassigned,
     ApprovalRequested,
     ApprovalTimedOut,
     Definition,
@@ -30,6 +31,7 @@ from vectorbea.engine import (
     state_from_json,
     state_to_json,
 )
+from vectorbea.engine.decide import escalated
 from vectorbea.engine.waits import decider_problem, field_values
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -232,6 +234,38 @@ def test_an_escalated_gate_that_times_out_again_takes_its_verdict() -> None:
 
     assert event_types(events) == ["ApprovalTimedOut", "StepCompleted", "StepStarted"]
     assert events[0] == ApprovalTimedOut("gate", "approved", "gate:1")
+
+
+def test_a_reassigned_gate_goes_to_its_new_approvers_and_keeps_its_deadline() -> None:
+    flow = escalating()
+    state = opened(flow)
+    wait_until = state.steps["gate"].wait_until
+
+    state = then(state, ApprovalReassigned("gate", "gate:1", {"roles": ["admin"]}, "alice"))
+
+    step = state.steps["gate"]
+    assert (step.status, step.wait_until) == ("waiting", wait_until)
+    assert step.gate["approvers"] == {"roles": ["admin"]}
+    assert step.gate["escalate"] is not None  # the escalation still comes at the deadline
+    assert decider_problem(step.gate, "ada", "admin", "alice") is None
+    assert decider_problem(step.gate, "omar", "approver", "alice") is not None
+    assert decide(state, flow, NOW + timedelta(seconds=1)) == []
+
+
+def test_an_escalation_taken_early_is_the_one_the_timeout_would_take() -> None:
+    flow = escalating()
+    state = opened(flow)
+    early = NOW + timedelta(seconds=5)
+
+    gate_state = state.steps["gate"].gate
+    taken = escalated("gate", gate_state, gate_state["escalate"], early, actor="alice")
+    state = then(state, taken, at=early)
+
+    assert taken.actor == "alice" and taken.level == 1
+    assert state.steps["gate"].gate["approvers"] == {"roles": [], "users": ["carol"]}
+    assert state.steps["gate"].gate["escalate"] is None
+    assert next_wake_at(state, flow, early) == early + timedelta(seconds=600)
+    assert decide(state, flow, NOW + timedelta(seconds=61)) == []  # the first deadline is gone
 
 
 def test_a_gate_without_a_timeout_never_passes_by_itself() -> None:

@@ -2,6 +2,7 @@ from typing import Any
 
 from django import forms
 
+from vectorbea.accounts.models import Role
 from vectorbea.engine.limits import text_problem
 from vectorbea.engine.waits import field_values
 
@@ -53,3 +54,31 @@ def form_fields(spec: list[dict[str, Any]], form: DecisionForm | None) -> list[d
         problem = form.field_problems.get(field["name"]) if form is not None else None
         shown.append({**field, "value": "" if value is None else value, "problem": problem})
     return shown
+
+
+class ReassignForm(forms.Form):
+    """Give a waiting gate to other approvers: workspace roles and/or members by name."""
+
+    gate = forms.CharField(max_length=80)
+    roles = forms.MultipleChoiceField(required=False, choices=Role.choices)
+    users = forms.MultipleChoiceField(required=False, choices=())
+    reason = forms.CharField(required=False, max_length=MAX_REASON, strip=True)
+
+    def __init__(self, usernames: list[str], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["users"].choices = [(name, name) for name in usernames]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if not self.errors and not cleaned.get("roles") and not cleaned.get("users"):
+            raise forms.ValidationError("Choose at least one role or person to give it to.")
+        return cleaned
+
+    @property
+    def approvers(self) -> dict[str, list[str]]:
+        return {"roles": self.cleaned_data["roles"], "users": self.cleaned_data["users"]}
+
+
+class EscalateForm(forms.Form):
+    gate = forms.CharField(max_length=80)
+    reason = forms.CharField(required=False, max_length=MAX_REASON, strip=True)

@@ -42,6 +42,9 @@ class Gate(models.Model):
     allow_self_approval = models.BooleanField(default=False)
     initiator = models.CharField(max_length=150, blank=True, default="")
     level = models.PositiveSmallIntegerField(default=0)  # escalations so far
+    # The escalation still to come ({"approvers", "timeout_seconds", "on_timeout"}), which
+    # an owner or admin may take early; None: the workflow sets none, or it was taken.
+    escalation = models.JSONField(null=True)
     requested_at = models.DateTimeField()
     timeout_at = models.DateTimeField(null=True)
     decided_at = models.DateTimeField(null=True)

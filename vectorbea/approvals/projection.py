@@ -32,6 +32,7 @@ from vectorbea.engine import (
     ApprovalDenied,
     ApprovalEscalated,
     ApprovalGranted,
+    ApprovalReassigned,
     ApprovalRequested,
     ApprovalTimedOut,
     Definition,
@@ -54,10 +55,12 @@ GATE_EVENTS = (
     ApprovalDenied,
     ApprovalTimedOut,
     ApprovalEscalated,
+    ApprovalReassigned,
 )
 # Events that can open or close every undecided gate of a run at once.
 RUN_EVENTS = (RunCompleted, RunFailed, RunCancelled, RetryScheduled, RunPaused, RunResumed)
-OPENING_EVENTS = (ApprovalRequested, ApprovalEscalated)  # the ones that notify approvers
+# The ones that notify approvers: a gate opened, or went to other people.
+OPENING_EVENTS = (ApprovalRequested, ApprovalEscalated, ApprovalReassigned)
 
 
 def touched(event: Any, state: RunState) -> set[str]:
@@ -112,6 +115,7 @@ def gate_row(state: RunState, definition: Definition, step_id: str) -> dict[str,
         "allow_self_approval": bool(gate.get("allow_self_approval", False)),
         "initiator": state.started_by or "",
         "level": gate.get("level", 0),
+        "escalation": gate.get("escalate") or None,
         "requested_at": step.started_at,
         "timeout_at": _parse(step.wait_until) if not decision else None,
         "decided_at": _parse(decision.get("at")),
@@ -143,6 +147,7 @@ COLUMNS = (
     "allow_self_approval",
     "initiator",
     "level",
+    "escalation",
     "requested_at",
     "timeout_at",
     "decided_at",
@@ -150,7 +155,15 @@ COLUMNS = (
     "reason",
 )
 JSON_COLUMNS = frozenset(
-    {"payload", "form", "run_input", "approver_roles", "approver_users", "granted_by"}
+    {
+        "payload",
+        "form",
+        "run_input",
+        "approver_roles",
+        "approver_users",
+        "granted_by",
+        "escalation",
+    }
 )
 _UPDATABLE = [c for c in COLUMNS if c not in ("step_id", "attempt")] + ["updated_seq"]
 # Column names are the constants above, never input.

@@ -12,4 +12,14 @@ urlpatterns = [
         views.gate_decide,
         name="gate-decide",
     ),
+    path(
+        "w/<slug:ws>/inbox/<uuid:run_id>/<slug:step_id>/reassign/",
+        views.gate_reassign,
+        name="gate-reassign",
+    ),
+    path(
+        "w/<slug:ws>/inbox/<uuid:run_id>/<slug:step_id>/escalate/",
+        views.gate_escalate,
+        name="gate-escalate",
+    ),
 ]

@@ -1,5 +1,6 @@
-"""The approver inbox: the gates waiting for you, one gate's page with its history from
-the log, the decision POST, and the audit export."""
+"""The approver inbox: the gates waiting for you (and, for owners and admins, those waiting
+for others), one gate's page with its history from the log, the decision POST, giving a
+gate to other approvers or escalating it early, and the audit export."""
 
 import csv
 import json
@@ -14,20 +15,24 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from vectorbea.accounts.access import Access, Capability, workspace_view
-from vectorbea.approvals.forms import DecisionForm, form_fields
+from vectorbea.accounts.models import Role
+from vectorbea.approvals.commands import escalate_gate, reassign_gate
+from vectorbea.approvals.forms import DecisionForm, EscalateForm, ReassignForm, form_fields
 from vectorbea.approvals.inbox import DEFAULT_FILTER, FILTERS, gates_for
 from vectorbea.approvals.models import Gate
+from vectorbea.approvals.others import approvers_text, deciders, members, waiting_for_others
 from vectorbea.approvals.rules import decider_check, refusal_for
 from vectorbea.approvals.topics import count_context
 from vectorbea.engine import (
     ApprovalEscalated,
     ApprovalGranted,
+    ApprovalReassigned,
     ApprovalTimedOut,
     RunCancelled,
 )
 from vectorbea.eventlog import store
 from vectorbea.eventlog.models import Run, RunSummary
-from vectorbea.runs.commands import GateNotWaiting, NotAnApprover, decide_gate
+from vectorbea.runs.commands import ActionRefused, GateNotWaiting, NotAnApprover, decide_gate
 from vectorbea.runs.listing import NEEDS_ATTENTION
 from vectorbea.runs.timeline import TimelineRow, step_names
 from vectorbea.workflows.models import Workflow
@@ -76,10 +81,18 @@ def inbox(request: HttpRequest, access: Access) -> HttpResponse:
         "today": date.today().isoformat(),
         "month_ago": (date.today() - timedelta(days=30)).isoformat(),
     }
-    if not request.htmx:  # the section beside the approvals: runs that wait for a person
+    manages = access.can(Capability.MANAGE_WORKSPACE)
+    if manages and status == DEFAULT_FILTER and not workflow_id:
+        others = waiting_for_others(request.user, access)
+        context["others"] = others
+        context["usernames"] = [m.user.username for m in members(access)] if others else []
+        context["role_choices"] = Role.choices
+    # Runs needing attention, beside the approvals, for the roles that can act on them.
+    if not request.htmx and access.can(Capability.OPERATE_RUNS):
         context["attention_count"] = RunSummary.objects.filter(
             workspace=access.workspace, status__in=NEEDS_ATTENTION
         ).count()
+        context["shows_attention"] = True
     template = "approvals/inbox.html#results" if request.htmx else "approvals/inbox.html"
     response = render(request, template, context)
     response["Vary"] = "HX-Request"
@@ -136,8 +149,88 @@ def gate_detail(request: HttpRequest, access: Access, run_id: UUID, step_id: str
         **item_context(request, access, gate),
         "history": gate_history(gate.run, step_id),
         "detail": True,
+        **manage_context(access, gate),
     }
     return render(request, "approvals/gate.html", context)
+
+
+def manage_context(access: Access, gate: Gate) -> dict[str, Any]:
+    """What an owner or admin sees on a waiting gate's page: who can decide it, and the
+    forms to give it to others or escalate it."""
+    if not gate.is_waiting or not access.can(Capability.MANAGE_WORKSPACE):
+        return {}
+    people = members(access)
+    return {
+        "manages": True,
+        "role_choices": Role.choices,
+        "usernames": [m.user.username for m in people],
+        "deciders": deciders(gate, people),
+        "named": approvers_text(gate.approver_roles, gate.approver_users),
+    }
+
+
+def _back(request: HttpRequest, access: Access, run_id: UUID, step_id: str) -> HttpResponse:
+    """Back to where the form was: the gate's page, or the inbox."""
+    if request.POST.get("back") == "gate":
+        return redirect("gate", ws=access.workspace.slug, run_id=run_id, step_id=step_id)
+    return redirect("inbox", ws=access.workspace.slug)
+
+
+def _form_problem(form: Any) -> str:
+    errors = form.non_field_errors() or [e for errs in form.errors.values() for e in errs]
+    return " ".join(str(e) for e in errors) or "The form was not complete; try again."
+
+
+@workspace_view(Capability.MANAGE_WORKSPACE)
+@require_POST
+def gate_reassign(request: HttpRequest, access: Access, run_id: UUID, step_id: str) -> HttpResponse:
+    """Give a waiting gate to other approvers (owners and admins), recorded in the log."""
+    gate = get_gate(access, run_id, step_id)
+    form = ReassignForm([m.user.username for m in members(access)], request.POST)
+    if not form.is_valid():
+        messages.error(request, f"“{gate.title}” was not reassigned: {_form_problem(form)}")
+        return _back(request, access, run_id, step_id)
+    try:
+        reassign_gate(
+            gate.run_id,
+            step_id,
+            approvers=form.approvers,
+            actor=request.user.username,
+            reason=form.cleaned_data["reason"],
+            gate=form.cleaned_data["gate"],
+        )
+    except ActionRefused as exc:
+        messages.error(request, f"“{gate.title}” was not reassigned: {exc}")
+        return _back(request, access, run_id, step_id)
+    names = approvers_text(form.approvers["roles"], form.approvers["users"])
+    messages.success(request, f"“{gate.title}” now waits for {names}.")
+    return _back(request, access, run_id, step_id)
+
+
+@workspace_view(Capability.MANAGE_WORKSPACE)
+@require_POST
+def gate_escalate(request: HttpRequest, access: Access, run_id: UUID, step_id: str) -> HttpResponse:
+    """Take a waiting gate's escalation now (owners and admins), recorded in the log."""
+    gate = get_gate(access, run_id, step_id)
+    form = EscalateForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"“{gate.title}” was not escalated: {_form_problem(form)}")
+        return _back(request, access, run_id, step_id)
+    try:
+        escalate_gate(
+            gate.run_id,
+            step_id,
+            actor=request.user.username,
+            reason=form.cleaned_data["reason"],
+            gate=form.cleaned_data["gate"],
+        )
+    except ActionRefused as exc:
+        messages.error(request, f"“{gate.title}” was not escalated: {exc}")
+        return _back(request, access, run_id, step_id)
+    gate = get_gate(access, run_id, step_id)
+    names = approvers_text(gate.approver_roles, gate.approver_users)
+    messages.success(request, f"“{gate.title}” was escalated: it now waits for {names}.")
+    return _back(request, access, run_id, step_id)
 
 
 @workspace_view()
@@ -196,6 +289,7 @@ AUDIT_EVENTS = {
     "ApprovalDenied": "denied",
     "ApprovalTimedOut": "timed out",
     "ApprovalEscalated": "escalated",
+    "ApprovalReassigned": "reassigned",
 }
 AUDIT_COLUMNS = (
     "at",
@@ -256,7 +350,10 @@ def _audit_decision(event: Any) -> str:
     if isinstance(event, ApprovalTimedOut):
         return f"timed out ({event.outcome})"
     if isinstance(event, ApprovalEscalated):
-        return "escalated"
+        return "escalated" if event.actor is None else "escalated early"
+    if isinstance(event, ApprovalReassigned):
+        roles, users = event.approvers.get("roles", []), event.approvers.get("users", [])
+        return f"reassigned to {approvers_text(roles, users)}"
     return "approved" if isinstance(event, ApprovalGranted) else "denied"
 
 

@@ -364,7 +364,7 @@ def _after_wait(
         on_timeout = gate.get("on_timeout") or _on_timeout(definition.steps[step_id])
         escalate = gate.get("escalate")
         if on_timeout == "escalate" and escalate:
-            return [_escalated(step_id, gate, escalate, now)]
+            return [escalated(step_id, gate, escalate, now)]
         timed_out = ApprovalTimedOut(
             step_id, "approved" if on_timeout == "approve" else "denied", gate.get("key", "")
         )
@@ -373,9 +373,17 @@ def _after_wait(
     return events + _gate_outcome(state, definition, step_id)
 
 
-def _escalated(
-    step_id: str, gate: Mapping[str, Any], escalate: Mapping[str, Any], now: datetime
+def escalated(
+    step_id: str,
+    gate: Mapping[str, Any],
+    escalate: Mapping[str, Any],
+    now: datetime,
+    *,
+    actor: str | None = None,
+    reason: str = "",
 ) -> ApprovalEscalated:
+    """The gate's escalation, taken at `now`: at its timeout (no actor), or early, by a
+    person."""
     seconds = escalate.get("timeout_seconds")
     timeout_at = None if seconds is None else (now + timedelta(seconds=seconds)).isoformat()
     return ApprovalEscalated(
@@ -385,6 +393,8 @@ def _escalated(
         timeout_at=timeout_at,
         on_timeout=escalate.get("on_timeout", "deny"),
         level=int(gate.get("level", 0)) + 1,
+        actor=actor,
+        reason=reason,
     )
 
 

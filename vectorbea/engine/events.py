@@ -325,7 +325,8 @@ class ApprovalTimedOut(Event):
 
 @dataclass(frozen=True)
 class ApprovalEscalated(Event):
-    """Nobody decided in time: the gate now waits for other approvers, until a new time."""
+    """The gate now waits for its escalation's approvers, until a new time: because nobody
+    decided in time (no actor), or because an owner or admin escalated it early (`actor`)."""
 
     step_id: str
     gate: str
@@ -333,6 +334,20 @@ class ApprovalEscalated(Event):
     timeout_at: str | None
     on_timeout: str  # what happens when the escalated gate times out: deny or approve
     level: int = 1
+    actor: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ApprovalReassigned(Event):
+    """An owner or admin gave a waiting gate to other approvers; its deadline, what happens
+    at it, and the approvals already given stay as they were."""
+
+    step_id: str
+    gate: str
+    approvers: dict[str, Any]
+    actor: str
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -421,6 +436,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ApprovalDenied,
         ApprovalTimedOut,
         ApprovalEscalated,
+        ApprovalReassigned,
         CorrectionAttempted,
         StepDeferred,
         StepInterrupted,

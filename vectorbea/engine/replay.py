@@ -11,6 +11,7 @@ from vectorbea.engine.events import (
     ApprovalDenied,
     ApprovalEscalated,
     ApprovalGranted,
+    ApprovalReassigned,
     ApprovalRequested,
     ApprovalTimedOut,
     AttentionResolved,
@@ -390,6 +391,13 @@ def _(event: ApprovalEscalated, state: RunState, at: datetime) -> RunState:
         "level": event.level,
     }
     return _with_step(state, event.step_id, evolve(step, gate=gate, wait_until=event.timeout_at))
+
+
+@_apply.register
+def _(event: ApprovalReassigned, state: RunState, at: datetime) -> RunState:
+    step = state.step(event.step_id)
+    gate = {**(step.gate or {}), "approvers": dict(event.approvers)}
+    return _with_step(state, event.step_id, evolve(step, gate=gate))
 
 
 def _waiting(

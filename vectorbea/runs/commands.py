@@ -428,7 +428,7 @@ class _Decision:
         self.deadline_first = False
         if self.check is not None:
             self.check(loaded, step_id)
-        _check_gate_waiting(loaded, step_id, self.gate)
+        check_gate_waiting(loaded, step_id, self.gate)
         step = loaded.state.step(step_id)
         if _past_deadline(loaded, step.wait_until):
             self.deadline_first = True
@@ -448,7 +448,7 @@ def _past_deadline(loaded: store.Loaded, wait_until: str | None) -> bool:
     return datetime.fromisoformat(wait_until) <= loaded.clock.now()
 
 
-def _check_gate_waiting(loaded: store.Loaded, step_id: str, gate: str | None = None) -> None:
+def check_gate_waiting(loaded: store.Loaded, step_id: str, gate: str | None = None) -> None:
     step_def = loaded.definition.steps.get(step_id)
     if step_def is None:
         raise GateNotWaiting(f"Run {loaded.run_id} has no step {step_id!r}.")

@@ -12,6 +12,7 @@ from vectorbea.engine import (
     ApprovalDenied,
     ApprovalEscalated,
     ApprovalGranted,
+    ApprovalReassigned,
     ApprovalRequested,
     ApprovalTimedOut,
     AttentionResolved,
@@ -120,10 +121,20 @@ def describe(recorded: Recorded, names: dict[str, str] | None = None) -> str:
             return f"{label} denied by {event.actor}{_because(event.reason)}"
         case ApprovalTimedOut():
             return f"{label}: nobody decided in time, so it was {event.outcome}"
-        case ApprovalEscalated():
+        case ApprovalEscalated(actor=None):
             return (
                 f"{label}: nobody decided in time, so it was escalated to "
                 f"{_approvers(event.approvers)}{_deadline(event.timeout_at)}"
+            )
+        case ApprovalEscalated():
+            return (
+                f"{label} escalated by {event.actor} to {_approvers(event.approvers)}"
+                f"{_deadline(event.timeout_at)}{_because(event.reason)}"
+            )
+        case ApprovalReassigned():
+            return (
+                f"{label} reassigned by {event.actor} to {_approvers(event.approvers)}"
+                f"{_because(event.reason)}"
             )
         case CorrectionAttempted():
             return (
@@ -281,6 +292,7 @@ KIND_OF = {
     "ApprovalDenied": "failed",
     "ApprovalTimedOut": "retry",
     "ApprovalEscalated": "waiting",
+    "ApprovalReassigned": "waiting",
     "CorrectionAttempted": "retry",
     "StepDeferred": "waiting",
     "StepInterrupted": "retry",

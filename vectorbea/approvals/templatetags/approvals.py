@@ -25,3 +25,12 @@ def pretty_json(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
+
+
+@register.filter
+def approvers_words(approvers: Any) -> str:
+    """{"roles": ["admin"], "users": ["carol"]} as "admins and carol"."""
+    from vectorbea.approvals.others import approvers_text
+
+    approvers = approvers if isinstance(approvers, dict) else {}
+    return approvers_text(list(approvers.get("roles", [])), list(approvers.get("users", [])))
