@@ -21,10 +21,10 @@ from vectorbea.engine.graph import MAX_STEP_NAME_LENGTH
 from vectorbea.engine.limits import BadJson, parse_json
 from vectorbea.eventlog.models import Run
 from vectorbea.keys import vault
-from vectorbea.runs.commands import CannotStart, InvalidRunInput, input_problems, start_run
+from vectorbea.runs.commands import CannotStart, InvalidRunInput, start_run
 from vectorbea.steps.registry import KINDS
 from vectorbea.workflows import commands, panel
-from vectorbea.workflows.checks import draft_issues, issue_json, ports_of
+from vectorbea.workflows.checks import draft_issues, issues_json, ports_of
 from vectorbea.workflows.diff import diff_definitions
 from vectorbea.workflows.forms import ImportForm, NameForm, RunInputForm
 from vectorbea.workflows.models import Workflow, WorkflowVersion, content_hash
@@ -189,7 +189,7 @@ def _builder_context(
         "definition": definition,
         "kinds": panel.palette(),
         "ports": ports_of(definition),
-        "issues": [issue_json(i) for i in draft_issues(definition, access.workspace.id)],
+        "issues": issues_json(draft_issues(definition, access.workspace.id), definition),
         "readOnly": not can_edit,
         "unpublished": _unpublished(workflow, definition) if version is None else False,
         "urls": {
@@ -280,7 +280,7 @@ def workflow_draft(request: HttpRequest, access: Access, workflow_id: UUID) -> H
     return JsonResponse(
         {
             "revision": new_revision,
-            "issues": [issue_json(i) for i in draft_issues(definition, access.workspace.id)],
+            "issues": issues_json(draft_issues(definition, access.workspace.id), definition),
             "ports": ports_of(definition),
             "unpublished": _unpublished(workflow, definition),
             "savedAt": timezone.now().isoformat(),
@@ -305,7 +305,7 @@ def workflow_publish(request: HttpRequest, access: Access, workflow_id: UUID) ->
             {
                 "error": "refused",
                 "message": str(exc),
-                "issues": [issue_json(i) for i in exc.issues],
+                "issues": issues_json(exc.issues, workflow.draft),
             },
             status=400,
         )
@@ -455,10 +455,9 @@ def workflow_run(request: HttpRequest, access: Access, workflow_id: UUID) -> Htt
     context["form"] = form
     context["draft_differs"] = content_hash(workflow.draft) != version.content_hash
     if request.method == "POST":
-        form.is_valid()
+        if form.is_valid():
+            form.check_schema()
         run_input = form.run_input()
-        for problem in input_problems(schema, run_input):
-            form.add_input_problem(problem.path, problem.message)
         if not form.errors:
             try:
                 run = start_run(
