@@ -1070,13 +1070,13 @@
 
   var panelTimer = null;
   panelEl.addEventListener("input", function (event) {
-    if (readOnly) return;
+    if (readOnly || event.target.closest("[data-trial-url]")) return;
     clearTimeout(panelTimer);
     var target = event.target;
     panelTimer = setTimeout(function () { applyPanel(target); }, 200);
   });
   panelEl.addEventListener("change", function (event) {
-    if (readOnly) return;
+    if (readOnly || event.target.closest("[data-trial-url]")) return;
     clearTimeout(panelTimer);
     applyPanel(event.target);
   });
@@ -1088,6 +1088,7 @@
     var t = event.target;
     var ref = t.closest("[data-insert]");
     if (ref) { insertReference(ref.getAttribute("data-insert")); return; }
+    if (t.closest("[data-action='test-step']")) { testStep(t.closest("[data-action='test-step']")); return; }
     if (t.closest("[data-add-row]")) { addRow(t.closest("[data-type='rows']")); return; }
     if (t.closest("[data-remove-row]")) {
       var field = t.closest("[data-type='rows']");
@@ -1102,6 +1103,31 @@
       applyPanel(panelEl.querySelector("[data-panel='input']"));
     }
   });
+
+  // "Test this step": the server runs the step of the draft as it is in this browser, with
+  // the sample values typed here, and answers with its output or its error.
+  function testStep(button) {
+    var box = button.closest("[data-trial-url]");
+    var out = box.querySelector("[data-trial-out]");
+    var form = new FormData();
+    form.append("definition", serial());
+    form.append("step", panelStep || "");
+    form.append("input", box.querySelector("[data-trial-input]").value);
+    form.append("outputs", box.querySelector("[data-trial-outputs]").value);
+    button.disabled = true;
+    button.textContent = "Testing…";
+    post(box.getAttribute("data-trial-url"), form, false)
+      .then(function (response) {
+        if (response.status >= 500 || response.status === 403 || response.status === 404) {
+          out.textContent = "The step could not be tried (" + response.status + "): reload the page and try again.";
+          return null;
+        }
+        return response.text();
+      })
+      .then(function (html) { if (html !== null) out.innerHTML = html; })
+      .catch(function () { out.textContent = "Could not reach the server; nothing was tried."; })
+      .then(function () { button.disabled = false; button.textContent = "Test this step"; });
+  }
 
   function insertReference(text) {
     var field = lastTemplateField && panelEl.contains(lastTemplateField) ? lastTemplateField

@@ -12,6 +12,7 @@ urlpatterns = [
     path(ONE, views.workflow_builder, name="workflow-builder"),
     path(ONE + "draft/", views.workflow_draft, name="workflow-draft"),
     path(ONE + "panel/", views.workflow_panel, name="workflow-panel"),
+    path(ONE + "test-step/", views.workflow_test_step, name="workflow-test-step"),
     path(ONE + "publish/", views.workflow_publish, name="workflow-publish"),
     path(ONE + "rename/", views.workflow_rename, name="workflow-rename"),
     path(ONE + "duplicate/", views.workflow_duplicate, name="workflow-duplicate"),

@@ -22,8 +22,9 @@ from vectorbea.engine.limits import BadJson, parse_json
 from vectorbea.eventlog.models import Run
 from vectorbea.keys import vault
 from vectorbea.runs.commands import CannotStart, InvalidRunInput, start_run
+from vectorbea.steps.flow import run_by_the_engine
 from vectorbea.steps.registry import KINDS
-from vectorbea.workflows import commands, panel
+from vectorbea.workflows import commands, panel, trial
 from vectorbea.workflows.checks import draft_issues, issues_json, ports_of
 from vectorbea.workflows.diff import diff_definitions
 from vectorbea.workflows.forms import ImportForm, NameForm, RunInputForm
@@ -365,7 +366,72 @@ def workflow_panel(request: HttpRequest, access: Access, workflow_id: UUID) -> H
             ),
         }
     )
+    if not read_only and kind is not None and kind.handler is not run_by_the_engine:
+        outputs = {key: None for key in panel.upstream(definition, step_id)}
+        context["trial"] = {
+            "input": json.dumps(panel.sample_input(definition.get("input_schema")), indent=2),
+            "outputs": json.dumps(outputs, indent=2),
+            "url": reverse("workflow-test-step", args=[access.workspace.slug, workflow.id]),
+        }
     return render(request, "workflows/panel_step.html", context)
+
+
+TRIAL_OUTCOMES = {
+    "permanent": "Failed, and a run would not retry it",
+    "transient": "Failed; a run would retry it",
+    "rate_limited": "Rate limited; a run would wait and retry",
+    "invalid_output": "The answer does not fit its schema; a run would ask for a correction",
+    "budget_exceeded": "Stopped by a budget",
+    "cancelled": "Stopped",
+    "deferred": "Not run yet",
+}
+
+
+def _sample(text: str, what: str, example: str) -> dict[str, Any]:
+    value = parse_json(text or "{}", what, max_bytes=MAX_DRAFT_BYTES)
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be a JSON object, like {example}.")
+    return value
+
+
+@workspace_view(Capability.EDIT_WORKFLOWS)
+@require_POST
+def workflow_test_step(request: HttpRequest, access: Access, workflow_id: UUID) -> HttpResponse:
+    """Run one step of the draft the browser holds with sample input, without a run, and
+    show its output or its error (a fragment for the panel)."""
+    workflow = get_workflow(access, workflow_id)
+    context: dict[str, Any] = {}
+    try:
+        definition = parse_json(
+            request.POST.get("definition") or "null", "The draft", max_bytes=MAX_DRAFT_BYTES
+        )
+        run_input = _sample(request.POST.get("input", ""), "The sample input", '{"ticket": "…"}')
+        outputs = _sample(
+            request.POST.get("outputs", ""), "The outputs of earlier steps", '{"read": {…}}'
+        )
+    except (BadJson, ValueError) as exc:
+        context["refused"] = getattr(exc, "message", None) or str(exc)
+        return render(request, "workflows/_trial.html", context, status=400)
+    if not isinstance(definition, dict):
+        definition = workflow.draft
+    try:
+        result = trial.try_step(
+            access.workspace.id,
+            workflow.id,
+            definition,
+            request.POST.get("step", ""),
+            run_input,
+            outputs,
+        )
+    except trial.TrialRefused as exc:
+        context.update(refused=exc.message, problems=exc.problems)
+        return render(request, "workflows/_trial.html", context, status=400)
+    context["trial"] = result
+    if result.ok:
+        context["output"] = json.dumps(result.output, indent=2, ensure_ascii=False)
+    else:
+        context["outcome"] = TRIAL_OUTCOMES.get(result.error_class, "Failed")
+    return render(request, "workflows/_trial.html", context)
 
 
 # --- versions ------------------------------------------------------------------------------
