@@ -484,7 +484,9 @@ def test_history_lists_versions_with_author_and_a_readable_diff(as_alice, workfl
     assert "Added step “notify” (transform)" in texts
     assert "Removed step “read” (transform)" in texts
     assert any(t.startswith("Renamed step “escalate” to") for t in texts)
-    assert any("Changed step" in t and "settings output" in t for t in texts)
+    changes = response.context["entries"][0]["changes"]
+    output = next(c for c in changes if c.text.endswith(": Output"))
+    assert (output.old, output.new) == ("{{ steps.read.output }}", "{{ input.ticket }}")
     assert "Connected “route” → “escalate” (when urgent)" not in texts
     assert any(t.startswith("Connected") and "“notify”" in t for t in texts)
     assert any(t.startswith("Disconnected “read”") for t in texts)

@@ -9,6 +9,7 @@ urlpatterns = [
     path(W, views.workflows, name="workflows"),
     path(W + "new/", views.workflow_create, name="workflow-create"),
     path(W + "import/", views.workflow_import, name="workflow-import"),
+    path("w/<slug:ws>/tools/", views.tools, name="tools"),
     path(ONE, views.workflow_builder, name="workflow-builder"),
     path(ONE + "draft/", views.workflow_draft, name="workflow-draft"),
     path(ONE + "panel/", views.workflow_panel, name="workflow-panel"),

@@ -24,7 +24,7 @@ from vectorbea.keys import vault
 from vectorbea.runs.commands import CannotStart, InvalidRunInput, start_run
 from vectorbea.steps.flow import run_by_the_engine
 from vectorbea.steps.registry import KINDS
-from vectorbea.workflows import commands, panel, trial
+from vectorbea.workflows import commands, panel, tools_list, trial
 from vectorbea.workflows.checks import draft_issues, issues_json, ports_of
 from vectorbea.workflows.diff import diff_definitions
 from vectorbea.workflows.forms import ImportForm, NameForm, RunInputForm
@@ -503,6 +503,17 @@ def workflow_export(request: HttpRequest, access: Access, workflow_id: UUID) -> 
     filename = f"{slug or 'workflow'}{suffix}.json"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+# --- registered Python tools ----------------------------------------------------------------
+
+
+@workspace_view(Capability.VIEW)
+@require_GET
+def tools(request: HttpRequest, access: Access) -> HttpResponse:
+    registered_tools, validators = tools_list.registered(access.workspace)
+    context = {"access": access, "tools": registered_tools, "validators": validators}
+    return render(request, "workflows/tools.html", context)
 
 
 # --- starting a run ------------------------------------------------------------------------
