@@ -1113,7 +1113,8 @@
     form.append("definition", serial());
     form.append("step", panelStep || "");
     form.append("input", box.querySelector("[data-trial-input]").value);
-    form.append("outputs", box.querySelector("[data-trial-outputs]").value);
+    var outputs = box.querySelector("[data-trial-outputs]");
+    form.append("outputs", outputs ? outputs.value : "{}");
     button.disabled = true;
     button.textContent = "Testing…";
     post(box.getAttribute("data-trial-url"), form, false)
@@ -1124,7 +1125,10 @@
         }
         return response.text();
       })
-      .then(function (html) { if (html !== null) out.innerHTML = html; })
+      .then(function (html) {
+        if (html !== null) out.innerHTML = html;
+        out.scrollIntoView({ block: "nearest" });
+      })
       .catch(function () { out.textContent = "Could not reach the server; nothing was tried."; })
       .then(function () { button.disabled = false; button.textContent = "Test this step"; });
   }

@@ -371,6 +371,7 @@ def workflow_panel(request: HttpRequest, access: Access, workflow_id: UUID) -> H
         context["trial"] = {
             "input": json.dumps(panel.sample_input(definition.get("input_schema")), indent=2),
             "outputs": json.dumps(outputs, indent=2),
+            "has_upstream": bool(outputs),
             "url": reverse("workflow-test-step", args=[access.workspace.slug, workflow.id]),
         }
     return render(request, "workflows/panel_step.html", context)
