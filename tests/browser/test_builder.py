@@ -116,7 +116,7 @@ def test_it_builds_publishes_and_runs_a_workflow_by_drag_and_drop(page: Page, al
 
     # A fresh branch has an empty condition: the problem shows on the node, the list and the field.
     problems = page.locator("#problem-list")
-    expect(problems).to_contain_text("Branch 1 → Condition 1 → When")
+    expect(problems).to_contain_text("Branch → Condition 1 → When")
     expect(problems).to_contain_text("Enter a condition")
     expect(page.locator('[data-node="branch_1"].has-issues')).to_be_visible()
     snap(page, "builder-with-problems")
