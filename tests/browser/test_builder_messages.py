@@ -208,6 +208,8 @@ def test_the_run_form_refuses_a_negative_wait_and_names_a_missing_field_once(
     expect(wait).to_have_attribute("min", "0")
 
     wait.fill("-5")
+    wait.press("Tab")  # a hint before submitting, from the same limits
+    expect(page.locator("[data-live-hint]")).to_contain_text("0")
     page.get_by_role("button", name="Start run").click()
 
     expect(page.locator(".field-error", has_text="Enter 0 or more.")).to_have_count(1)

@@ -193,3 +193,19 @@ def test_a_valid_input_starts_the_run(as_alice, acme, alice):
 
     assert response.status_code == 302
     assert Run.objects.get().workflow_id == workflow.id
+
+
+def test_a_reference_to_a_later_step_names_both_steps_by_their_names():
+    read = {"id": "read", "kind": "transform", "name": "Read", "config": {"output": "x"}}
+    write = {
+        "id": "write",
+        "kind": "transform",
+        "name": "Write it down",
+        "config": {"output": "{{ steps.read.output }}"},
+    }
+    later = {"steps": [write, read], "edges": [{"source": "write", "target": "read"}]}
+
+    (message,) = messages_of(later)
+
+    assert message.startswith("Write it down → Output: It uses the output of step “Read”")
+    assert "'read'" not in message

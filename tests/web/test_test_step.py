@@ -11,7 +11,9 @@ import tests.support.tools  # noqa: F401  (registers the echo_outputs tool)
 from tests.conftest import make_member
 from tests.keys.support import canary
 from tests.support.counting_server import CountingServer
+from tests.support.fake_llm import FakeLLM, ok
 from vectorbea.accounts.models import Role
+from vectorbea.budgets.models import LedgerScope, SpendLedger
 from vectorbea.eventlog.models import Event, Run
 from vectorbea.keys import vault
 from vectorbea.workflows import commands
@@ -228,3 +230,35 @@ def test_the_panel_offers_it_with_sample_values_to_editors_only(alice, acme, wor
     assert "&quot;ticket&quot;: &quot;&quot;" in text and "&quot;count&quot;: 0" in text
     assert "&quot;read&quot;: null" in text
     assert "Test this step" not in seen.content.decode()
+
+
+def test_an_llm_step_calls_with_the_workspaces_key_and_is_charged_to_the_ledger(
+    alice, acme, workflow, settings
+):
+    key = canary("sk-ant-")
+    vault.add_key(acme, "anthropic", key, "", alice)
+    ask = {
+        "id": "ask",
+        "kind": "llm",
+        "name": "Ask",
+        "config": {
+            "provider": "anthropic",
+            "model": "claude-haiku-4-5",
+            "prompt": "{{ input.ticket }}",
+        },
+    }
+    with FakeLLM() as fake:
+        settings.VECTORBEA_ANTHROPIC_BASE_URL = fake.anthropic_url
+        fake.script(ok("It is urgent."))
+        response = try_step(client_for(alice), workflow, definition(ask), "ask", {"ticket": "help"})
+
+    page = response.content.decode()
+    assert 'data-trial="ok"' in page and "It is urgent." in page
+    headers = fake.requests[0].headers
+    sent = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
+    assert sent == key
+    assert key not in page
+    month = SpendLedger.objects.get(workspace=acme, scope=LedgerScope.MONTH)
+    assert month.spent_usd > 0 and month.reserved_usd == 0
+    assert "charged to this workspace’s budget" in page
+    assert not Run.objects.exists()

@@ -67,6 +67,8 @@ def test_validators_are_listed_too(alice):
 def test_it_names_the_workflows_that_use_a_tool(alice, acme):
     step = {"id": "look", "kind": "tool", "name": "Look", "config": {"tool": "page_lookup"}}
     workflow = commands.create_workflow(acme, alice, "Lookups", {"steps": [step], "edges": []})
+    junk = {"steps": ["not a step", {"kind": "tool", "config": "nor settings"}], "edges": []}
+    commands.create_workflow(acme, alice, "Half-written", junk)
 
     page = page_for(alice).content.decode()
 

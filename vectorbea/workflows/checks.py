@@ -29,7 +29,7 @@ def issue_json(issue: Issue, definition: Any = None) -> dict[str, Any]:
     return {
         "path": issue.path,
         "where": where,
-        "advice": issue.advice,
+        "advice": named(definition, issue.advice),
         "message": plain_message(definition, issue, where),
         "step_id": issue.step_id,
         "edge_index": issue.edge_index,
@@ -156,13 +156,16 @@ def plain_message(definition: Any, issue: Issue, where: str | None = None) -> st
     steps' names."""
     where = issue_where(definition, issue) if where is None else where
     if issue.advice:
-        return f"{where}: {issue.advice}"
-    message = issue.message
+        return f"{where}: {named(definition, issue.advice)}"
+    return named(definition, issue.message)
+
+
+def named(definition: Any, text: str) -> str:
+    """`text` with each quoted step id ('branch_1') replaced by the step's name."""
     for raw in _steps(definition):
         if isinstance(raw, Mapping) and isinstance(raw.get("id"), str):
-            label = _step_label(raw, raw["id"])
-            message = message.replace(f"'{raw['id']}'", f"“{label}”")
-    return message
+            text = text.replace(f"'{raw['id']}'", f"“{_step_label(raw, raw['id'])}”")
+    return text
 
 
 def step_ports(kind_name: str, config: Any) -> list[str] | None:

@@ -64,10 +64,11 @@ def _uses(workflows: Iterable[Workflow], kind: str, setting: str) -> dict[str, l
         steps = workflow.draft.get("steps") if isinstance(workflow.draft, Mapping) else None
         names = set()
         for raw in steps if isinstance(steps, list) else ():
-            config = raw.get("config") if isinstance(raw, Mapping) else None
-            if raw.get("kind") == kind and isinstance(config, Mapping):
-                if isinstance(config.get(setting), str):
-                    names.add(config[setting])
+            if not isinstance(raw, Mapping) or raw.get("kind") != kind:
+                continue
+            config = raw.get("config")
+            if isinstance(config, Mapping) and isinstance(config.get(setting), str):
+                names.add(config[setting])
         for name in names:
             found.setdefault(name, []).append(workflow)
     return found
