@@ -302,14 +302,13 @@ def workflow_publish(request: HttpRequest, access: Access, workflow_id: UUID) ->
     except commands.DraftConflict as exc:
         return _conflict(exc)
     except commands.PublishRefused as exc:
-        return JsonResponse(
-            {
-                "error": "refused",
-                "message": str(exc),
-                "issues": issues_json(exc.issues, workflow.draft),
-            },
-            status=400,
-        )
+        listed = issues_json(exc.issues, workflow.draft)
+        message = str(exc)
+        if listed:  # the count of problems as the list shows them (each once)
+            message = (
+                f"Fix {len(listed)} problem{'s' if len(listed) != 1 else ''} before publishing."
+            )
+        return JsonResponse({"error": "refused", "message": message, "issues": listed}, status=400)
     ws = access.workspace.slug
     return JsonResponse(
         {
