@@ -58,6 +58,12 @@
   var revision = data.revision;
   var ports = data.ports || {};
   var issues = data.issues || [];
+  // Problems only this browser knows of (a panel field holding text that is not valid JSON
+  // is not in the draft): keyed by "<step id>|<field path>", listed with the server's.
+  var localIssues = {};
+  function allIssues() {
+    return issues.concat(Object.keys(localIssues).map(function (key) { return localIssues[key]; }));
+  }
   var selection = { nodes: new Set(), edge: null };
   var view = { x: 40, y: 40, k: 1 };
   var undoStack = [];
@@ -343,7 +349,7 @@
     var byStep = {};
     var indexToId = {};
     def.steps.forEach(function (s, i) { if (validStep(s)) indexToId[i] = s.id; });
-    issues.forEach(function (issue) {
+    allIssues().forEach(function (issue) {
       var id = issue.step_id;
       if (!id) {
         var m = /^steps\[(\d+)\]/.exec(issue.path || "");
@@ -861,23 +867,26 @@
 
   function renderProblems() {
     var list = document.getElementById("problem-list");
+    var shown = allIssues();
     list.textContent = "";
-    document.getElementById("problem-count").textContent = String(issues.length);
-    document.getElementById("problems-ok").hidden = issues.length > 0;
-    document.getElementById("problems").classList.toggle("has-problems", issues.length > 0);
+    document.getElementById("problem-count").textContent = String(shown.length);
+    document.getElementById("problems-ok").hidden = shown.length > 0;
+    document.getElementById("problems").classList.toggle("has-problems", shown.length > 0);
     var publish = document.getElementById("publish");
-    if (publish) publish.title = issues.length ? "Fix the problems first" : "Publish the draft as a new version";
-    issues.slice(0, 200).forEach(function (issue) {
+    if (publish) publish.title = shown.length ? "Fix the problems first" : "Publish the draft as a new version";
+    shown.slice(0, 200).forEach(function (issue) {
       var li = document.createElement("li");
       var button = document.createElement("button");
       button.type = "button";
-      button.className = "problem";
-      var where = document.createElement("code");
-      where.textContent = issue.path || "workflow";
+      button.className = "problem" + (issue.local ? " is-local" : "");
+      var where = document.createElement("span");
+      where.className = "problem-where";
+      where.textContent = issue.where || "Workflow";
       var text = document.createElement("span");
-      text.textContent = issue.message;
-      button.appendChild(text);
+      text.className = "problem-text";
+      text.textContent = issue.advice ? issue.advice.charAt(0).toUpperCase() + issue.advice.slice(1) : issue.message;
       button.appendChild(where);
+      button.appendChild(text);
       button.addEventListener("click", function () { focusIssue(issue); });
       li.appendChild(button);
       list.appendChild(li);
@@ -1289,8 +1298,10 @@
 
   function updateSaveState(text, tone) {
     if (!saveStateEl) return;
+    var unsaved = Object.keys(localIssues).map(function (key) { return localIssues[key]; })[0];
     if (!text) {
       if (conflict) { text = "Not saved: conflict"; tone = "bad"; }
+      else if (unsaved) { text = "Not saved: invalid JSON in " + unsaved.where; tone = "bad"; }
       else if (saving) { text = "Saving…"; tone = "busy"; }
       else if (dirty()) { text = "Unsaved changes"; tone = "busy"; }
       else { text = "Saved"; tone = "ok"; }
@@ -1464,6 +1475,7 @@
 
   function publish() {
     var button = document.getElementById("publish");
+    if (Object.keys(localIssues).length) return toast("Fix the invalid JSON first: it is not saved.", "bad");
     button.disabled = true;
     save().then(function (ok) {
       if (!ok || dirty()) { button.disabled = false; return toast("Save the draft before publishing.", "bad"); }
@@ -1518,19 +1530,21 @@
   }
 
   panelEl.addEventListener("htmx:afterSwap", function () {
+    // The panel shows the draft again: text that was not valid JSON is gone with the old one.
+    if (Object.keys(localIssues).length) { localIssues = {}; renderProblems(); render(); updateSaveState(); }
     panelShape = JSON.stringify([def.edges, def.input_schema, steps().map(function (s) { return [s.id, s.name]; })]);
     markPanelIssues();
   });
 
   var panelTimer = null;
   panelEl.addEventListener("input", function (event) {
-    if (readOnly) return;
+    if (readOnly || event.target.closest("[data-trial-url]")) return;
     clearTimeout(panelTimer);
     var target = event.target;
     panelTimer = setTimeout(function () { applyPanel(target); }, 200);
   });
   panelEl.addEventListener("change", function (event) {
-    if (readOnly) return;
+    if (readOnly || event.target.closest("[data-trial-url]")) return;
     clearTimeout(panelTimer);
     applyPanel(event.target);
   });
@@ -1542,6 +1556,7 @@
     var t = event.target;
     var ref = t.closest("[data-insert]");
     if (ref) { insertReference(ref.getAttribute("data-insert")); return; }
+    if (t.closest("[data-action='test-step']")) { testStep(t.closest("[data-action='test-step']")); return; }
     if (t.closest("[data-add-row]")) { addRow(t.closest("[data-type='rows']")); return; }
     if (t.closest("[data-remove-row]")) {
       var field = t.closest("[data-type='rows']");
@@ -1556,6 +1571,35 @@
       applyPanel(panelEl.querySelector("[data-panel='input']"));
     }
   });
+
+  // "Test this step": the server runs the step of the draft as it is in this browser, with
+  // the sample values typed here, and answers with its output or its error.
+  function testStep(button) {
+    var box = button.closest("[data-trial-url]");
+    var out = box.querySelector("[data-trial-out]");
+    var form = new FormData();
+    form.append("definition", serial());
+    form.append("step", panelStep || "");
+    form.append("input", box.querySelector("[data-trial-input]").value);
+    var outputs = box.querySelector("[data-trial-outputs]");
+    form.append("outputs", outputs ? outputs.value : "{}");
+    button.disabled = true;
+    button.textContent = "Testing…";
+    post(box.getAttribute("data-trial-url"), form, false)
+      .then(function (response) {
+        if (response.status >= 500 || response.status === 403 || response.status === 404) {
+          out.textContent = "The step could not be tried (" + response.status + "): reload the page and try again.";
+          return null;
+        }
+        return response.text();
+      })
+      .then(function (html) {
+        if (html !== null) out.innerHTML = html;
+        out.scrollIntoView({ block: "nearest" });
+      })
+      .catch(function () { out.textContent = "Could not reach the server; nothing was tried."; })
+      .then(function () { button.disabled = false; button.textContent = "Test this step"; });
+  }
 
   function insertReference(text) {
     var field = lastTemplateField && panelEl.contains(lastTemplateField) ? lastTemplateField
@@ -1626,7 +1670,7 @@
       // "any": text stays text (templates too); what looks like a JSON object or list is one.
       if (type === "any" && (!/^[[{]/.test(trimmed) || /^\{[{%#]/.test(trimmed))) return text;
       try { return JSON.parse(trimmed); }
-      catch (e) { throw new Error("Not valid JSON yet: " + e.message); }
+      catch (e) { throw new Error("Not valid JSON yet, so not saved: " + e.message); }
     }
     return text;
   }
@@ -1652,7 +1696,7 @@
     if (!step) return;
     var updated = clone(step);
     if (!updated.config || typeof updated.config !== "object") updated.config = {};
-    var localProblems = [];
+    var localBefore = JSON.stringify(localIssues);
     form.querySelectorAll("[data-path]").forEach(function (control) {
       var path = control.getAttribute("data-path");
       if (control.getAttribute("data-type") === "rows") {
@@ -1660,12 +1704,14 @@
         return;
       }
       if (control.closest("[data-type='rows']")) return;
+      var key = id + "|" + path;
       try {
         setPath(updated, path, readControl(control));
         localError(control, "");
+        delete localIssues[key];
       } catch (e) {
         localError(control, e.message);
-        localProblems.push(path);
+        localIssues[key] = localIssue(form, control, id, path);
       }
     });
     var field = origin && origin.getAttribute ? (origin.getAttribute("data-path") || origin.getAttribute("data-key") || "") : "";
@@ -1673,8 +1719,23 @@
       var index = def.steps.indexOf(step);
       def.steps[index] = updated;
     }, { coalesce: "panel:" + id + ":" + field, keepPanel: true, saveDelay: 300 });
+    if (JSON.stringify(localIssues) !== localBefore) { render(); updateSaveState(); }
     var title = form.querySelector(".panel-title");
     if (title) title.textContent = updated.name || updated.id;
+  }
+
+  function localIssue(form, control, id, path) {
+    var holder = control.closest("[data-field]");
+    var label = holder && holder.querySelector(".plabel, .cell-label");
+    var fieldLabel = label ? label.textContent.replace("*", "").trim() : path;
+    var title = form.querySelector(".panel-title");
+    var where = (title ? title.textContent.trim() : id) + " → " + fieldLabel;
+    var advice = "enter valid JSON (until it is, this field is not saved)";
+    var index = def.steps.findIndex(function (s) { return s && s.id === id; });
+    return {
+      path: "steps[" + index + "]." + path, where: where, advice: advice,
+      message: where + ": " + advice, step_id: id, edge_index: null, local: true,
+    };
   }
 
   function readRows(fieldset) {
@@ -1760,7 +1821,9 @@
       if (holder) {
         var p = holder.querySelector("[data-error]");
         if (p && !p.getAttribute("data-local")) {
-          p.textContent = p.textContent ? p.textContent + " " + issue.message : issue.message;
+          // Under its field the field's label is already there: say what to do.
+          var said = issue.advice ? issue.advice.charAt(0).toUpperCase() + issue.advice.slice(1) + "." : issue.message;
+          p.textContent = p.textContent ? p.textContent + " " + said : said;
           p.hidden = false;
           holder.classList.add("is-invalid");
           return;

@@ -124,7 +124,8 @@ def test_it_builds_publishes_and_runs_a_workflow_by_drag_and_drop(page: Page, al
 
     # A fresh branch has an empty condition: the problem shows on the node, the list and the field.
     problems = page.locator("#problem-list")
-    expect(problems).to_contain_text("conditions[0].when")
+    expect(problems).to_contain_text("Branch → Condition 1 → When")
+    expect(problems).to_contain_text("Enter a condition")
     expect(page.locator('[data-node="branch_1"].has-issues')).to_be_visible()
     snap(page, "builder-with-problems")
 
@@ -136,8 +137,8 @@ def test_it_builds_publishes_and_runs_a_workflow_by_drag_and_drop(page: Page, al
     form = open_panel(page, "branch_1")
     form.get_by_label("Step name").fill("Is it urgent?")
     when = form.get_by_label("When")
-    expect(form.locator('[data-field="config.conditions[0].when"] .field-error')).to_contain_text(
-        "non-empty"
+    expect(form.locator('[data-field="config.conditions[0].when"] .field-error')).to_have_text(
+        "Enter a condition."
     )
     when.fill("{{ 'urgent' in steps.transform_1.output.text }}")
     form.locator('[data-field="config.conditions[0].port"] input').fill("urgent")

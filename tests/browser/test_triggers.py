@@ -43,7 +43,7 @@ def send_signed(url: str, secret: str, body: dict, event_id: str) -> tuple[int, 
 def test_an_owner_sets_up_a_webhook_and_a_schedule(page: Page, alice, workflow):
     sign_in(page, "alice")
     page.goto(f"/w/acme/workflows/{workflow.id}/")
-    page.get_by_role("link", name="Triggers").click()
+    page.get_by_role("toolbar", name="Canvas").get_by_role("link", name="Triggers").click()
     expect(page.get_by_role("heading", name="Triggers", exact=True)).to_be_visible()
 
     page.get_by_role("button", name="New webhook").click()

@@ -160,6 +160,9 @@ class Issue:
     message: str
     step_id: str | None = None
     edge_index: int | None = None
+    # What to do about it, in words that need no path ("enter a number"): the builder puts
+    # it after the step's and the field's labels. Empty when the message says it all.
+    advice: str = ""
 
 
 @dataclass(frozen=True)
@@ -287,7 +290,8 @@ def _checked_step(
                 f"Step '{step_id}' chooses a path, so it cannot be skipped (a skipped step "
                 "would leave the run no path to follow): turn off skipping for it."
             )
-            issues.append(Issue(f"{path}.allow_skip", message, step_id=step_id))
+            advice = "turn this off: a step that chooses a path cannot be skipped"
+            issues.append(Issue(f"{path}.allow_skip", message, step_id=step_id, advice=advice))
     issues += _retry_issues(path, raw.get("retry"), step_id)
     issues += _timeout_issues(path, raw, step_id)
     issues += _failure_setting_issues(path, raw, step_id)
@@ -314,14 +318,16 @@ def _name_issues(path: str, raw: Mapping[str, Any], step_id: str) -> list[Issue]
     name = raw["name"]
     if not isinstance(name, str):
         message = f"The name of step '{step_id}' must be text."
+        advice = "enter text"
     elif len(name) > MAX_STEP_NAME_LENGTH:
         message = (
             f"The name of step '{step_id}' is {len(name):,} characters long; "
             f"a step's name can have at most {MAX_STEP_NAME_LENGTH} characters."
         )
+        advice = f"shorten it to {MAX_STEP_NAME_LENGTH} characters at most"
     else:
         return []
-    return [Issue(f"{path}.name", message, step_id=step_id)]
+    return [Issue(f"{path}.name", message, step_id=step_id, advice=advice)]
 
 
 def _config_issues(path: str, config: Any, step_id: str, kind: KindSpec) -> list[Issue]:
@@ -363,17 +369,123 @@ def _is_templated_scalar(error: ValidationError) -> bool:
 def _schema_error_issues(path: str, error: ValidationError, step_id: str) -> Iterator[Issue]:
     at = _join_path(path, error.absolute_path)
     if error.validator == "required" and isinstance(error.instance, Mapping):
+        properties = error.schema.get("properties", {}) if isinstance(error.schema, Mapping) else {}
         for name in error.validator_value:
             if name not in error.instance:
                 message = f"Step '{step_id}' is missing the required setting '{name}'."
-                yield Issue(_join_path(at, [name]), message, step_id=step_id)
+                advice = _empty_advice(properties.get(name))
+                yield Issue(_join_path(at, [name]), message, step_id=step_id, advice=advice)
         return
     if error.absolute_path:
         field_name = _join_path("", error.absolute_path).lstrip(".")
         message = f"Setting '{field_name}' of step '{step_id}': {error.message}"
     else:
         message = f"Settings of step '{step_id}': {error.message}"
-    yield Issue(at, message, step_id=step_id)
+    yield Issue(at, message, step_id=step_id, advice=schema_advice(error))
+
+
+# What a value of each JSON type is, in the words of a form.
+TYPE_ADVICE = {
+    "string": "enter text",
+    "number": "enter a number",
+    "integer": "enter a whole number",
+    "boolean": "choose yes or no",
+    "object": 'enter a JSON object, like {"key": "value"}',
+    "array": 'enter a list, like ["a", "b"]',
+    "null": "leave it empty",
+}
+
+
+def _empty_advice(schema: Any) -> str:
+    """What to do about a required setting left empty: the schema's own words
+    ("x-when-empty") or "fill this in"."""
+    if isinstance(schema, Mapping) and isinstance(schema.get("x-when-empty"), str):
+        return schema["x-when-empty"]
+    return "fill this in"
+
+
+def _number_text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def schema_advice(error: ValidationError) -> str:
+    """What to do about one JSON-schema error, said as a form would say it: every schema
+    error a person can meet is translated here, and only here."""
+    rule, expected, schema = error.validator, error.validator_value, error.schema
+    schema = schema if isinstance(schema, Mapping) else {}
+    value = error.instance
+    if rule == "type":
+        types = expected if isinstance(expected, list) else [expected]
+        return " or ".join(TYPE_ADVICE.get(str(t), f"enter a {t}") for t in types)
+    if rule == "enum":
+        return "choose one of: " + ", ".join(str(choice) for choice in expected)
+    if rule == "const":
+        return f"use {_quote(expected)}"
+    if rule == "minLength":
+        if value == "":
+            return _empty_advice(schema)
+        return f"use at least {expected} character{'s' if expected != 1 else ''}"
+    if rule == "maxLength":
+        return f"shorten it to {expected:,} characters at most"
+    if rule == "minimum":
+        return f"enter {_number_text(expected)} or more"
+    if rule == "maximum":
+        return f"enter {_number_text(expected)} or less"
+    if rule == "exclusiveMinimum":
+        return f"enter more than {_number_text(expected)}"
+    if rule == "exclusiveMaximum":
+        return f"enter less than {_number_text(expected)}"
+    if rule == "multipleOf":
+        return f"enter a multiple of {_number_text(expected)}"
+    if rule == "minItems":
+        return f"add at least {expected}" if expected != 1 else "add at least one"
+    if rule == "maxItems":
+        return f"keep at most {expected}"
+    if rule == "uniqueItems":
+        return "remove the repeated entries"
+    if rule == "minProperties":
+        return "add at least one entry" if expected == 1 else f"add at least {expected} entries"
+    if rule == "maxProperties":
+        return f"keep at most {expected} entries"
+    if rule == "pattern":
+        hint = schema.get("x-pattern-hint")
+        return hint if isinstance(hint, str) else f"match the pattern {expected}"
+    if rule == "format":
+        return f"enter a valid {expected}"
+    if rule == "additionalProperties" and isinstance(value, Mapping):
+        known = schema.get("properties", {})
+        extra = sorted(str(key) for key in value if key not in known)
+        names = ", ".join(_quote(name) for name in extra)
+        return f"remove {names}: {'it is' if len(extra) == 1 else 'they are'} not a setting here"
+    if rule in ("oneOf", "anyOf") and isinstance(value, Mapping):
+        choices = _required_choices(expected, schema)
+        if choices:
+            given = [label for name, label in choices if name in value]
+            labels = " or ".join(label for _, label in choices)
+            if rule == "oneOf" and len(given) > 1:
+                return f"fill in only one of {labels}"
+            return f"fill in {labels}"
+    return error.message[:200]
+
+
+def _required_choices(options: Any, schema: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """For a oneOf/anyOf of {"required": [name]} options: each name with its label."""
+    properties = schema.get("properties", {})
+    choices = []
+    for option in options if isinstance(options, list) else ():
+        names = option.get("required") if isinstance(option, Mapping) else None
+        if not isinstance(names, list) or len(names) != 1:
+            return []
+        name = names[0]
+        choices.append((name, f"“{field_label(name, properties.get(name))}”"))
+    return choices
+
+
+def field_label(name: str, schema: Any) -> str:
+    """The label a setting has in a form: its schema's title, else its name in words."""
+    if isinstance(schema, Mapping) and isinstance(schema.get("title"), str):
+        return schema["title"]
+    return str(name).replace("_", " ").capitalize()
 
 
 def _retry_issues(path: str, retry: Any, step_id: str) -> list[Issue]:
@@ -403,7 +515,8 @@ def _retry_issues(path: str, retry: Any, step_id: str) -> list[Issue]:
     for key, ok, expected in checks:
         if key in retry and not ok(retry[key]):
             message = f"Retry setting '{key}' of step '{step_id}' must be {expected}."
-            issues.append(Issue(f"{path}.{key}", message, step_id=step_id))
+            advice = "enter " + expected
+            issues.append(Issue(f"{path}.{key}", message, step_id=step_id, advice=advice))
     issues += _interval_order_issues(path, retry, step_id)
     return issues
 
@@ -416,7 +529,8 @@ def _interval_order_issues(path: str, retry: Mapping[str, Any], step_id: str) ->
             f"Retry setting 'maximum_interval_seconds' of step '{step_id}' must not be "
             "less than 'initial_interval_seconds'."
         )
-        return [Issue(f"{path}.maximum_interval_seconds", message, step_id=step_id)]
+        advice = "enter at least the first retry's wait"
+        return [Issue(f"{path}.maximum_interval_seconds", message, step_id=step_id, advice=advice)]
     return []
 
 
@@ -427,7 +541,8 @@ def _timeout_issues(path: str, raw: Mapping[str, Any], step_id: str) -> list[Iss
     if _is_number(value) and 1 <= value <= MAX_TIMEOUT_SECONDS:
         return []
     message = f"The timeout of step '{step_id}' must be from 1 second to 7 days (604800 seconds)."
-    return [Issue(f"{path}.timeout_seconds", message, step_id=step_id)]
+    advice = "enter from 1 to 604800 seconds (7 days)"
+    return [Issue(f"{path}.timeout_seconds", message, step_id=step_id, advice=advice)]
 
 
 def _failure_setting_issues(path: str, raw: Mapping[str, Any], step_id: str) -> list[Issue]:
@@ -458,7 +573,8 @@ def _failure_setting_issues(path: str, raw: Mapping[str, Any], step_id: str) -> 
             f"'on_failure' of step '{step_id}' must be 'needs_attention' (a person decides) "
             "or 'fail' (the run fails)."
         )
-        issues.append(Issue(f"{path}.on_failure", message, step_id=step_id))
+        advice = "choose what happens when it cannot succeed"
+        issues.append(Issue(f"{path}.on_failure", message, step_id=step_id, advice=advice))
     corrections = raw.get("max_corrections", DEFAULT_MAX_CORRECTIONS)
     if not (
         isinstance(corrections, int)
@@ -469,7 +585,8 @@ def _failure_setting_issues(path: str, raw: Mapping[str, Any], step_id: str) -> 
             f"'max_corrections' of step '{step_id}' must be a whole number from 0 to "
             f"{MAX_CORRECTIONS}."
         )
-        issues.append(Issue(f"{path}.max_corrections", message, step_id=step_id))
+        advice = f"enter a whole number from 0 to {MAX_CORRECTIONS}"
+        issues.append(Issue(f"{path}.max_corrections", message, step_id=step_id, advice=advice))
     if "allow_skip" in raw and not isinstance(raw["allow_skip"], bool):
         message = f"'allow_skip' of step '{step_id}' must be true or false."
         issues.append(Issue(f"{path}.allow_skip", message, step_id=step_id))

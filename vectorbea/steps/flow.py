@@ -28,7 +28,11 @@ from vectorbea.steps.registry import StepContext, StepKind, StepResult, register
 from vectorbea.steps.templating import evaluate_condition, template_context
 
 DEFAULT_ELSE_PORT = "else"
-PORT_NAME = {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_-]{0,63}$"}
+PORT_NAME = {
+    "type": "string",
+    "pattern": "^[A-Za-z_][A-Za-z0-9_-]{0,63}$",
+    "x-pattern-hint": "use up to 64 letters, digits, '_' or '-', starting with a letter or '_'",
+}
 
 
 def run_transform(config: Mapping[str, Any], ctx: StepContext) -> Any:
@@ -145,6 +149,7 @@ register(
                                 "type": "string",
                                 "minLength": 1,
                                 "title": "When",
+                                "x-when-empty": "enter a condition",
                                 "description": "A condition such as "
                                 "{{ input.priority == 'high' }}. False, 0, empty, null and "
                                 "the text 'false' count as not true.",

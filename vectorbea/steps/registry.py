@@ -8,6 +8,7 @@ JSON-serialisable output or raises engine.StepError with an error class.
 import asyncio
 import importlib
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -171,15 +172,21 @@ class PendingCall:
     finish: Callable[[Any], Any]
 
 
-def run_now(result: Any) -> Any:
+def run_now(result: Any, deadline: float | None = None) -> Any:
     """A handler's result, with a PendingCall's call made here and now on an event loop of
-    its own (outside a worker: a step tried from the builder, tests)."""
+    its own (outside a worker: a step tried from the builder, tests). With a `deadline`
+    (time.monotonic()), a call still waited on then is cancelled and finished as
+    DeadlinePassed, as the worker runtime does at a step's timeout."""
     if not isinstance(result, PendingCall):
         return result
 
     async def call() -> Any:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
-            return await result.call()
+            return await asyncio.wait_for(result.call(), timeout=left)
+        except TimeoutError as exc:
+            past = deadline is not None and time.monotonic() >= deadline
+            return DeadlinePassed() if past else exc
         except Exception as exc:  # handed to finish, as the worker runtime does
             return exc
 

@@ -958,7 +958,12 @@ def template_problems(definition: Mapping[str, Any]) -> list[Issue]:
             if not problems:
                 problems = _reference_problems(source, step_id, steps, ancestors[step_id])
             issues += [
-                Issue(path, f"Setting '{setting}' of step '{step_id}': {problem}", step_id=step_id)
+                Issue(
+                    path,
+                    f"Setting '{setting}' of step '{step_id}': {problem}",
+                    step_id=step_id,
+                    advice=problem,
+                )
                 for problem in problems
             ]
     return issues

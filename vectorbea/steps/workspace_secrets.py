@@ -37,7 +37,12 @@ def secret_problems(definition: Mapping[str, Any]) -> list[Issue]:
         if names and not _takes_secrets(kind, setting):
             problems = [*problems, f"A secret can be used {WHERE_ALLOWED}."]
         issues += [
-            Issue(path, f"Setting '{setting}' of step '{step_id}': {problem}", step_id=step_id)
+            Issue(
+                path,
+                f"Setting '{setting}' of step '{step_id}': {problem}",
+                step_id=step_id,
+                advice=problem,
+            )
             for problem in problems
         ]
     return issues
@@ -61,6 +66,7 @@ def missing_secrets(definition: Mapping[str, Any], workspace_id: UUID) -> list[I
             f"Setting '{setting}' of step '{step_id}': this workspace has no secret "
             f"'{name}'. {HOW_TO_ADD}",
             step_id=step_id,
+            advice=f"this workspace has no secret '{name}'. {HOW_TO_ADD}",
         )
         for step_id, path, setting, names in uses
         for name in sorted(names - have)

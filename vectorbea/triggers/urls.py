@@ -7,6 +7,7 @@ HOOK = T + "webhooks/<uuid:endpoint_id>/"
 SCHEDULE = T + "schedules/<uuid:schedule_id>/"
 
 urlpatterns = [
+    path("w/<slug:ws>/triggers/", views.workspace_triggers, name="triggers"),
     path(T, views.workflow_triggers, name="workflow-triggers"),
     path(T + "webhooks/", views.webhook_create, name="webhook-create"),
     path(HOOK + "toggle/", views.webhook_toggle, name="webhook-toggle"),

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from croniter import CroniterError
 from django.contrib import messages
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -105,6 +106,41 @@ def _to_page(request: HttpRequest, access: Access, workflow: Workflow) -> HttpRe
 def workflow_triggers(request: HttpRequest, access: Access, workflow_id: UUID) -> HttpResponse:
     workflow = get_workflow(access, workflow_id)
     return render(request, "triggers/triggers.html", _context(request, access, workflow))
+
+
+@workspace_view(Capability.VIEW)
+@require_GET
+def workspace_triggers(request: HttpRequest, access: Access) -> HttpResponse:
+    """Every schedule and webhook of the workspace's workflows on one page: what starts
+    runs without a person, when it next does, and how its last try went."""
+    since = timezone.now() - timedelta(hours=24)
+    mine = {"workflow__workspace": access.workspace}
+    rows = list(
+        Schedule.objects.filter(**mine)
+        .select_related("workflow", "last_run")
+        .order_by("-enabled", "next_fire_at", "workflow__name", "created_at")
+    )
+    endpoints = list(
+        WebhookEndpoint.objects.filter(**mine)
+        .select_related("workflow")
+        .annotate(
+            recent=Count("deliveries", filter=Q(deliveries__last_received_at__gte=since)),
+            refused=Count(
+                "deliveries",
+                filter=Q(deliveries__last_received_at__gte=since, deliveries__status__gte=400),
+            ),
+        )
+        .order_by("-enabled", "workflow__name", "created_at")
+    )
+    for endpoint in endpoints:
+        endpoint.url = _hook_url(request, endpoint)
+    context = {
+        "access": access,
+        "schedules": rows,
+        "endpoints": endpoints,
+        "can_edit": access.can(Capability.EDIT_WORKFLOWS),
+    }
+    return render(request, "triggers/workspace.html", context)
 
 
 # --- webhooks ------------------------------------------------------------------------------

@@ -1,16 +1,39 @@
-"""A readable diff between two definitions: what a reviewer of a new version wants to know."""
+"""A readable diff between two definitions: what a reviewer of a new version wants to know,
+down to each changed setting's old and new value."""
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-STEP_FIELDS = (("kind", "kind"), ("config", "settings"), ("retry", "retry policy"))
+from vectorbea.engine.graph import field_label
+from vectorbea.steps.registry import KINDS, load_kinds
+from vectorbea.workflows.checks import STEP_LABELS
+
+MAX_VALUE_LENGTH = 160  # a longer value is cut short in the history
+NOT_SET = "not set"
+# The step settings every kind has, compared one by one after the kind's own settings.
+STEP_SETTINGS = ("timeout_seconds", "on_failure", "on_error", "max_corrections", "allow_skip")
 
 
 @dataclass(frozen=True)
 class Change:
     action: str  # "added", "removed" or "changed": how the line is marked
     text: str
+    old: str | None = None  # a changed setting's value before and after, as shown
+    new: str | None = None
+
+    @property
+    def has_values(self) -> bool:
+        return self.old is not None or self.new is not None
+
+
+def shown(value: Any) -> str:
+    """A setting's value as the history shows it: text as it is, the rest as JSON."""
+    if value is None:
+        return NOT_SET
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= MAX_VALUE_LENGTH else text[: MAX_VALUE_LENGTH - 1] + "…"
 
 
 def _steps(definition: Any) -> dict[str, Mapping[str, Any]]:
@@ -38,10 +61,34 @@ def _label(step: Mapping[str, Any] | None, step_id: str) -> str:
     return f"“{step_id}”"
 
 
-def _setting_names(old: Any, new: Any) -> list[str]:
-    old = old if isinstance(old, Mapping) else {}
-    new = new if isinstance(new, Mapping) else {}
-    return sorted(key for key in {*old, *new} if old.get(key) != new.get(key))
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _setting_changes(
+    label: str, old: Mapping[str, Any], new: Mapping[str, Any], kind_name: Any
+) -> list[Change]:
+    """One change per setting whose value differs, with its old and new value."""
+    load_kinds()
+    kind = KINDS.get(str(kind_name))
+    properties = _mapping(kind.config_schema.get("properties")) if kind else {}
+    compared: list[tuple[str, Any, Any]] = []
+    old_config, new_config = _mapping(old.get("config")), _mapping(new.get("config"))
+    for key in [*properties, *sorted({*old_config, *new_config} - set(properties))]:
+        compared.append(
+            (field_label(key, properties.get(key)), old_config.get(key), new_config.get(key))
+        )
+    old_retry, new_retry = _mapping(old.get("retry")), _mapping(new.get("retry"))
+    for key in sorted({*old_retry, *new_retry}):
+        name = STEP_LABELS.get(f"retry.{key}") or field_label(key, None)
+        compared.append((name, old_retry.get(key), new_retry.get(key)))
+    for key in STEP_SETTINGS:
+        compared.append((STEP_LABELS[key], old.get(key), new.get(key)))
+    return [
+        Change("changed", f"Changed step {label}: {name}", shown(before), shown(after))
+        for name, before, after in compared
+        if before != after
+    ]
 
 
 def _step_changes(step_id: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
@@ -49,20 +96,18 @@ def _step_changes(step_id: str, old: Mapping[str, Any], new: Mapping[str, Any]) 
     old_name, new_name = old.get("name") or step_id, new.get("name") or step_id
     if old_name != new_name:
         changes.append(Change("changed", f"Renamed step “{old_name}” to “{new_name}”"))
-    parts = []
+    label = _label(new, step_id)
     if old.get("kind") != new.get("kind"):
-        parts.append(f"kind {old.get('kind')} → {new.get('kind')}")
-    settings = _setting_names(old.get("config"), new.get("config"))
-    if settings:
-        parts.append("settings " + ", ".join(settings))
-    if old.get("retry") != new.get("retry"):
-        parts.append("retry policy")
-    if old.get("timeout_seconds") != new.get("timeout_seconds"):
-        parts.append("timeout")
-    if parts:
-        label = _label(new, step_id)
-        changes.append(Change("changed", f"Changed step {label}: {'; '.join(parts)}"))
-    return changes
+        changes.append(
+            Change(
+                "changed",
+                f"Changed step {label}: kind",
+                shown(old.get("kind")),
+                shown(new.get("kind")),
+            )
+        )
+        return changes  # another kind's settings are not comparable one by one
+    return changes + _setting_changes(label, old, new, new.get("kind"))
 
 
 def _edge_text(edge: tuple[str, str, str | None], steps: Mapping[str, Mapping[str, Any]]) -> str:
@@ -87,8 +132,15 @@ def _input_changes(old: Any, new: Any) -> list[Change]:
     changes += [
         Change("removed", f"Removed input field “{name}”") for name in before if name not in after
     ]
+
+    def described(schema: Any, name: str) -> str:
+        prop = {k: v for k, v in _mapping(fields(schema).get(name)).items()}
+        return shown({**prop, "required": name in required(schema)})
+
     changes += [
-        Change("changed", f"Changed input field “{name}”")
+        Change(
+            "changed", f"Changed input field “{name}”", described(old, name), described(new, name)
+        )
         for name in after
         if name in before
         and (before[name] != after[name] or (name in required(old)) != (name in required(new)))

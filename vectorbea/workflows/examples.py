@@ -122,7 +122,12 @@ WAIT_AND_REMIND = {
     "input_schema": _schema(
         {
             "message": {**TEXT, "description": "What to remind about"},
-            "wait_seconds": {"type": "number", "description": "How long to wait first"},
+            "wait_seconds": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 2592000,
+                "description": "How long to wait first, in seconds (up to 30 days)",
+            },
         },
         ["message", "wait_seconds"],
     ),

@@ -1,12 +1,17 @@
 """Forms of the workflow pages: name, import, and the run-input form built from a schema."""
 
+import math
 import uuid
 from collections.abc import Mapping
+from datetime import date, datetime
 from typing import Any
 
 from django import forms
+from django.core import validators
 from django.forms.fields import InvalidJSONInput, JSONString
+from jsonschema import Draft202012Validator
 
+from vectorbea.engine.graph import schema_advice
 from vectorbea.engine.limits import BadJson, parse_json
 from vectorbea.workflows.commands import MAX_IMPORT_BYTES, MAX_NAME_LENGTH
 from vectorbea.workflows.panel import ordered_properties
@@ -81,6 +86,117 @@ class JsonInputField(forms.JSONField):
             return InvalidJSONInput(data)
 
 
+def _number(value: Any) -> float | None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return value if ok else None
+
+
+def _shown(value: float) -> str:
+    return f"{value:g}"
+
+
+def _number_field(prop: Mapping[str, Any], whole: bool, common: dict[str, Any]) -> forms.Field:
+    """A number field that refuses what the schema refuses (type, minimum, maximum), in
+    words, and tells the browser the same limits (min, max, step) as hints."""
+    low, high = _number(prop.get("minimum")), _number(prop.get("maximum"))
+    above, below = _number(prop.get("exclusiveMinimum")), _number(prop.get("exclusiveMaximum"))
+    attrs: dict[str, Any] = {"step": "1" if whole else "any"}
+    checks: list[Any] = []
+    hints = []
+    if low is not None:
+        attrs["min"] = _shown(low)
+        checks.append(validators.MinValueValidator(low, f"Enter {_shown(low)} or more."))
+        hints.append(f"{_shown(low)} or more")
+    if high is not None:
+        attrs["max"] = _shown(high)
+        checks.append(validators.MaxValueValidator(high, f"Enter {_shown(high)} or less."))
+        hints.append(f"{_shown(high)} or less")
+    if above is not None:
+        checks.append(validators.MinValueValidator(above, f"Enter more than {_shown(above)}."))
+        checks.append(_not_equal(above, f"Enter more than {_shown(above)}."))
+        hints.append(f"more than {_shown(above)}")
+    if below is not None:
+        checks.append(validators.MaxValueValidator(below, f"Enter less than {_shown(below)}."))
+        checks.append(_not_equal(below, f"Enter less than {_shown(below)}."))
+        hints.append(f"less than {_shown(below)}")
+    kind = "A whole number" if whole else "A number"
+    hint = f"{kind}, {' and '.join(hints)}." if hints else f"{kind}."
+    common = {**common, "help_text": " ".join(filter(None, [common["help_text"], hint]))}
+    field_class = forms.IntegerField if whole else forms.FloatField
+    invalid = "Enter a whole number." if whole else "Enter a number."
+    return field_class(
+        widget=forms.NumberInput(attrs=attrs),
+        validators=checks,
+        error_messages={"invalid": invalid},
+        **common,
+    )
+
+
+def _not_equal(limit: float, message: str):
+    def check(value: Any) -> None:
+        if value == limit:
+            raise forms.ValidationError(message)
+
+    return check
+
+
+def _iso(parse: Any, message: str):
+    def check(value: str) -> None:
+        try:
+            parse(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise forms.ValidationError(message) from None
+
+    return check
+
+
+# Formats of text a run form checks (and the input type that hints at them in a browser).
+FORMATS: dict[str, tuple[str, Any]] = {
+    "email": ("email", validators.EmailValidator("Enter an email address, like ada@example.com.")),
+    "uri": (
+        "url",
+        validators.URLValidator(message="Enter a full address, like https://example.com."),
+    ),
+    "date": ("date", _iso(date.fromisoformat, "Enter a date, like 2026-12-31.")),
+    "date-time": (
+        "text",
+        _iso(datetime.fromisoformat, "Enter a date and time, like 2026-12-31T09:30:00Z."),
+    ),
+}
+
+
+def _text_field(prop: Mapping[str, Any], common: dict[str, Any]) -> forms.Field:
+    checks: list[Any] = []
+    shortest, longest = prop.get("minLength"), prop.get("maxLength")
+    attrs: dict[str, Any] = {}
+    if isinstance(shortest, int) and shortest > 0:
+        message = f"Use at least {shortest} character{'s' if shortest != 1 else ''}."
+        checks.append(validators.MinLengthValidator(shortest, message))
+    if isinstance(longest, int) and longest >= 0:
+        attrs["maxlength"] = longest
+        checks.append(
+            validators.MaxLengthValidator(longest, f"Use at most {longest:,} characters.")
+        )
+    if isinstance(prop.get("pattern"), str):
+        hint = prop.get("x-pattern-hint")
+        message = (
+            f"{hint[:1].upper()}{hint[1:]}."
+            if isinstance(hint, str)
+            else (f"Match the pattern {prop['pattern']}.")
+        )
+        checks.append(validators.RegexValidator(prop["pattern"], message))
+    input_type = "text"
+    if prop.get("format") in FORMATS:
+        input_type, check = FORMATS[prop["format"]]
+        checks.append(check)
+    long = (isinstance(longest, int) and longest > 200) or prop.get("format") == "textarea"
+    if long:
+        widget: forms.Widget = forms.Textarea(attrs={"rows": 4, **attrs})
+    else:
+        widget = forms.TextInput(attrs={**attrs, "type": input_type})
+    return forms.CharField(widget=widget, strip=False, validators=checks, **common)
+
+
 def _field_for(prop: Mapping[str, Any], label: str, required: bool) -> forms.Field:
     kind = prop.get("type")
     common: dict[str, Any] = {
@@ -94,14 +210,12 @@ def _field_for(prop: Mapping[str, Any], label: str, required: bool) -> forms.Fie
     if kind == "boolean":
         return forms.BooleanField(**common)
     if kind == "integer":
-        return forms.IntegerField(**common)
+        return _number_field(prop, True, common)
     if kind == "number":
-        return forms.FloatField(**common)
+        return _number_field(prop, False, common)
     if kind in ("object", "array"):
         return JsonInputField(widget=forms.Textarea(attrs={"rows": 4}), **common)
-    long = prop.get("maxLength", 0) > 200 or prop.get("format") == "textarea"
-    widget = forms.Textarea(attrs={"rows": 4}) if long else forms.TextInput()
-    return forms.CharField(widget=widget, strip=False, **common)
+    return _text_field(prop, common)
 
 
 def _enum_coercer(prop: Mapping[str, Any]):
@@ -136,6 +250,23 @@ class RunInputForm(forms.Form):
                 continue
             result[name] = value
         return result
+
+    def check_schema(self) -> None:
+        """Check the cleaned input against the whole schema (what no field checks alone),
+        each problem once, said as a form says it, on its field."""
+        try:
+            errors = list(Draft202012Validator(self.schema).iter_errors(self.run_input()))
+        except Exception:  # a schema jsonschema cannot use: start_run says so
+            return
+        for error in errors:
+            if error.validator == "required" and not error.path:
+                for name in error.validator_value:
+                    if name not in (error.instance or {}):
+                        self.add_input_problem(f"input.{name}", "This field is required.")
+                continue
+            advice = schema_advice(error)
+            path = "input" + "".join(f".{part}" for part in list(error.path)[:1])
+            self.add_input_problem(path, f"{advice[:1].upper()}{advice[1:]}.")
 
     def add_input_problem(self, path: str, message: str) -> None:
         """Put a problem from input_problems() ("input.ticket") on its field."""

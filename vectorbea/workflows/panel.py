@@ -265,11 +265,31 @@ def references(
         Reference(f"{{{{ input.{name} }}}}", f"Run input “{name}”")
         for name, _ in ordered_properties(definition.get("input_schema"))
     ]
-    steps = {
+    steps = _steps_by_id(definition)
+    for key in upstream(definition, step_id):
+        name = steps[key].get("name") or key
+        refs.append(Reference(f"{{{{ steps.{key}.output }}}}", f"Output of “{name}”"))
+    kind = str(steps.get(step_id, {}).get("kind"))
+    if kind in SECRET_SETTINGS:
+        where = " or ".join(SECRET_SETTINGS[kind])
+        refs += [
+            Reference(f"{{{{ secrets.{name} }}}}", f"Secret “{name}” (in {where} only)")
+            for name in sorted(secret_names)
+        ]
+    return refs
+
+
+def _steps_by_id(definition: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    return {
         raw["id"]: raw
         for raw in definition.get("steps") or ()
         if isinstance(raw, Mapping) and isinstance(raw.get("id"), str)
     }
+
+
+def upstream(definition: Mapping[str, Any], step_id: str) -> list[str]:
+    """The steps that run before `step_id` (whose outputs it may use), in definition order."""
+    steps = _steps_by_id(definition)
     parents: dict[str, set[str]] = {key: set() for key in steps}
     for edge in definition.get("edges") or ():
         if isinstance(edge, Mapping) and edge.get("target") in parents:
@@ -282,18 +302,36 @@ def references(
         if current not in seen and current != step_id:
             seen.add(current)
             stack.extend(parents[current])
-    for key in steps:  # definition order
-        if key in seen:
-            name = steps[key].get("name") or key
-            refs.append(Reference(f"{{{{ steps.{key}.output }}}}", f"Output of “{name}”"))
-    kind = str(steps.get(step_id, {}).get("kind"))
-    if kind in SECRET_SETTINGS:
-        where = " or ".join(SECRET_SETTINGS[kind])
-        refs += [
-            Reference(f"{{{{ secrets.{name} }}}}", f"Secret “{name}” (in {where} only)")
-            for name in sorted(secret_names)
-        ]
-    return refs
+    return [key for key in steps if key in seen]
+
+
+# A sample value of each input type, for a step tried in the builder.
+SAMPLE_VALUES: dict[str, Any] = {
+    "string": "",
+    "number": 0,
+    "integer": 0,
+    "boolean": False,
+    "object": {},
+    "array": [],
+}
+
+
+def sample_input(schema: Any) -> dict[str, Any]:
+    """A run input to start a step's trial from: each field's default or first example,
+    else an empty value of its type."""
+    sample: dict[str, Any] = {}
+    for name, prop in ordered_properties(schema):
+        prop = prop if isinstance(prop, Mapping) else {}
+        examples = prop.get("examples")
+        if "default" in prop:
+            sample[name] = prop["default"]
+        elif isinstance(examples, list) and examples:
+            sample[name] = examples[0]
+        elif isinstance(prop.get("enum"), list) and prop["enum"]:
+            sample[name] = prop["enum"][0]
+        else:
+            sample[name] = SAMPLE_VALUES.get(str(prop.get("type")), "")
+    return sample
 
 
 ORDER_KEY = "x-order"  # the run input's field names in the order people put them

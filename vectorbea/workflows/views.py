@@ -21,10 +21,11 @@ from vectorbea.engine.graph import MAX_STEP_NAME_LENGTH
 from vectorbea.engine.limits import BadJson, parse_json
 from vectorbea.eventlog.models import Run
 from vectorbea.keys import vault
-from vectorbea.runs.commands import CannotStart, InvalidRunInput, input_problems, start_run
+from vectorbea.runs.commands import CannotStart, InvalidRunInput, start_run
+from vectorbea.steps.flow import run_by_the_engine
 from vectorbea.steps.registry import KINDS
-from vectorbea.workflows import commands, panel
-from vectorbea.workflows.checks import draft_issues, issue_json, ports_of
+from vectorbea.workflows import commands, panel, tools_list, trial
+from vectorbea.workflows.checks import draft_issues, issues_json, ports_of
 from vectorbea.workflows.diff import diff_definitions
 from vectorbea.workflows.forms import ImportForm, NameForm, RunInputForm
 from vectorbea.workflows.models import Workflow, WorkflowVersion, content_hash
@@ -189,7 +190,7 @@ def _builder_context(
         "definition": definition,
         "kinds": panel.palette(),
         "ports": ports_of(definition),
-        "issues": [issue_json(i) for i in draft_issues(definition, access.workspace.id)],
+        "issues": issues_json(draft_issues(definition, access.workspace.id), definition),
         "readOnly": not can_edit,
         "unpublished": _unpublished(workflow, definition) if version is None else False,
         "urls": {
@@ -280,7 +281,7 @@ def workflow_draft(request: HttpRequest, access: Access, workflow_id: UUID) -> H
     return JsonResponse(
         {
             "revision": new_revision,
-            "issues": [issue_json(i) for i in draft_issues(definition, access.workspace.id)],
+            "issues": issues_json(draft_issues(definition, access.workspace.id), definition),
             "ports": ports_of(definition),
             "unpublished": _unpublished(workflow, definition),
             "savedAt": timezone.now().isoformat(),
@@ -301,14 +302,13 @@ def workflow_publish(request: HttpRequest, access: Access, workflow_id: UUID) ->
     except commands.DraftConflict as exc:
         return _conflict(exc)
     except commands.PublishRefused as exc:
-        return JsonResponse(
-            {
-                "error": "refused",
-                "message": str(exc),
-                "issues": [issue_json(i) for i in exc.issues],
-            },
-            status=400,
-        )
+        listed = issues_json(exc.issues, workflow.draft)
+        message = str(exc)
+        if listed:  # the count of problems as the list shows them (each once)
+            message = (
+                f"Fix {len(listed)} problem{'s' if len(listed) != 1 else ''} before publishing."
+            )
+        return JsonResponse({"error": "refused", "message": message, "issues": listed}, status=400)
     ws = access.workspace.slug
     return JsonResponse(
         {
@@ -365,7 +365,73 @@ def workflow_panel(request: HttpRequest, access: Access, workflow_id: UUID) -> H
             ),
         }
     )
+    if not read_only and kind is not None and kind.handler is not run_by_the_engine:
+        outputs = {key: None for key in panel.upstream(definition, step_id)}
+        context["trial"] = {
+            "input": json.dumps(panel.sample_input(definition.get("input_schema")), indent=2),
+            "outputs": json.dumps(outputs, indent=2),
+            "has_upstream": bool(outputs),
+            "url": reverse("workflow-test-step", args=[access.workspace.slug, workflow.id]),
+        }
     return render(request, "workflows/panel_step.html", context)
+
+
+TRIAL_OUTCOMES = {
+    "permanent": "Failed, and a run would not retry it",
+    "transient": "Failed; a run would retry it",
+    "rate_limited": "Rate limited; a run would wait and retry",
+    "invalid_output": "The answer does not fit its schema; a run would ask for a correction",
+    "budget_exceeded": "Stopped by a budget",
+    "cancelled": "Stopped",
+    "deferred": "Not run yet",
+}
+
+
+def _sample(text: str, what: str, example: str) -> dict[str, Any]:
+    value = parse_json(text or "{}", what, max_bytes=MAX_DRAFT_BYTES)
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be a JSON object, like {example}.")
+    return value
+
+
+@workspace_view(Capability.EDIT_WORKFLOWS)
+@require_POST
+def workflow_test_step(request: HttpRequest, access: Access, workflow_id: UUID) -> HttpResponse:
+    """Run one step of the draft the browser holds with sample input, without a run, and
+    show its output or its error (a fragment for the panel)."""
+    workflow = get_workflow(access, workflow_id)
+    context: dict[str, Any] = {}
+    try:
+        definition = parse_json(
+            request.POST.get("definition") or "null", "The draft", max_bytes=MAX_DRAFT_BYTES
+        )
+        run_input = _sample(request.POST.get("input", ""), "The sample input", '{"ticket": "…"}')
+        outputs = _sample(
+            request.POST.get("outputs", ""), "The outputs of earlier steps", '{"read": {…}}'
+        )
+    except (BadJson, ValueError) as exc:
+        context["refused"] = getattr(exc, "message", None) or str(exc)
+        return render(request, "workflows/_trial.html", context, status=400)
+    if not isinstance(definition, dict):
+        definition = workflow.draft
+    try:
+        result = trial.try_step(
+            access.workspace.id,
+            workflow.id,
+            definition,
+            request.POST.get("step", ""),
+            run_input,
+            outputs,
+        )
+    except trial.TrialRefused as exc:
+        context.update(refused=exc.message, problems=exc.problems)
+        return render(request, "workflows/_trial.html", context, status=400)
+    context["trial"] = result
+    if result.ok:
+        context["output"] = json.dumps(result.output, indent=2, ensure_ascii=False)
+    else:
+        context["outcome"] = TRIAL_OUTCOMES.get(result.error_class, "Failed")
+    return render(request, "workflows/_trial.html", context)
 
 
 # --- versions ------------------------------------------------------------------------------
@@ -439,6 +505,17 @@ def workflow_export(request: HttpRequest, access: Access, workflow_id: UUID) -> 
     return response
 
 
+# --- registered Python tools ----------------------------------------------------------------
+
+
+@workspace_view(Capability.VIEW)
+@require_GET
+def tools(request: HttpRequest, access: Access) -> HttpResponse:
+    registered_tools, validators = tools_list.registered(access.workspace)
+    context = {"access": access, "tools": registered_tools, "validators": validators}
+    return render(request, "workflows/tools.html", context)
+
+
 # --- starting a run ------------------------------------------------------------------------
 
 
@@ -455,10 +532,9 @@ def workflow_run(request: HttpRequest, access: Access, workflow_id: UUID) -> Htt
     context["form"] = form
     context["draft_differs"] = content_hash(workflow.draft) != version.content_hash
     if request.method == "POST":
-        form.is_valid()
+        if form.is_valid():
+            form.check_schema()
         run_input = form.run_input()
-        for problem in input_problems(schema, run_input):
-            form.add_input_problem(problem.path, problem.message)
         if not form.errors:
             try:
                 run = start_run(
