@@ -53,7 +53,23 @@ def refusal(url: str, allowlist: Allowlist = NOTHING_ALLOWED) -> str:
 def test_it_refuses_addresses_that_are_not_public(url, message):
     text = refusal(url)
     assert message in text
-    assert text.endswith("(set VECTORBEA_HTTP_ALLOWLIST to allow)")
+    assert text.endswith(" to VECTORBEA_HTTP_ALLOWLIST.")
+
+
+@pytest.mark.parametrize(
+    ("url", "entry"),
+    [
+        ("http://127.0.0.1:11434/v1", "127.0.0.1:11434"),
+        ("http://localhost:8000/", "localhost:8000"),
+        ("https://10.1.2.3/", "10.1.2.3:443"),
+        ("http://[::1]:8080/", "[::1]:8080"),
+    ],
+)
+def test_a_refusal_names_the_exact_allowlist_entry_that_allows_it(url, entry):
+    text = refusal(url)
+    assert f"the operator adds {entry} to VECTORBEA_HTTP_ALLOWLIST." in text
+    # ... and that entry does allow it.
+    assert ssrf.check_url(url, ssrf.parse_allowlist([entry])).port == int(entry.rsplit(":", 1)[1])
 
 
 @pytest.mark.parametrize("url", ["ftp://example.com/", "file:///etc/passwd", "gopher://x/"])

@@ -23,7 +23,13 @@ from urllib.parse import urlsplit
 import httpx2
 
 from vectorbea.engine import ErrorClass, StepError
-from vectorbea.llm.errors import clip, error_class_for_status, redact, retry_after_seconds
+from vectorbea.llm.errors import (
+    clip,
+    error_class_for_status,
+    network_error,
+    redact,
+    retry_after_seconds,
+)
 
 # What a failed call means for its bill (CallError.bill):
 NOT_SENT = "not_sent"  # the request never reached the provider: nobody can have billed it
@@ -167,7 +173,7 @@ async def complete_openai(prompt: Prompt, call: Call) -> Answer:
             "type": "json_schema",
             "json_schema": {"name": "output", "schema": prompt.json_schema},
         }
-    with _mapped_errors("openai", call.key):
+    with _mapped_errors("openai", call.key, call.base_url):
         response = await client.chat.completions.create(**options)
         with _shape_checked():
             choice = response.choices[0]
@@ -195,7 +201,7 @@ async def complete_anthropic(prompt: Prompt, call: Call) -> Answer:
         # This SDK no longer names temperature (the newest models fix it); older models
         # still take it, and a model that refuses it answers 400, a permanent error.
         options["extra_body"] = {"temperature": prompt.temperature}
-    with _mapped_errors("anthropic", call.key):
+    with _mapped_errors("anthropic", call.key, call.base_url):
         message = await client.messages.create(**options)
         with _shape_checked():
             return _anthropic_answer(message, prompt)
@@ -251,9 +257,10 @@ class _mapped_errors:
     """Turns what the SDKs raise into CallErrors (the same for both: their exception
     classes are parallel). Messages are redacted: provider error bodies can echo the key."""
 
-    def __init__(self, provider: str, key: str) -> None:
+    def __init__(self, provider: str, key: str, base_url: str = "") -> None:
         self.provider = provider
         self.key = key
+        self.target = _target(base_url) or provider
 
     def __enter__(self) -> None:
         return None
@@ -290,13 +297,17 @@ class _mapped_errors:
                 else None,
                 bill=ANSWERED,
             )
-        if _is_sdk_error(exc, "APITimeoutError"):
-            bill = NOT_SENT if _before_sending(cause) else TIMED_OUT
-            return CallError(ErrorClass.TRANSIENT, f"{name} did not answer in time", bill=bill)
-        if _is_sdk_error(exc, "APIConnectionError"):
-            reason = self.safe(str(cause or exc)) if cause else "connection failed"
-            bill = NOT_SENT if _before_sending(cause) else NO_ANSWER
-            return CallError(ErrorClass.TRANSIENT, f"Could not reach {name}: {reason}", bill=bill)
+        if _is_sdk_error(exc, "APITimeoutError") or _is_sdk_error(exc, "APIConnectionError"):
+            # The one table of network failures, as for the HTTP step.
+            timed_out = _is_sdk_error(exc, "APITimeoutError")
+            failed = network_error(
+                cause or exc, self.target, [self.key], "timeout" if timed_out else None
+            )
+            if _before_sending(cause):
+                bill = NOT_SENT
+            else:
+                bill = TIMED_OUT if timed_out else NO_ANSWER
+            return CallError(failed.error_class, failed.message, bill=bill)
         # JSONDecodeError, pydantic's ValidationError, MalformedAnswer are ValueErrors.
         if _is_sdk_error(exc, "APIResponseValidationError") or isinstance(exc, ValueError):
             detail = self.safe(f"{type(exc).__name__}: {exc}")
@@ -309,6 +320,20 @@ class _mapped_errors:
 
     def safe(self, text: str) -> str:
         return clip(redact(text, [self.key]), 500)
+
+
+def _target(url: str) -> str:
+    """host, or host:port, of a provider URL, for network failures' messages."""
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), parts.hostname or ""
+    if not host:
+        return ""
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(scheme, 0)
+    except ValueError:
+        return host
+    shown = f"[{host}]" if ":" in host else host
+    return shown if {"http": 80, "https": 443}.get(scheme) == port else f"{shown}:{port}"
 
 
 def _before_sending(cause: BaseException | None) -> bool:

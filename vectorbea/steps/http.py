@@ -22,7 +22,13 @@ import httpx
 
 from vectorbea import queues
 from vectorbea.engine import ErrorClass, StepError
-from vectorbea.llm.errors import clip, error_class_for_status, redact, retry_after_seconds
+from vectorbea.llm.errors import (
+    clip,
+    error_class_for_status,
+    network_error,
+    redact,
+    retry_after_seconds,
+)
 from vectorbea.steps import ssrf
 from vectorbea.steps.registry import PendingCall, StepContext, StepKind, call_outcome, register
 from vectorbea.steps.workspace_secrets import render_with_secrets
@@ -247,13 +253,10 @@ async def _send(
                 chunks.append(chunk)
         finally:
             await response.aclose()
-    except httpx.TimeoutException:
-        raise StepError(ErrorClass.TRANSIENT, f"{shown} did not answer in time") from None
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
         raise StepError(ErrorClass.PERMANENT, f"Cannot call {shown}: {exc}") from None
-    except httpx.TransportError as exc:
-        reason = clip(redact(str(exc) or type(exc).__name__, secrets), 300)
-        raise StepError(ErrorClass.TRANSIENT, f"Could not reach {shown}: {reason}") from None
+    except httpx.TransportError as exc:  # timeouts too: the one table of network failures
+        raise network_error(exc, _target(url), secrets) from None
     headers_out = {k.lower(): v for k, v in response.headers.items()}
     return response.status_code, headers_out, b"".join(chunks)
 
@@ -264,6 +267,16 @@ def _shown(url: str) -> str:
         return str(httpx.URL(url).copy_with(query=None, fragment=None))
     except httpx.InvalidURL:
         return "the URL"
+
+
+def _target(url: str) -> str:
+    """host, or host:port, for network failures' messages."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return "the URL"
+    port = parsed.port or ssrf.SCHEMES.get(parsed.scheme, 0)
+    return ssrf.shown_target(parsed.host, port, parsed.scheme)
 
 
 def _decoded(raw: bytes, headers: Mapping[str, str]) -> Any:
