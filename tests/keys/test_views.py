@@ -135,7 +135,8 @@ def test_an_admin_can_manage_keys(client, acme):
 def test_the_settings_navigation_links_to_keys_only_for_managers(client, acme, alice):
     client.force_login(alice)
     assert (
-        ">Providers</a>" in client.get(reverse("workspace-settings", args=["acme"])).content.decode()
+        ">Providers</a>"
+        in client.get(reverse("workspace-settings", args=["acme"])).content.decode()
     )
     client.force_login(make_member("vera", acme, Role.VIEWER))
     assert (

@@ -79,7 +79,8 @@ def resolve(workspace_id: UUID, config: Mapping[str, Any]) -> Resolved:
     model = str(config.get("model") or "").strip()
     if name.lower() in BUILT_IN or not name:
         kind = name.lower() or "openai"
-        call, key_id = _built_in(workspace_id, kind, config, timeout_seconds, by_default)
+        none_set_up = by_default and not name  # the workspace has chosen no provider
+        call, key_id = _built_in(workspace_id, kind, config, timeout_seconds, none_set_up)
         return Resolved(kind, kind, model or DEFAULT_MODELS[kind], call, key_id)
     from vectorbea.keys import vault
 
@@ -111,7 +112,7 @@ def _built_in(
     provider: str,
     config: Mapping[str, Any],
     timeout_seconds: float,
-    by_default: bool,
+    none_set_up: bool,
 ) -> tuple[Call, str]:
     """Where and how to call a built-in provider, and the id of the key used ("" for
     none): a step's own base_url is user input, so it goes through the SSRF guard
@@ -146,7 +147,7 @@ def _built_in(
             key, key_id = usable.value, "" if usable.key_id == PLATFORM else usable.key_id
         except MissingKey as exc:
             if keyed or isinstance(exc, OwnKeyRequired):
-                message = NO_PROVIDER if by_default else str(exc)
+                message = NO_PROVIDER if none_set_up else str(exc)
                 raise StepError(ErrorClass.PERMANENT, message) from None
             key, key_id = NO_KEY, ""  # a local OpenAI-compatible server that wants none
     call = Call(
