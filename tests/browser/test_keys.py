@@ -34,9 +34,7 @@ def everything_sent(page: Page, responses: list[Response], snapshots: list[str])
 
 def open_keys_page(page: Page) -> None:
     page.get_by_role("navigation", name="Workspace").get_by_role("link", name="Settings").click()
-    page.get_by_role("navigation", name="Settings").get_by_role(
-        "link", name="Providers"
-    ).click()
+    page.get_by_role("navigation", name="Settings").get_by_role("link", name="Providers").click()
     expect(page).to_have_url(re.compile(r"/w/acme/settings/keys/$"))
     expect(page.get_by_role("heading", name="Providers", exact=True)).to_be_visible()
 

@@ -219,7 +219,7 @@ class CompatibleProviderForm(forms.Form):
         "http://localhost:1234/v1, OpenRouter https://openrouter.ai/api/v1, Azure OpenAI "
         "https://RESOURCE.openai.azure.com/openai/v1.",
         error_messages={"required": "Say where the server is, e.g. http://localhost:11434/v1."},
-        widget=forms.URLInput(
+        widget=forms.TextInput(
             attrs={"autocomplete": "off", "spellcheck": "false", "inputmode": "url"}
         ),
     )
