@@ -200,7 +200,11 @@ def provider_problems(definition: Any, workspace_id: UUID | None = None) -> list
         if raw.get("kind") not in ("llm", "agent"):
             continue
         named = config.get("provider")
-        issues += _refused(config.get("base_url"), f"{base}.base_url", step_id, label)
+        own_url = config.get("base_url")
+        defaults = {getattr(settings, s).rstrip("/") for s in DEFAULT_BASE_URL_SETTING.values()}
+        if isinstance(own_url, str) and own_url.strip().rstrip("/") not in defaults:
+            # The installation's own provider URLs are the operator's, called as they are.
+            issues += _refused(own_url, f"{base}.base_url", step_id, label)
         if workspace_id is None or not isinstance(named, str) or "{" in named:
             continue
         named = named.strip()

@@ -8,36 +8,61 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('keys', '0002_workspace_secrets'),
+        ("accounts", "0001_initial"),
+        ("keys", "0002_workspace_secrets"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='keyring',
-            name='default_provider',
-            field=models.CharField(blank=True, default='', max_length=100),
+            model_name="keyring",
+            name="default_provider",
+            field=models.CharField(blank=True, default="", max_length=100),
         ),
         migrations.CreateModel(
-            name='CompatibleProvider',
+            name="CompatibleProvider",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=100)),
-                ('base_url', models.CharField(max_length=500)),
-                ('default_model', models.CharField(max_length=200)),
-                ('last_four', models.CharField(blank=True, max_length=4)),
-                ('ciphertext', models.BinaryField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(blank=True, null=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='compatible_providers', to='accounts.workspace')),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                ("base_url", models.CharField(max_length=500)),
+                ("default_model", models.CharField(max_length=200)),
+                ("last_four", models.CharField(blank=True, max_length=4)),
+                ("ciphertext", models.BinaryField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(blank=True, null=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="compatible_providers",
+                        to="accounts.workspace",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(django.db.models.functions.text.Lower('name'), models.F('workspace'), name='one_compatible_provider_per_name')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        django.db.models.functions.text.Lower("name"),
+                        models.F("workspace"),
+                        name="one_compatible_provider_per_name",
+                    )
+                ],
             },
         ),
     ]
