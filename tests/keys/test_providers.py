@@ -318,3 +318,28 @@ def test_an_owner_makes_another_provider_the_default(owner_client, acme, alice):
     assert vault.default_provider(acme.id, fresh=True) == "Local"
     owner_client.post(reverse("compatible-provider-delete", args=["acme", entry.id]))
     assert vault.default_provider(acme.id, fresh=True) == ""
+
+
+def test_an_admin_tests_the_openai_connection_with_the_workspace_key(fake, client, acme, settings):
+    settings.VECTORBEA_OPENAI_BASE_URL = fake.openai_url  # the operator's URL: no guard
+    settings.VECTORBEA_OPENAI_API_KEY = ""
+    value = canary()
+    admin = make_member("ada", acme, Role.ADMIN)
+    vault.add_key(acme, "openai", value, "", admin)
+    client.force_login(admin)
+    fake.script(ok("OK", model="gpt-4o-mini-2024-07-18"))
+    html = client.post(connection_url(), {"name": "openai"}, HTTP_HX_REQUEST="true")
+    html = html.content.decode()
+    assert "OpenAI answered with model gpt-4o-mini-2024-07-18: “OK”" in html
+    assert sent_key(fake.requests[0]) == value
+    assert fake.requests[0].body["model"] == "gpt-4o-mini"
+    assert_no_leak(html, value, "the test's answer")
+
+
+def test_the_builder_lists_an_http_step_calling_a_refused_address(acme, settings):
+    settings.VECTORBEA_HTTP_ALLOWLIST = []
+    definition = chain(2, "http", {"url": "http://10.0.0.5/hook"})
+    definition["steps"][1]["config"] = {"url": "https://api.example.com/{{ input.path }}"}
+    [issue] = provider_problems(definition, acme.id)
+    assert (issue.step_id, issue.path) == ("s0", "steps[0].config.url")
+    assert "the operator adds 10.0.0.5:80 to VECTORBEA_HTTP_ALLOWLIST." in issue.message
