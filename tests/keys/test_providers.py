@@ -343,3 +343,13 @@ def test_the_builder_lists_an_http_step_calling_a_refused_address(acme, settings
     [issue] = provider_problems(definition, acme.id)
     assert (issue.step_id, issue.path) == ("s0", "steps[0].config.url")
     assert "the operator adds 10.0.0.5:80 to VECTORBEA_HTTP_ALLOWLIST." in issue.message
+
+
+def test_change_fills_the_form_with_the_provider_but_never_its_key(owner_client, acme, alice):
+    value = canary("local-")
+    vault.save_compatible_provider(acme, "Local", "http://10.1.1.1:8000/v1", "qwen", value, alice)
+    html = owner_client.get(page_url() + "?edit=local").content.decode()
+    assert "Change Local" in html
+    assert 'value="http://10.1.1.1:8000/v1"' in html and 'value="qwen"' in html
+    assert "Remove its key" in html
+    assert_no_leak(html, value, "the change form")
