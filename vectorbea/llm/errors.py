@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
 from vectorbea.engine import ErrorClass, StepError
 
@@ -187,6 +188,28 @@ def network_failure_kind(exc: BaseException) -> str:
         if isinstance(current, ConnectionError) or type(current).__name__ in LOST_NAMES:
             return "lost"
     return "unreachable"
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def shown_target(host: str, port: int | None, scheme: str = "http") -> str:
+    """host, or host:port when the port is not the scheme's own: how network failures and
+    refusals name what was called."""
+    shown = f"[{host}]" if ":" in host else host
+    return shown if port in (None, DEFAULT_PORTS.get(scheme)) else f"{shown}:{port}"
+
+
+def url_target(url: str) -> str:
+    """shown_target of a URL ("" when it has no host)."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return ""
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return shown_target(parts.hostname, port, parts.scheme.lower())
 
 
 def network_error(

@@ -29,6 +29,7 @@ from vectorbea.llm.errors import (
     network_error,
     redact,
     retry_after_seconds,
+    url_target,
 )
 
 # What a failed call means for its bill (CallError.bill):
@@ -260,7 +261,7 @@ class _mapped_errors:
     def __init__(self, provider: str, key: str, base_url: str = "") -> None:
         self.provider = provider
         self.key = key
-        self.target = _target(base_url) or provider
+        self.target = url_target(base_url) or provider
 
     def __enter__(self) -> None:
         return None
@@ -320,20 +321,6 @@ class _mapped_errors:
 
     def safe(self, text: str) -> str:
         return clip(redact(text, [self.key]), 500)
-
-
-def _target(url: str) -> str:
-    """host, or host:port, of a provider URL, for network failures' messages."""
-    parts = urlsplit(url)
-    scheme, host = parts.scheme.lower(), parts.hostname or ""
-    if not host:
-        return ""
-    try:
-        port = parts.port or {"http": 80, "https": 443}.get(scheme, 0)
-    except ValueError:
-        return host
-    shown = f"[{host}]" if ":" in host else host
-    return shown if {"http": 80, "https": 443}.get(scheme) == port else f"{shown}:{port}"
 
 
 def _before_sending(cause: BaseException | None) -> bool:

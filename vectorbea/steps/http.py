@@ -28,6 +28,7 @@ from vectorbea.llm.errors import (
     network_error,
     redact,
     retry_after_seconds,
+    url_target,
 )
 from vectorbea.steps import ssrf
 from vectorbea.steps.registry import PendingCall, StepContext, StepKind, call_outcome, register
@@ -256,7 +257,7 @@ async def _send(
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
         raise StepError(ErrorClass.PERMANENT, f"Cannot call {shown}: {exc}") from None
     except httpx.TransportError as exc:  # timeouts too: the one table of network failures
-        raise network_error(exc, _target(url), secrets) from None
+        raise network_error(exc, url_target(url) or "the URL", secrets) from None
     headers_out = {k.lower(): v for k, v in response.headers.items()}
     return response.status_code, headers_out, b"".join(chunks)
 
@@ -267,16 +268,6 @@ def _shown(url: str) -> str:
         return str(httpx.URL(url).copy_with(query=None, fragment=None))
     except httpx.InvalidURL:
         return "the URL"
-
-
-def _target(url: str) -> str:
-    """host, or host:port, for network failures' messages."""
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL:
-        return "the URL"
-    port = parsed.port or ssrf.SCHEMES.get(parsed.scheme, 0)
-    return ssrf.shown_target(parsed.host, port, parsed.scheme)
 
 
 def _decoded(raw: bytes, headers: Mapping[str, str]) -> Any:

@@ -23,7 +23,7 @@ import httpx
 import httpx2
 
 from vectorbea.engine import ErrorClass, StepError
-from vectorbea.llm.errors import network_error
+from vectorbea.llm.errors import network_error, shown_target
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -202,12 +202,6 @@ def check(scheme: str, host: str, port: int | None, allowlist: Allowlist | None 
         if reason:
             raise StepError(ErrorClass.PERMANENT, refused_message(host, port, address, reason))
     return Target(scheme, host, port, addresses[0])
-
-
-def shown_target(host: str, port: int, scheme: str = "http") -> str:
-    """host, or host:port when the port is not the scheme's own, for messages."""
-    shown = f"[{host}]" if ":" in host else host
-    return shown if SCHEMES.get(scheme) == port else f"{shown}:{port}"
 
 
 def allowlist_entry(host: str, port: int) -> str:
