@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,16 +91,14 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(timeout=5)
 
 
-@pytest.fixture(scope="session")
-def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
-    """Start `daphne vectorbea.asgi:application` against the pytest test database.
-
-    Yields the base URL, e.g. "http://127.0.0.1:51234". Session scoped: one server per
-    xdist worker. Its output goes to test-artifacts/daphne-<worker>.log.
-    """
+@contextmanager
+def daphne_server(name: str = "daphne", **extra_env: str) -> Iterator[str]:
+    """Run `daphne vectorbea.asgi:application` against the pytest test database, with
+    `extra_env` on top of this process's environment; yield its base URL. Its output goes
+    to test-artifacts/<name>-<worker>.log."""
     ARTIFACTS.mkdir(exist_ok=True)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    log = ARTIFACTS / f"daphne-{worker}.log"
+    log = ARTIFACTS / f"{name}-{worker}.log"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "vectorbea.settings_test",
@@ -108,6 +107,7 @@ def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
         "REDIS_URL": settings.REDIS_URL,
         "REDIS_PREFIX": settings.REDIS_PREFIX,
         "PYTHONUNBUFFERED": "1",
+        **extra_env,
     }
     daphne = str(Path(sys.executable).with_name("daphne"))
     last_error: Exception | None = None
@@ -134,6 +134,17 @@ def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
             stop(process)
         return
     raise RuntimeError(f"Could not start daphne: {last_error}")
+
+
+@pytest.fixture(scope="session")
+def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
+    """Start `daphne vectorbea.asgi:application` against the pytest test database.
+
+    Yields the base URL, e.g. "http://127.0.0.1:51234". Session scoped: one server per
+    xdist worker. Its output goes to test-artifacts/daphne-<worker>.log.
+    """
+    with daphne_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -365,7 +365,7 @@ def test_it_renders_workflow_pages_for_review(page: Page, alice, acme):
     from vectorbea.runs.commands import start_run
     from vectorbea.workflows.examples import install_examples
 
-    triage, fetch, _remind = install_examples(acme, alice)
+    triage, fetch, *_others = install_examples(acme, alice)
     start_run(triage, {"ticket": "URGENT: refund"}, started_by=alice)
     changed = {**triage.draft, "steps": [dict(s) for s in triage.draft["steps"]]}
     changed["steps"][0]["name"] = "Read and tag the ticket"
@@ -374,7 +374,7 @@ def test_it_renders_workflow_pages_for_review(page: Page, alice, acme):
     commands.publish_draft(triage, triage.draft_revision + 1, alice)
     sign_in(page, "alice")
 
-    expect(page.locator("#workflow-list tbody tr")).to_have_count(3)
+    expect(page.locator("#workflow-list tbody tr")).to_have_count(4)
     snap(page, "review-workflows-list")
     page.goto(f"/w/acme/workflows/{triage.id}/")
     expect(page.locator("g.node")).to_have_count(5)

@@ -34,11 +34,9 @@ def everything_sent(page: Page, responses: list[Response], snapshots: list[str])
 
 def open_keys_page(page: Page) -> None:
     page.get_by_role("navigation", name="Workspace").get_by_role("link", name="Settings").click()
-    page.get_by_role("navigation", name="Settings").get_by_role(
-        "link", name="Provider keys"
-    ).click()
+    page.get_by_role("navigation", name="Settings").get_by_role("link", name="Providers").click()
     expect(page).to_have_url(re.compile(r"/w/acme/settings/keys/$"))
-    expect(page.get_by_role("heading", name="Provider keys")).to_be_visible()
+    expect(page.get_by_role("heading", name="Providers", exact=True)).to_be_visible()
 
 
 def test_an_owner_saves_a_key_and_the_browser_only_ever_sees_its_last_four(page: Page, alice):
@@ -115,6 +113,6 @@ def test_other_roles_see_no_keys_link_and_are_refused(page: Page, acme, role):
     page.goto("/w/acme/settings/")
     subnav = page.get_by_role("navigation", name="Settings")
     expect(subnav.get_by_role("link", name="Members")).to_be_visible()
-    expect(subnav.get_by_role("link", name="Provider keys")).to_have_count(0)
+    expect(subnav.get_by_role("link", name="Providers")).to_have_count(0)
     response = page.goto("/w/acme/settings/keys/")
     assert response is not None and response.status == 403

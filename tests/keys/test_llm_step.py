@@ -64,7 +64,7 @@ def test_a_missing_required_key_is_permanent_and_calls_nothing(fake, acme):
         run_llm(CONFIG, ctx_for(acme))
     assert caught.value.error_class == ErrorClass.PERMANENT
     assert caught.value.message.startswith(
-        "No Anthropic key is set for this workspace: add one in Settings → Provider keys"
+        "No Anthropic key is set for this workspace: add one in Settings → Providers"
     )
     assert fake.requests == []
 

@@ -78,7 +78,7 @@ def test_a_workspace_that_requires_its_own_keys_never_gets_the_installation_key(
     with pytest.raises(OwnKeyRequired) as caught:
         provider_key(acme.id, "openai")
     assert str(caught.value).startswith(
-        "No OpenAI key is set for this workspace: add one in Settings → Provider keys"
+        "No OpenAI key is set for this workspace: add one in Settings → Providers"
     )
     vault.set_policy(acme, require_own_keys=False)
     assert provider_key(acme.id, "openai").key_id == "platform"
@@ -88,7 +88,7 @@ def test_no_key_anywhere_is_a_clear_missing_key(acme, no_platform_keys):
     with pytest.raises(MissingKey) as caught:
         provider_key(acme.id, "anthropic")
     assert "No Anthropic key is set for this workspace" in str(caught.value)
-    assert "Settings → Provider keys" in str(caught.value)
+    assert "Settings → Providers" in str(caught.value)
 
 
 def test_another_workspaces_key_is_never_used(acme, globex, alice, no_platform_keys):

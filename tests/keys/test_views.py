@@ -1,4 +1,4 @@
-"""Settings → Provider keys: owners and admins only; the key field is write-only and the
+"""Settings → Providers: owners and admins only; the key field is write-only and the
 page shows only the last four characters."""
 
 import pytest
@@ -135,11 +135,12 @@ def test_an_admin_can_manage_keys(client, acme):
 def test_the_settings_navigation_links_to_keys_only_for_managers(client, acme, alice):
     client.force_login(alice)
     assert (
-        "Provider keys" in client.get(reverse("workspace-settings", args=["acme"])).content.decode()
+        ">Providers</a>"
+        in client.get(reverse("workspace-settings", args=["acme"])).content.decode()
     )
     client.force_login(make_member("vera", acme, Role.VIEWER))
     assert (
-        "Provider keys"
+        ">Providers</a>"
         not in client.get(reverse("workspace-settings", args=["acme"])).content.decode()
     )
 

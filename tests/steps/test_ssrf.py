@@ -53,7 +53,23 @@ def refusal(url: str, allowlist: Allowlist = NOTHING_ALLOWED) -> str:
 def test_it_refuses_addresses_that_are_not_public(url, message):
     text = refusal(url)
     assert message in text
-    assert text.endswith("(set VECTORBEA_HTTP_ALLOWLIST to allow)")
+    assert text.endswith(" to VECTORBEA_HTTP_ALLOWLIST.")
+
+
+@pytest.mark.parametrize(
+    ("url", "entry"),
+    [
+        ("http://127.0.0.1:11434/v1", "127.0.0.1:11434"),
+        ("http://localhost:8000/", "localhost:8000"),
+        ("https://10.1.2.3/", "10.1.2.3:443"),
+        ("http://[::1]:8080/", "[::1]:8080"),
+    ],
+)
+def test_a_refusal_names_the_exact_allowlist_entry_that_allows_it(url, entry):
+    text = refusal(url)
+    assert f"the operator adds {entry} to VECTORBEA_HTTP_ALLOWLIST." in text
+    # ... and that entry does allow it.
+    assert ssrf.check_url(url, ssrf.parse_allowlist([entry])).port == int(entry.rsplit(":", 1)[1])
 
 
 @pytest.mark.parametrize("url", ["ftp://example.com/", "file:///etc/passwd", "gopher://x/"])
@@ -208,3 +224,25 @@ def test_the_deny_table_does_not_depend_on_pythons_tables(monkeypatch, address):
     for public in ("8.8.8.8", "2606:4700:4700::1111", "2002:808:808::1"):
         assert ssrf.ipaddress.ip_address(public).is_private
         assert ssrf.blocked_reason(ssrf.ipaddress.ip_address(public)) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed", "refused"),
+    [
+        ("http://127.0.0.1:11434/v1", [], True),
+        ("http://localhost:1234/v1", [], True),
+        ("http://[::1]:8080/", [], True),
+        ("http://127.0.0.1:11434/v1", ["127.0.0.1:11434"], False),
+        ("http://localhost:1234/v1", ["localhost:1234"], False),
+        ("http://10.0.0.9/", ["10.0.0.0/8"], False),
+        ("https://8.8.8.8/", [], False),
+        # A name is judged when it is called (no DNS lookup on a page or in the builder).
+        ("http://internal.example/v1", [], False),
+        ("not a url", [], False),
+    ],
+)
+def test_a_quick_refusal_judges_addresses_written_as_numbers_and_localhost(url, allowed, refused):
+    why = ssrf.refusal(url, parse_allowlist(allowed))
+    assert (why is not None) == refused
+    if refused:
+        assert why.endswith(" to VECTORBEA_HTTP_ALLOWLIST.")

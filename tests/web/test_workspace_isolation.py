@@ -44,6 +44,7 @@ URL_KWARG_REGISTRY: dict[str, Callable[[Workspace, object], object]] = {
     "version_number": lambda acme, alice: _a_published_workflow_in(acme).latest_version().number,
     "key_id": lambda acme, alice: _a_provider_key_in(acme, alice),
     "secret_id": lambda acme, alice: _a_secret_in(acme, alice),
+    "provider_id": lambda acme, alice: _a_compatible_provider_in(acme, alice),
     "token_id": lambda acme, alice: _an_api_token_in(acme, alice),
     "endpoint_id": lambda acme, alice: _a_webhook_in(acme, alice),
     "schedule_id": lambda acme, alice: _a_schedule_in(acme),
@@ -75,6 +76,13 @@ def _a_secret_in(workspace: Workspace, user):
     from vectorbea.keys import vault
 
     return vault.set_secret(workspace, "ISOLATION", "isolation-secret-0123456789", user)[0].id
+
+
+def _a_compatible_provider_in(workspace: Workspace, user):
+    from vectorbea.keys import vault
+
+    url = "http://127.0.0.1:11434/v1"
+    return vault.save_compatible_provider(workspace, "Isolation", url, "m", None, user)[0].id
 
 
 def _a_webhook_in(workspace: Workspace, user):

@@ -86,8 +86,8 @@ def test_a_refused_address_fails_the_run_with_a_clear_message(live, acme, server
     [failed] = [p for _, t, p in event_rows(run.id) if t == "StepFailed"]
     assert failed["error_class"] == "permanent"
     assert failed["message"] == (
-        "Refused to call 169.254.169.254: link-local addresses are blocked "
-        "(set VECTORBEA_HTTP_ALLOWLIST to allow)"
+        "Refused to call 169.254.169.254: link-local addresses are blocked. To allow it, "
+        "the operator adds 169.254.169.254:80 to VECTORBEA_HTTP_ALLOWLIST."
     )
 
 

@@ -2,6 +2,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 
 from vectorbea.accounts.models import Workspace
 
@@ -23,6 +24,9 @@ class Keyring(models.Model):
     # True: LLM steps use only the workspace's own keys. False: they fall back to the
     # installation's key (VECTORBEA_OPENAI_API_KEY, ...) for a provider with none.
     require_own_keys = models.BooleanField(default=False)
+    # What an LLM step that names no provider calls: "openai", "anthropic" or the name of
+    # one of the workspace's OpenAI-compatible servers. Empty: "openai".
+    default_provider = models.CharField(max_length=100, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     rewrapped_at = models.DateTimeField(null=True, blank=True)
 
@@ -67,6 +71,47 @@ class ProviderKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class CompatibleProvider(models.Model):
+    """A server that speaks OpenAI's chat completions API (Ollama, vLLM, LM Studio, Azure
+    OpenAI, OpenRouter ...), named in its workspace: LLM steps pick it by `name`. Its key is
+    optional (a local server may want none), encrypted like a provider key; only its last
+    four characters are kept in the clear."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="compatible_providers"
+    )
+    name = models.CharField(max_length=100)
+    base_url = models.CharField(max_length=500)
+    default_model = models.CharField(max_length=200)
+    last_four = models.CharField(max_length=4, blank=True)
+    # nonce + AES-256-GCM ciphertext, bound to (workspace, id) by associated data; None: no key.
+    ciphertext = models.BinaryField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"), "workspace", name="one_compatible_provider_per_name"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"OpenAI-compatible provider {self.name}"
+
+    def __repr__(self) -> str:
+        return f"<CompatibleProvider {self.id} {self.name!r} {self.base_url!r}>"
+
+    @property
+    def has_key(self) -> bool:
+        return self.ciphertext is not None
 
 
 class WorkspaceSecret(models.Model):

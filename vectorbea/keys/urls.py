@@ -14,6 +14,18 @@ urlpatterns = [
         views.provider_key_revoke,
         name="provider-key-revoke",
     ),
+    path(
+        "w/<slug:ws>/settings/keys/servers/",
+        views.compatible_provider_save,
+        name="compatible-provider-save",
+    ),
+    path(
+        "w/<slug:ws>/settings/keys/servers/<uuid:provider_id>/delete/",
+        views.compatible_provider_delete,
+        name="compatible-provider-delete",
+    ),
+    path("w/<slug:ws>/settings/keys/default/", views.provider_default, name="provider-default"),
+    path("w/<slug:ws>/settings/keys/test/", views.provider_test, name="provider-test"),
     path("w/<slug:ws>/settings/secrets/", views.workspace_secrets, name="workspace-secrets"),
     path(
         "w/<slug:ws>/settings/secrets/<uuid:secret_id>/delete/",

@@ -10,16 +10,18 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID, uuid4
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.db.models.functions import Now
+from django.utils import timezone
 
 from vectorbea.accounts.models import Workspace
 from vectorbea.keys import crypto
-from vectorbea.keys.models import Keyring, ProviderKey, WorkspaceSecret
+from vectorbea.keys.models import CompatibleProvider, Keyring, ProviderKey, WorkspaceSecret
 from vectorbea.keys.redaction import remember
 
 
@@ -70,6 +72,8 @@ class KeyState:
 KEY_STATE_TTL_SECONDS = 5.0
 _states: dict[tuple[UUID, str], tuple[float, KeyState]] = {}
 _states_lock = threading.Lock()
+# The same for compatible providers (by lower-cased name) and the default's name ("default").
+_compatible: dict[tuple[UUID, str], tuple[float, Any]] = {}
 
 
 def key_state(workspace_id: UUID, provider: str) -> KeyState:
@@ -97,6 +101,8 @@ def _changed(workspace_id: UUID) -> None:
     with _states_lock:
         for key in [key for key in _states if key[0] == workspace_id]:
             del _states[key]
+        for key in [key for key in _compatible if key[0] == workspace_id]:
+            del _compatible[key]
 
 
 def active_key(workspace_id: UUID, provider: str) -> ProviderKey | None:
@@ -129,6 +135,7 @@ def add_key(workspace: Workspace, provider: str, value: str, label: str, by) -> 
             workspace=workspace, provider=provider, revoked_at__isnull=True
         ).update(revoked_at=Now())
         key.save(force_insert=True)
+    _default_if_none(workspace, provider)
     _changed(workspace.id)
     return key
 
@@ -159,6 +166,150 @@ def plaintext_of(key: ProviderKey) -> str:
     remember(value)
     ProviderKey.objects.filter(id=key.id).update(last_used_at=Now())
     return value
+
+
+def set_default_provider(workspace: Workspace, name: str) -> None:
+    """Make `name` ("openai", "anthropic" or a compatible provider's name) what LLM steps
+    that name no provider call."""
+    keyring = keyring_for(workspace)
+    Keyring.objects.filter(pk=keyring.pk).update(default_provider=name)
+    _changed(workspace.id)
+
+
+def default_provider(workspace_id: UUID, fresh: bool = False) -> str:
+    """What an LLM step that names no provider calls (empty: none chosen), as read within
+    the last KEY_STATE_TTL_SECONDS unless `fresh`."""
+    now = time.monotonic()
+    cache_key = (workspace_id, "default")
+    with _states_lock:
+        cached = _compatible.get(cache_key)
+    if not fresh and cached is not None and now - cached[0] < KEY_STATE_TTL_SECONDS:
+        return cached[1]
+    name = (
+        Keyring.objects.filter(workspace_id=workspace_id)
+        .values_list("default_provider", flat=True)
+        .first()
+        or ""
+    )
+    with _states_lock:
+        _compatible[cache_key] = (now, name)
+    return name
+
+
+def _default_if_none(workspace: Workspace, name: str) -> None:
+    """The first provider a workspace sets up becomes its default."""
+    keyring = keyring_for(workspace)
+    Keyring.objects.filter(pk=keyring.pk, default_provider="").update(default_provider=name)
+    _changed(workspace.id)
+
+
+def compatible_provider(workspace_id: UUID, name: str) -> CompatibleProvider | None:
+    """The workspace's OpenAI-compatible provider called `name` (case does not matter)."""
+    return CompatibleProvider.objects.filter(
+        workspace_id=workspace_id, name__iexact=name.strip()
+    ).first()
+
+
+def save_compatible_provider(
+    workspace: Workspace,
+    name: str,
+    base_url: str,
+    default_model: str,
+    key: str | None,
+    by,
+    *,
+    remove_key: bool = False,
+) -> tuple[CompatibleProvider, bool]:
+    """Create the provider `name`, or change the one of that name: its base URL and model,
+    and its key when `key` is given (None keeps the key it has; `remove_key` drops it).
+    Returns the provider and whether it is new."""
+    keyring = keyring_for(workspace)
+    data_key = data_key_of(keyring)
+    if key:
+        remember(key)
+    with transaction.atomic():
+        # Serialise changes to one workspace's providers: two saves of a name never collide.
+        Keyring.objects.select_for_update().filter(pk=keyring.pk).first()
+        entry = compatible_provider(workspace.id, name)
+        created = entry is None
+        if entry is None:
+            entry = CompatibleProvider(id=uuid4(), workspace=workspace, created_by=by)
+        else:
+            entry.updated_at = timezone.now()
+        entry.name = name
+        entry.base_url = base_url
+        entry.default_model = default_model
+        if key:
+            entry.ciphertext = crypto.encrypt_key(data_key, workspace.id, entry.id, key)
+            entry.last_four = key[-4:]
+        elif remove_key:
+            entry.ciphertext, entry.last_four = None, ""
+        if created:
+            entry.save(force_insert=True)
+        else:
+            entry.save(
+                update_fields=[
+                    "name",
+                    "base_url",
+                    "default_model",
+                    "ciphertext",
+                    "last_four",
+                    "updated_at",
+                ]
+            )
+    _default_if_none(workspace, entry.name)
+    _changed(workspace.id)
+    return entry, created
+
+
+def delete_compatible_provider(entry: CompatibleProvider) -> bool:
+    """Delete `entry` (and stop it being the default); False if it already was."""
+    deleted, _ = CompatibleProvider.objects.filter(pk=entry.pk).delete()
+    Keyring.objects.filter(
+        workspace_id=entry.workspace_id, default_provider__iexact=entry.name
+    ).update(default_provider="")
+    _changed(entry.workspace_id)
+    return bool(deleted)
+
+
+@dataclass(frozen=True)
+class CompatibleState:
+    """What calling a compatible provider uses: where, which model by default, and its key
+    (decrypted: value, id, last four; None without one)."""
+
+    name: str
+    base_url: str
+    default_model: str
+    key: tuple[str, str, str] | None = field(repr=False)
+
+
+def compatible_state(workspace_id: UUID, name: str) -> CompatibleState | None:
+    """The compatible provider `name` as read within the last KEY_STATE_TTL_SECONDS (a read
+    decrypts its key and records its use); None if the workspace has none of that name."""
+    now = time.monotonic()
+    cache_key = (workspace_id, "compatible:" + name.strip().lower())
+    with _states_lock:
+        cached = _compatible.get(cache_key)
+    if cached is not None and now - cached[0] < KEY_STATE_TTL_SECONDS:
+        return cached[1]
+    entry = compatible_provider(workspace_id, name)
+    state = None
+    if entry is not None:
+        key = None
+        if entry.ciphertext is not None:
+            keyring = Keyring.objects.get(workspace_id=workspace_id)
+            value = crypto.decrypt_key(
+                data_key_of(keyring), workspace_id, entry.id, bytes(entry.ciphertext)
+            )
+            remember(value)
+            key = (value, str(entry.id), entry.last_four)
+        CompatibleProvider.objects.filter(pk=entry.pk).update(last_used_at=Now())
+        state = CompatibleState(entry.name, entry.base_url, entry.default_model, key)
+    with _states_lock:
+        if len(_compatible) > 10_000:
+            _compatible.clear()
+        _compatible[cache_key] = (now, state)
+    return state
 
 
 def set_secret(

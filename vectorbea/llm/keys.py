@@ -1,7 +1,7 @@
 """Where provider keys come from. This is the ONLY place Vectorbea obtains a plaintext key,
 and only the worker step that calls the provider calls it.
 
-A workspace's own key (BYOK, Settings → Provider keys) comes first. Without one, the
+A workspace's own key (BYOK, Settings → Providers) comes first. Without one, the
 installation's key from settings is used, unless the workspace requires its own keys.
 Every use is recorded: `last_used_at` on the key row (when a process reads it, at most
 every few seconds: vault.key_state), and the key's id (never its value) in the step's
@@ -56,7 +56,7 @@ def provider_key(workspace_id: UUID, provider: str) -> UsableKey:
         return UsableKey(*state.own)
     missing = (
         f"No {PROVIDER_NAMES[provider]} key is set for this workspace: "
-        "add one in Settings → Provider keys"
+        "add one in Settings → Providers"
     )
     if state.own_only:
         raise OwnKeyRequired(f"{missing} (this workspace uses only its own keys).")

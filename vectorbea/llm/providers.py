@@ -23,7 +23,14 @@ from urllib.parse import urlsplit
 import httpx2
 
 from vectorbea.engine import ErrorClass, StepError
-from vectorbea.llm.errors import clip, error_class_for_status, redact, retry_after_seconds
+from vectorbea.llm.errors import (
+    clip,
+    error_class_for_status,
+    network_error,
+    redact,
+    retry_after_seconds,
+    url_target,
+)
 
 # What a failed call means for its bill (CallError.bill):
 NOT_SENT = "not_sent"  # the request never reached the provider: nobody can have billed it
@@ -167,7 +174,7 @@ async def complete_openai(prompt: Prompt, call: Call) -> Answer:
             "type": "json_schema",
             "json_schema": {"name": "output", "schema": prompt.json_schema},
         }
-    with _mapped_errors("openai", call.key):
+    with _mapped_errors("openai", call.key, call.base_url):
         response = await client.chat.completions.create(**options)
         with _shape_checked():
             choice = response.choices[0]
@@ -195,7 +202,7 @@ async def complete_anthropic(prompt: Prompt, call: Call) -> Answer:
         # This SDK no longer names temperature (the newest models fix it); older models
         # still take it, and a model that refuses it answers 400, a permanent error.
         options["extra_body"] = {"temperature": prompt.temperature}
-    with _mapped_errors("anthropic", call.key):
+    with _mapped_errors("anthropic", call.key, call.base_url):
         message = await client.messages.create(**options)
         with _shape_checked():
             return _anthropic_answer(message, prompt)
@@ -251,9 +258,10 @@ class _mapped_errors:
     """Turns what the SDKs raise into CallErrors (the same for both: their exception
     classes are parallel). Messages are redacted: provider error bodies can echo the key."""
 
-    def __init__(self, provider: str, key: str) -> None:
+    def __init__(self, provider: str, key: str, base_url: str = "") -> None:
         self.provider = provider
         self.key = key
+        self.target = url_target(base_url) or provider
 
     def __enter__(self) -> None:
         return None
@@ -290,13 +298,17 @@ class _mapped_errors:
                 else None,
                 bill=ANSWERED,
             )
-        if _is_sdk_error(exc, "APITimeoutError"):
-            bill = NOT_SENT if _before_sending(cause) else TIMED_OUT
-            return CallError(ErrorClass.TRANSIENT, f"{name} did not answer in time", bill=bill)
-        if _is_sdk_error(exc, "APIConnectionError"):
-            reason = self.safe(str(cause or exc)) if cause else "connection failed"
-            bill = NOT_SENT if _before_sending(cause) else NO_ANSWER
-            return CallError(ErrorClass.TRANSIENT, f"Could not reach {name}: {reason}", bill=bill)
+        if _is_sdk_error(exc, "APITimeoutError") or _is_sdk_error(exc, "APIConnectionError"):
+            # The one table of network failures, as for the HTTP step.
+            timed_out = _is_sdk_error(exc, "APITimeoutError")
+            failed = network_error(
+                cause or exc, self.target, [self.key], "timeout" if timed_out else None
+            )
+            if _before_sending(cause):
+                bill = NOT_SENT
+            else:
+                bill = TIMED_OUT if timed_out else NO_ANSWER
+            return CallError(failed.error_class, failed.message, bill=bill)
         # JSONDecodeError, pydantic's ValidationError, MalformedAnswer are ValueErrors.
         if _is_sdk_error(exc, "APIResponseValidationError") or isinstance(exc, ValueError):
             detail = self.safe(f"{type(exc).__name__}: {exc}")

@@ -31,6 +31,14 @@ from vectorbea.workflows.models import WorkflowVersion
 log = logging.getLogger(__name__)
 
 
+# Where a person fixes what a stop's summary names: (its words, the page's URL name, the
+# link's text). The summary says it in words; the panel adds the link.
+FIX_LINKS = (
+    ("Settings → Providers", "provider-keys", "Open Settings → Providers"),
+    ("Settings → Secrets", "workspace-secrets", "Open Settings → Secrets"),
+)
+
+
 @dataclass
 class AttentionItem:
     """One step that needs a person, and the forms that answer it."""
@@ -55,6 +63,14 @@ class AttentionItem:
         (and what is typed in them) across live updates of the same stop."""
         digits = "".join(c for c in self.since.isoformat() if c.isdigit()) if self.since else ""
         return f"{self.step_id}-{digits}"
+
+    @property
+    def fix_link(self) -> tuple[str, str] | None:
+        """(URL name, link text) of the settings page the summary sends a person to."""
+        for words, url_name, text in FIX_LINKS:
+            if words in self.summary:
+                return url_name, text
+        return None
 
     @property
     def settings_json(self) -> str:

@@ -22,7 +22,14 @@ import httpx
 
 from vectorbea import queues
 from vectorbea.engine import ErrorClass, StepError
-from vectorbea.llm.errors import clip, error_class_for_status, redact, retry_after_seconds
+from vectorbea.llm.errors import (
+    clip,
+    error_class_for_status,
+    network_error,
+    redact,
+    retry_after_seconds,
+    url_target,
+)
 from vectorbea.steps import ssrf
 from vectorbea.steps.registry import PendingCall, StepContext, StepKind, call_outcome, register
 from vectorbea.steps.workspace_secrets import render_with_secrets
@@ -247,13 +254,10 @@ async def _send(
                 chunks.append(chunk)
         finally:
             await response.aclose()
-    except httpx.TimeoutException:
-        raise StepError(ErrorClass.TRANSIENT, f"{shown} did not answer in time") from None
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
         raise StepError(ErrorClass.PERMANENT, f"Cannot call {shown}: {exc}") from None
-    except httpx.TransportError as exc:
-        reason = clip(redact(str(exc) or type(exc).__name__, secrets), 300)
-        raise StepError(ErrorClass.TRANSIENT, f"Could not reach {shown}: {reason}") from None
+    except httpx.TransportError as exc:  # timeouts too: the one table of network failures
+        raise network_error(exc, url_target(url) or "the URL", secrets) from None
     headers_out = {k.lower(): v for k, v in response.headers.items()}
     return response.status_code, headers_out, b"".join(chunks)
 

@@ -1,7 +1,8 @@
 """The "llm" step: one prompt to one provider, with the cost of the answer.
 
 The worker renders templated config before calling the handler, so every value here is
-plain. The provider key comes from vectorbea.llm.keys.provider_key and nowhere else. The
+plain. Where the call goes (provider, base URL, key, model) is decided by
+vectorbea.llm.resolve.resolve and nowhere else. The
 handler prepares the call and hands it back (a PendingCall): it is awaited on the worker
 process's event loop, with no thread and no database connection held while the model
 thinks.
@@ -11,21 +12,17 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx2
-from django.conf import settings
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from vectorbea import queues
 from vectorbea.budgets.guard import Meter, estimated_tokens, open_meter
 from vectorbea.engine import ErrorClass, StepError
-from vectorbea.llm import Answer, MissingKey, Prompt, cost_of, provider_key
+from vectorbea.llm import Answer, Prompt, cost_of
 from vectorbea.llm.errors import clip
-from vectorbea.llm.keys import PLATFORM, OwnKeyRequired
-from vectorbea.llm.providers import ANSWERED, NOT_SENT, TIMED_OUT, Call, CallError, complete
-from vectorbea.steps import ssrf
+from vectorbea.llm.providers import ANSWERED, NOT_SENT, TIMED_OUT, CallError, complete
+from vectorbea.llm.resolve import resolve
 from vectorbea.steps.registry import (
     DeadlinePassed,
     PendingCall,
@@ -36,13 +33,6 @@ from vectorbea.steps.registry import (
     register,
 )
 
-DEFAULT_BASE_URL_SETTING = {
-    "openai": "VECTORBEA_OPENAI_BASE_URL",
-    "anthropic": "VECTORBEA_ANTHROPIC_BASE_URL",
-}
-# Hosts that always need a real key; a self-hosted OpenAI-compatible server may not.
-KEYED_HOSTS = {"api.openai.com", "api.anthropic.com"}
-NO_KEY = "no-key-configured"
 MAX_ERRORS_SHOWN = 5
 
 CONFIG_SCHEMA: dict[str, Any] = {
@@ -50,27 +40,30 @@ CONFIG_SCHEMA: dict[str, Any] = {
     "properties": {
         "provider": {
             "type": "string",
-            "enum": ["openai", "anthropic"],
             "title": "Provider",
             "description": (
-                "openai: OpenAI or any server with an OpenAI-compatible chat completions API "
-                "(Ollama, vLLM, llama.cpp). anthropic: Anthropic's messages API."
+                "openai, anthropic, or the name of a provider in Settings → Providers (an "
+                "OpenAI-compatible server such as Ollama, vLLM, LM Studio, Azure OpenAI or "
+                "OpenRouter). Empty: the workspace's default provider."
             ),
         },
         "model": {
             "type": "string",
-            "minLength": 1,
             "title": "Model",
-            "description": "The provider's model name, e.g. gpt-4o-mini or claude-haiku-4-5.",
+            "description": (
+                "The provider's model name, e.g. gpt-4o-mini or claude-haiku-4-5. Empty: the "
+                "provider's default model."
+            ),
         },
         "base_url": {
             "type": "string",
             "title": "Base URL",
             "description": (
-                "Where the provider's API lives. Leave empty for the installation's default "
-                "(VECTORBEA_OPENAI_BASE_URL or VECTORBEA_ANTHROPIC_BASE_URL). Another "
-                "server must be public or allow-listed, and is sent no API key: the key goes "
-                "only to that default's own scheme, host and port."
+                "Only for openai and anthropic: where the provider's API lives. Leave empty "
+                "for the installation's default (VECTORBEA_OPENAI_BASE_URL or "
+                "VECTORBEA_ANTHROPIC_BASE_URL). Another server must be public or "
+                "allow-listed, and is sent no API key. To send a key to your own server, "
+                "add it in Settings → Providers instead."
             ),
         },
         "system": {
@@ -125,7 +118,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "description": "How long to wait for the provider before the attempt fails.",
         },
     },
-    "required": ["provider", "model", "prompt"],
+    "required": ["prompt"],
     "additionalProperties": False,
 }
 
@@ -134,16 +127,16 @@ def run_llm(config: Mapping[str, Any], ctx: StepContext) -> PendingCall:
     """Prepare the call (where, with which key; the rate limits and the budget's
     reservation) and hand it to the worker runtime; `finish` settles what it cost and
     checks the answer once it is in."""
-    provider = config["provider"]
     schema = config.get("output_schema")
     if schema is not None:
         _check_schema(schema)
     if ctx.is_cancelled:
         raise StepError(ErrorClass.CANCELLED, "The step was cancelled before calling the model")
     check = _validator(config.get("validator"))
-    call, key_id = _call(config, ctx, provider)
+    where = resolve(ctx.workspace_id, config)
+    provider, call, key_id = where.provider, where.call, where.key_id
     prompt = Prompt(
-        model=config["model"],
+        model=where.model,
         user=config["prompt"],
         system=config.get("system", ""),
         temperature=config.get("temperature"),
@@ -250,73 +243,6 @@ def usage_of(provider: str, answer: Answer) -> dict[str, Any]:
         "cost_usd": cost.usd,
         "cost_estimated": cost.estimated,
     }
-
-
-def _call(config: Mapping[str, Any], ctx: StepContext, provider: str) -> tuple[Call, str]:
-    """Where and how to call, and the id of the key used ("" for none): a step's own
-    base_url is user input, so it goes through the SSRF guard (pinned); the installation's
-    default is the operator's and is trusted. A key is sent only to the default's own
-    origin (scheme, host and port), and to a provider's public API only over https."""
-    default = getattr(settings, DEFAULT_BASE_URL_SETTING[provider])
-    base_url = (config.get("base_url") or "").strip() or default
-    keyed = (urlsplit(base_url).hostname or "").lower() in KEYED_HOSTS
-    gets_key = _origin(base_url) == _origin(default) and (
-        not keyed or urlsplit(base_url).scheme.lower() == "https"
-    )
-    if keyed and not gets_key:
-        raise StepError(
-            ErrorClass.PERMANENT,
-            f"Refused to call {_shown(base_url)}: a provider's own API is called only over "
-            f"https at the installation's provider URL ({_shown(default)}), so its key is "
-            "never sent in the clear or elsewhere. Leave Base URL empty to use it.",
-        )
-    http_client = None
-    if base_url.rstrip("/") != default.rstrip("/"):
-        ssrf.check_url(base_url)
-        http_client = httpx2.AsyncClient(transport=ssrf.GuardedAsyncTransport2())
-    if not gets_key:
-        # Never hand a key to a server a step chose: it could be anyone's, or be reached
-        # over a connection anyone on the way can read.
-        key, key_id = NO_KEY, ""
-    else:
-        try:
-            usable = provider_key(ctx.workspace_id, provider)
-            # Record which workspace key was used; the installation's key is not audited.
-            key, key_id = usable.value, "" if usable.key_id == PLATFORM else usable.key_id
-        except MissingKey as exc:
-            keyed = urlsplit(base_url).hostname in KEYED_HOSTS
-            if keyed or isinstance(exc, OwnKeyRequired):
-                raise StepError(ErrorClass.PERMANENT, str(exc)) from None
-            key, key_id = NO_KEY, ""  # a local OpenAI-compatible server that wants none
-    call = Call(
-        key=key,
-        base_url=base_url,
-        timeout_seconds=float(config.get("timeout_seconds", 120)),
-        http_client=http_client,
-    )
-    return call, key_id
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    """(scheme, host, port) of a URL, the port filled in from the scheme."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    try:
-        port = parts.port
-    except ValueError:
-        return scheme, "", None
-    return scheme, (parts.hostname or "").lower(), port or ssrf.SCHEMES.get(scheme)
-
-
-def _shown(url: str) -> str:
-    """A base URL for messages: scheme, host and port only (a path or query may hold
-    anything)."""
-    scheme, host, port = _origin(url)
-    if not host:
-        return "that URL"
-    default_port = ssrf.SCHEMES.get(scheme)
-    shown_host = f"[{host}]" if ":" in host else host
-    return f"{scheme}://{shown_host}" + ("" if port == default_port else f":{port}")
 
 
 def _check_schema(schema: Any) -> None:

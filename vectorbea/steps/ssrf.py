@@ -23,12 +23,13 @@ import httpx
 import httpx2
 
 from vectorbea.engine import ErrorClass, StepError
+from vectorbea.llm.errors import network_error, shown_target
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 SCHEMES = {"http": 80, "https": 443}
-HINT = "(set VECTORBEA_HTTP_ALLOWLIST to allow)"
+SETTING = "VECTORBEA_HTTP_ALLOWLIST"
 
 
 @dataclass(frozen=True)
@@ -163,14 +164,11 @@ class Target:
     ip: IPAddress
 
 
-def resolve(host: str, port: int) -> list[IPAddress]:
+def resolve(host: str, port: int, scheme: str = "http") -> list[IPAddress]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        error_class = (
-            ErrorClass.TRANSIENT if exc.errno == socket.EAI_AGAIN else ErrorClass.PERMANENT
-        )
-        raise StepError(error_class, f"Could not resolve {host}: {exc.strerror}") from None
+        raise network_error(exc, shown_target(host, port, scheme)) from None
     except UnicodeError:
         raise StepError(ErrorClass.PERMANENT, f"Not a valid host name: {host!r}") from None
     addresses: list[IPAddress] = []
@@ -196,18 +194,54 @@ def check(scheme: str, host: str, port: int | None, allowlist: Allowlist | None 
     host = host.strip("[]").lower()
     port = port or SCHEMES[scheme]
     allowlist = allowlist if allowlist is not None else configured_allowlist()
-    addresses = resolve(host, port)
+    addresses = resolve(host, port, scheme)
     for address in addresses:
         if allowlist.allows(host, port, address):
             continue
         reason = blocked_reason(address)
         if reason:
-            shown = host if _normal_host(host) == str(address) else f"{host} ({address})"
-            raise StepError(
-                ErrorClass.PERMANENT,
-                f"Refused to call {shown}: {reason} addresses are blocked {HINT}",
-            )
+            raise StepError(ErrorClass.PERMANENT, refused_message(host, port, address, reason))
     return Target(scheme, host, port, addresses[0])
+
+
+def allowlist_entry(host: str, port: int) -> str:
+    """The VECTORBEA_HTTP_ALLOWLIST entry that allows `host` on `port`, and nothing else."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def refused_message(host: str, port: int, address: IPAddress, reason: str) -> str:
+    """Why a call is refused, and the exact setting the operator adds to allow it."""
+    shown = host if _normal_host(host) == str(address) else f"{host} ({address})"
+    return (
+        f"Refused to call {shown}: {reason} addresses are blocked. To allow it, the "
+        f"operator adds {allowlist_entry(host, port)} to {SETTING}."
+    )
+
+
+def refusal(url: str, allowlist: Allowlist | None = None) -> str | None:
+    """Why the installation would refuse to call `url`, judged without a DNS lookup (for
+    pages and the builder, which must stay quick): only a host written as an IP address, or
+    localhost, is judged; a name is judged when it is called. None: no refusal seen."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return None
+    scheme, host = parsed.scheme.lower(), parsed.host.strip("[]").lower()
+    if scheme not in SCHEMES or not host:
+        return None
+    port = parsed.port or SCHEMES[scheme]
+    if host == "localhost" or host.endswith(".localhost"):
+        address: IPAddress = ipaddress.ip_address("127.0.0.1")
+    else:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return None
+    allowlist = allowlist if allowlist is not None else configured_allowlist()
+    reason = blocked_reason(address)
+    if reason is None or allowlist.allows(host, port, address):
+        return None
+    return refused_message(host, port, address, reason)
 
 
 def check_url(url: str, allowlist: Allowlist | None = None) -> Target:

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from vectorbea.engine import Issue, validate_definition
 from vectorbea.engine.graph import field_label
+from vectorbea.llm.resolve import provider_problems
 from vectorbea.steps.registry import KINDS, kind_specs
 from vectorbea.steps.templating import template_problems
 from vectorbea.steps.workspace_secrets import missing_secrets, secret_problems
@@ -15,10 +16,12 @@ from vectorbea.steps.workspace_secrets import missing_secrets, secret_problems
 
 def draft_issues(definition: Any, workspace_id: UUID | None = None) -> list[Issue]:
     """Every problem with a definition, as the engine sees it (never raises on junk). With
-    the workspace it is checked in, also every secret it uses that the workspace lacks."""
+    the workspace it is checked in, also every secret and provider it uses that the workspace
+    lacks, and every address it calls that the installation refuses."""
     checks = [template_problems, secret_problems]
     if workspace_id is not None:
         checks.append(lambda data: missing_secrets(data, workspace_id))
+        checks.append(lambda data: provider_problems(data, workspace_id))
     return validate_definition(definition, kind_specs(), checks=checks)
 
 

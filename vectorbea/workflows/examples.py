@@ -1,5 +1,8 @@
 """Example workflows a new workspace starts with: each runs without any outside service
-except where its input says so (the URL to fetch, the workspace's own LLM provider key).
+except where its input says so (the URL to fetch) or it asks a model: LLM steps name no
+provider, so they call the workspace's default provider (Settings → Providers) with its
+default model. Until the workspace has one, such a run stops at the step and says where to
+add one.
 
 `install_examples(workspace, user)` creates them, each with a published v1; calling it again
 changes nothing (examples are found again by name)."""
@@ -106,8 +109,6 @@ FETCH_AND_SUMMARISE = {
             "kind": "llm",
             "name": "Summarise",
             "config": {
-                "provider": "openai",
-                "model": "gpt-4o-mini",
                 "system": "You summarise documents for busy engineers.",
                 "prompt": "Summarise this in three short bullet points:\n\n"
                 "{{ steps.fetch.output.body }}",
@@ -148,10 +149,30 @@ WAIT_AND_REMIND = {
     "edges": [_edge("wait", "remind")],
 }
 
+ASK_A_MODEL = {
+    "input_schema": _schema(
+        {"question": {**TEXT, "description": "What to ask the model"}}, ["question"]
+    ),
+    "steps": [
+        {
+            "id": "answer",
+            "kind": "llm",
+            "name": "Ask the model",
+            "config": {
+                "system": "You answer in two or three plain sentences.",
+                "prompt": "{{ input.question }}",
+                "max_tokens": 300,
+            },
+        },
+    ],
+    "edges": [],
+}
+
 EXAMPLES: dict[str, dict[str, Any]] = {
     "Triage a ticket": TRIAGE,
     "Fetch and summarise": FETCH_AND_SUMMARISE,
     "Wait and remind": WAIT_AND_REMIND,
+    "Ask a model": ASK_A_MODEL,
 }
 
 
