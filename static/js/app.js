@@ -14,9 +14,34 @@
     closeMenus(menu);
   });
 
+  // The workspace nav behind a menu button on narrow screens (responsive.css hides the
+  // button on wider ones). The button says whether the nav is open; a click elsewhere or
+  // Escape closes it.
+  function setNavOpen(open) {
+    var toggle = document.getElementById("nav-toggle");
+    if (!toggle) return;
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    toggle.closest(".topbar").classList.toggle("nav-open", open);
+  }
+
+  document.addEventListener("click", function (event) {
+    var toggle = event.target.closest("#nav-toggle");
+    if (toggle) {
+      setNavOpen(toggle.getAttribute("aria-expanded") !== "true");
+    } else if (!event.target.closest("#workspace-nav")) {
+      setNavOpen(false);
+    }
+  });
+
   // Escape closes menus and returns focus to the menu's button.
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape") return;
+    var toggle = document.getElementById("nav-toggle");
+    if (toggle && toggle.getAttribute("aria-expanded") === "true") {
+      setNavOpen(false);
+      toggle.focus();
+      return;
+    }
     var open = document.querySelector("details[data-menu][open]");
     if (open) {
       open.removeAttribute("open");
