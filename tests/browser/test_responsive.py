@@ -220,3 +220,18 @@ def test_the_builder_asks_for_a_larger_screen_but_shows_the_graph(page: Page, bu
 
     page.set_viewport_size(WIDE)
     expect(note).to_be_hidden()
+
+
+@pytest.mark.parametrize("viewport", [WIDE, PHONE], ids=["1366", "390"])
+def test_a_flash_message_is_not_hidden_under_the_sticky_top_bar(page: Page, acme, alice, viewport):
+    page.set_viewport_size(viewport)
+    sign_in(page, "alice")
+    page.goto("/w/acme/settings/limits/")
+
+    page.get_by_role("button", name="Save limits").click()  # back to the page's "#main"
+
+    expect(page).to_have_url(re.compile(r"/w/acme/settings/limits/#main$"))
+    message = page.locator(".messages")
+    expect(message).to_be_visible()
+    bar = page.locator(".topbar").bounding_box()
+    assert message.bounding_box()["y"] >= bar["y"] + bar["height"]
