@@ -10,8 +10,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tests.conftest import make_member
-from tests.support.workflows import chain, publish
+from tests.support.workflows import chain, publish, record
 from vectorbea.accounts.models import Role
+from vectorbea.engine import StepFailed
 from vectorbea.eventlog.models import Run
 from vectorbea.runs.commands import start_run
 from vectorbea.workflows import commands
@@ -851,3 +852,15 @@ def test_saves_say_whether_the_draft_differs_from_the_published_version(as_alice
     assert back["unpublished"] is False
     save(as_alice, workflow, chain(2), 2)
     assert b"changes that are not published" in as_alice.get(url("workflow-run", workflow)).content
+
+
+def test_the_list_names_a_last_runs_status_in_words(as_alice, acme, alice):
+    workflow = publish(acme, chain(1), name="Nightly")
+    run = start_run(workflow, {}, started_by=alice)
+    record(run.id, StepFailed("s0", 1, "permanent", "401 Unauthorized"))
+
+    html = as_alice.get(reverse("workflows", args=["acme"])).content.decode()
+
+    assert 'data-status="needs_attention"' in html
+    assert "Needs attention</span>" in html
+    assert "Needs_attention" not in html
