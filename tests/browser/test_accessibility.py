@@ -8,8 +8,6 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import sign_in
 from tests.browser.test_responsive import PHONE, WIDE, busy_workspace, main_pages  # noqa: F401 (a fixture)
-from tests.conftest import make_member
-from vectorbea.accounts.models import Role
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -51,10 +49,8 @@ def serious_violations(page: Page) -> list[str]:
 def test_the_main_pages_have_no_serious_accessibility_violations(
     page: Page,
     busy_workspace,  # noqa: F811
-    acme,
     viewport,
 ):
-    make_member("omar", acme, Role.APPROVER)
     page.set_viewport_size(viewport)
     found = {}
     for who, names in (("alice", PAGES), ("omar", ["inbox"])):

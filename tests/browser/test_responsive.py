@@ -31,6 +31,7 @@ def busy_workspace(acme, alice):
     """Acme with the example workflows, a long-named gated workflow and runs in several
     states: one waiting at its gate (in the inbox), one queued, one cancelled."""
     install_examples(acme, alice)
+    make_member("omar", acme, Role.APPROVER)  # the gate's approver
     refunds = publish(acme, gated(), name=LONG_NAME)
     waiting = start_run(refunds, {"amount": 40, "customer": "Ada"}, started_by=alice)
     steps = publish(acme, chain(3), name="Three quick steps")
@@ -95,9 +96,33 @@ def test_it_photographs_every_main_page_at_both_widths(page: Page, busy_workspac
             page.wait_for_load_state("networkidle")
             page.screenshot(path=SCREENSHOTS / f"{name}-{width}.png", full_page=True)
 
+    page.context.clear_cookies()
+    sign_in(page, "omar")  # the inbox of the person the gate waits for
+    expect(page).to_have_url(re.compile(r"/w/acme/workflows/$"))
+    for width, viewport in (("1366", WIDE), ("390", PHONE)):
+        page.set_viewport_size(viewport)
+        page.goto("/w/acme/inbox/")
+        expect(page.locator(".gate")).to_have_count(1)
+        page.screenshot(path=SCREENSHOTS / f"inbox-approver-{width}.png", full_page=True)
+
 
 @pytest.mark.parametrize(
-    "name", ["workflows", "runs", "run", "inbox", "settings", "members", "api-tokens", "limits"]
+    "name",
+    [
+        "workflows",
+        "runs",
+        "run",
+        "inbox",
+        "settings",
+        "members",
+        "provider-keys",
+        "secrets",
+        "api-tokens",
+        "limits",
+        "usage",
+        "operations",
+        "not-found",
+    ],
 )
 def test_a_main_page_does_not_scroll_sideways_on_a_phone(page: Page, busy_workspace, name):
     path = dict(main_pages(busy_workspace))[name]
@@ -180,8 +205,7 @@ def test_the_run_list_shows_every_column_at_1366(page: Page, busy_workspace):
     assert cost_box["x"] + cost_box["width"] <= card["x"] + card["width"]
 
 
-def test_the_run_page_and_the_inbox_are_one_column_on_a_phone(page: Page, busy_workspace, acme):
-    make_member("omar", acme, Role.APPROVER)
+def test_the_run_page_and_the_inbox_are_one_column_on_a_phone(page: Page, busy_workspace):
     run = busy_workspace["waiting"]
     page.set_viewport_size(PHONE)
     sign_in(page, "omar")
