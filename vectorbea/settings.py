@@ -143,6 +143,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "vectorbea.front.errors.NotFoundPageMiddleware",  # DEBUG only: the styled 404, not Django's
 ]
 
 ROOT_URLCONF = "vectorbea.urls"

@@ -77,7 +77,29 @@
       if (box.checked) n += 1;
     });
     count.textContent = String(n);
+    // The bulk buttons act on the selection: with nothing selected they do nothing.
+    document.querySelectorAll("#bulk button[name=action]").forEach(function (button) {
+      button.disabled = n === 0;
+    });
   }
+
+  // Cancelling runs cannot be undone: ask first (before htmx sends the form).
+  document.addEventListener(
+    "submit",
+    function (event) {
+      if (!event.target.matches("#bulk")) return;
+      var button = event.submitter;
+      if (!button || button.value !== "cancel") return;
+      var n = checkedIds().length;
+      var question =
+        "Cancel " + n + " run" + (n === 1 ? "" : "s") + "? Steps still running lose their results.";
+      if (!window.confirm(question)) {
+        event.preventDefault();
+        event.stopImmediatePropagation();
+      }
+    },
+    true
+  );
 
   document.addEventListener("change", function (event) {
     var target = event.target;
@@ -90,4 +112,5 @@
   });
 
   document.addEventListener("htmx:afterSwap", countSelected);
+  countSelected();
 })();

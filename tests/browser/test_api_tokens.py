@@ -34,6 +34,13 @@ def test_an_owner_creates_a_token_and_sees_it_once(page: Page):
     expect(page.locator(f"#token-{token.prefix}")).to_contain_text("CI deploys")
     page.screenshot(path="test-artifacts/api-tokens-created.png", full_page=True)
 
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy").click()
+    expect(page.get_by_role("status").filter(has_text="Copied")).to_have_text(
+        "Copied to the clipboard."
+    )
+    assert page.evaluate("() => navigator.clipboard.readText()") == value
+
     page.goto("/w/acme/settings/api-tokens/")
     expect(page.get_by_role("heading", name="Copy your new token now")).to_have_count(0)
     assert value not in page.content()

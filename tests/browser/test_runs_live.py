@@ -212,6 +212,7 @@ def test_bulk_retry_and_cancel_from_the_list(page: Page, alice, acme):
     page.goto("/w/acme/runs/")
     for run in runs[:2]:
         page.locator(f'#run-{run.id} input[name="run"]').check()
+    page.once("dialog", lambda dialog: dialog.accept())  # "Cancel 2 runs? ..."
     page.get_by_role("button", name="Cancel", exact=True).click()
     results = page.locator("#bulk-result")
     expect(results).to_contain_text("Cancelled.")

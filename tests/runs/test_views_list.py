@@ -265,3 +265,34 @@ def test_input_with_markup_is_escaped_in_the_list(client, alice, acme):
     client.force_login(alice)
     html = client.get(runs_url()).content.decode()
     assert "<script>alert(1)" not in html and "&lt;script&gt;" in html
+
+
+def test_the_status_filter_offers_needs_attention_once_and_old_links_still_work(
+    client, alice, some_runs, workflows
+):
+    nightly, _ = workflows
+    stuck = start_run(nightly, {"customer": "Hooli"}, started_by=alice)
+    needs_attention(stuck.id)
+    client.force_login(alice)
+
+    html = client.get(runs_url()).content.decode()
+    status_select = re.search(r'<select name="status".*?</select>', html, re.S).group(0)
+    assert status_select.count("Needs attention") == 1
+
+    response = client.get(runs_url(status="needs_attention"))
+    assert listed(response) == [str(stuck.id)]
+    assert 'value="attention" selected' in response.content.decode()
+
+
+def test_a_reversed_date_range_says_so_instead_of_matching_nothing(client, alice, some_runs):
+    client.force_login(alice)
+    today = timezone.localdate()
+    yesterday = today - timedelta(days=1)
+
+    response = client.get(runs_url(since=today, until=yesterday))
+
+    html = response.content.decode()
+    assert "The dates are the wrong way round" in html
+    assert html.count("The dates are the wrong way round") == 1
+    assert "Swap them" in html
+    assert len(listed(response)) == 4  # the reversed dates filter nothing

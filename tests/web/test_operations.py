@@ -17,6 +17,7 @@ from tests.support.workflows import chain, publish
 from vectorbea.accounts.models import Role
 from vectorbea.front import operations
 from vectorbea.runs.commands import start_run
+from vectorbea.runs.templatetags.runs import uptime
 from workers import announce
 from workers.broker import broker
 
@@ -61,7 +62,22 @@ def test_an_owner_sees_queues_runs_and_failures(transactional_db, client, alice,
     assert steps.waiting == 1 and steps.oldest_seconds is not None
     assert operations.workspace_figures(acme.id)["by_status"] == [("running", 1)]
     assert str(run.id) not in html  # figures, not run data
-    assert client.get(url(), headers={"HX-Request": "true"}).content.decode().count("<h2") == 3
+    fragment = client.get(url(), headers={"HX-Request": "true"}).content.decode()
+    assert fragment.count("<h2") == 4  # workers, queues, runs, timers and failures
+    assert "Timers due now" in fragment
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (9.6, "Up 9 s"),
+        (917, "Up 15 min"),
+        (7500, "Up 2 h 5 min"),
+        (3 * 86400 + 4 * 3600, "Up 3 d 4 h"),
+    ],
+)
+def test_a_workers_uptime_is_in_units_a_person_reads(seconds, shown):
+    assert uptime(seconds) == shown
 
 
 def test_viewers_and_editors_may_not_see_it_and_strangers_get_404(client, acme, bob):

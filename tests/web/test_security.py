@@ -3,7 +3,7 @@
 from html.parser import HTMLParser
 
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import reverse
 
 from tests.api.support import ApiClient, token_for
@@ -127,6 +127,37 @@ def test_the_404_page_is_plain_language(signed_in, client):
     assert response.status_code == 404
     assert "We can’t find that page" in html
     assert "Traceback" not in html
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/w/globex/workflows/",
+        "/no/such/page/",
+        "/w/acme/runs/00000000-0000-0000-0000-000000000000/",
+    ],
+)
+def test_with_debug_on_a_missing_page_is_the_styled_404_not_djangos(alice, globex, path):
+    with override_settings(DEBUG=True):
+        client = Client()  # loads the middleware under DEBUG
+        client.force_login(alice)
+        response = client.get(path)
+
+    html = response.content.decode()
+    assert response.status_code == 404
+    assert "We can’t find that page" in html
+    assert "URLconf" not in html and "DEBUG = True" not in html
+
+
+def test_with_debug_on_a_path_missing_its_slash_still_redirects_and_the_api_keeps_json(alice):
+    with override_settings(DEBUG=True):
+        client = Client()
+        client.force_login(alice)
+        redirect = client.get("/w/acme/workflows")
+        api = client.get("/api/v1/nothing-here")
+
+    assert redirect.status_code == 301 and redirect["Location"] == "/w/acme/workflows/"
+    assert api.status_code == 404 and api["Content-Type"].startswith("application/")
 
 
 def test_the_403_page_says_what_the_role_cannot_do(client, acme):

@@ -10,8 +10,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tests.conftest import make_member
-from tests.support.workflows import chain, publish
+from tests.support.workflows import chain, publish, record
 from vectorbea.accounts.models import Role
+from vectorbea.engine import StepFailed
 from vectorbea.eventlog.models import Run
 from vectorbea.runs.commands import start_run
 from vectorbea.workflows import commands
@@ -189,6 +190,51 @@ def test_rename_with_htmx_returns_the_title_form(as_alice, workflow):
     content = response.content.decode()
     assert 'id="wf-title"' in content
     assert "<script>alert" not in content
+
+
+def test_a_name_another_workflow_has_is_refused_in_plain_words(as_alice, workflow, acme):
+    response = as_alice.post(reverse("workflow-create", args=["acme"]), {"name": " triage "})
+
+    assert response.status_code == 400
+    assert "Acme already has a workflow named “triage”" in response.content.decode()
+    assert Workflow.objects.filter(workspace=acme).count() == 1
+
+    other = commands.create_workflow(acme, None, "Nightly")
+    response = as_alice.post(url("workflow-rename", other), {"name": "TRIAGE"})
+    assert response.status_code == 400
+    assert "already has a workflow named “TRIAGE”" in response.content.decode()
+    other.refresh_from_db()
+    assert other.name == "Nightly"
+
+    as_alice.post(url("workflow-rename", workflow), {"name": "Triage"})  # its own name: fine
+    workflow.refresh_from_db()
+    assert workflow.name == "Triage"
+
+
+def test_the_builder_title_says_why_a_taken_name_was_refused(as_alice, workflow, acme):
+    other = commands.create_workflow(acme, None, "Nightly")
+
+    response = as_alice.post(
+        url("workflow-rename", other), {"name": "Triage"}, headers={"HX-Request": "true"}
+    )
+
+    content = response.content.decode()
+    assert 'value="Nightly"' in content
+    assert 'role="alert"' in content and "already has a workflow named “Triage”" in content
+    other.refresh_from_db()
+    assert other.name == "Nightly"
+
+
+def test_names_are_unique_per_workspace_and_copies_get_a_free_name(
+    as_alice, workflow, acme, globex
+):
+    assert commands.create_workflow(globex, None, "Triage").workspace == globex  # another one's
+
+    as_alice.post(url("workflow-duplicate", workflow))
+    as_alice.post(url("workflow-duplicate", workflow))
+
+    names = sorted(Workflow.objects.filter(workspace=acme).values_list("name", flat=True))
+    assert names == ["Copy of Triage", "Copy of Triage (2)", "Triage"]
 
 
 # --- permissions and CSRF ------------------------------------------------------------------
@@ -520,13 +566,21 @@ def test_export_then_import_round_trips(as_alice, workflow, acme):
     exported = as_alice.get(url("workflow-export", workflow))
     assert exported["Content-Disposition"] == 'attachment; filename="triage-draft.json"'
 
-    response = as_alice.post(
+    refused = as_alice.post(
         reverse("workflow-import", args=["acme"]), {"text": exported.content.decode()}
+    )  # "Triage" is taken: the import needs a name of its own
+    assert refused.status_code == 400
+    assert "Acme already has a workflow named “Triage”" in refused.content.decode()
+    assert Workflow.objects.filter(workspace=acme).count() == 1
+
+    response = as_alice.post(
+        reverse("workflow-import", args=["acme"]),
+        {"text": exported.content.decode(), "name": "Triage, imported"},
     )
 
     imported = Workflow.objects.exclude(pk=workflow.pk).get(workspace=acme)
     assert response["Location"] == url("workflow-builder", imported)
-    assert imported.name == "Triage"
+    assert imported.name == "Triage, imported"
     assert imported.draft == valid_definition()
 
 
@@ -797,3 +851,15 @@ def test_saves_say_whether_the_draft_differs_from_the_published_version(as_alice
     assert back["unpublished"] is False
     save(as_alice, workflow, chain(2), 2)
     assert b"changes that are not published" in as_alice.get(url("workflow-run", workflow)).content
+
+
+def test_the_list_names_a_last_runs_status_in_words(as_alice, acme, alice):
+    workflow = publish(acme, chain(1), name="Nightly")
+    run = start_run(workflow, {}, started_by=alice)
+    record(run.id, StepFailed("s0", 1, "permanent", "401 Unauthorized"))
+
+    html = as_alice.get(reverse("workflows", args=["acme"])).content.decode()
+
+    assert 'data-status="needs_attention"' in html
+    assert "Needs attention</span>" in html
+    assert "Needs_attention" not in html

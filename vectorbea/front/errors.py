@@ -1,15 +1,27 @@
-"""The answer to a request Django refuses before any view runs (handler400): a body over
-DATA_UPLOAD_MAX_MEMORY_SIZE, too many form fields or files, or another malformed request.
+"""Error pages Django would otherwise answer with its own.
 
+The answer to a request Django refuses before any view runs (handler400): a body over
+DATA_UPLOAD_MAX_MEMORY_SIZE, too many form fields or files, or another malformed request.
 Pages get the 400 page saying what was wrong and what the limit is; the API and webhook
 endpoints (and any request that sent JSON) get JSON: {"detail": "...", "problems": []}.
 Rendered without the request's context processors: the request may be only half read.
+
+And the styled 404 page with DEBUG on (NotFoundPageMiddleware), where Django would show its
+technical one (the project's URL patterns): DEBUG is on in a fresh checkout.
 """
 
+from collections.abc import Callable
+
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.core.exceptions import (
+    MiddlewareNotUsed,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template import loader
+from django.views.defaults import page_not_found
 
 JSON_PATHS = ("/api/", "/hooks/")
 
@@ -59,3 +71,33 @@ def refusal(exception: Exception | None) -> tuple[str, str, str]:
 
 def megabytes(size: int) -> str:
     return f"{size / 1024 / 1024:.1f}".removesuffix(".0") + " MB"
+
+
+class NotFoundPageMiddleware:
+    """With DEBUG on, a page that does not exist gets templates/404.html, as with DEBUG off,
+    instead of Django's technical 404 page. The API and webhook paths keep their JSON 404s.
+    With DEBUG off Django already does this, and the middleware takes itself out.
+
+    Last in MIDDLEWARE: CommonMiddleware still turns a 404 for a path missing its slash
+    into a redirect."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        if not settings.DEBUG:
+            raise MiddlewareNotUsed
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        unmatched = getattr(request, "resolver_match", None) is None  # no URL pattern fits
+        if response.status_code == 404 and unmatched and self.is_page(request):
+            return page_not_found(request, Http404())
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, Http404) and self.is_page(request):
+            return page_not_found(request, exception)
+        return None
+
+    @staticmethod
+    def is_page(request: HttpRequest) -> bool:
+        return not request.path.startswith(JSON_PATHS)

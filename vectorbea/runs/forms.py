@@ -17,9 +17,15 @@ SORT_CHOICES = [
 
 class RunFilterForm(forms.Form):
     q = forms.CharField(required=False, max_length=200, label="Search")
+    # "Needs attention" is offered once, as the tab's filter ("attention"); the status's own
+    # name still works in a link (see __init__).
     status = forms.ChoiceField(
         required=False,
-        choices=[("", "Any status"), ("attention", "Needs attention"), *STATUSES],
+        choices=[
+            ("", "Any status"),
+            ("attention", "Needs attention"),
+            *(choice for choice in STATUSES if choice[0] != "needs_attention"),
+        ],
     )
     workflow = forms.ModelChoiceField(
         required=False, queryset=Workflow.objects.none(), empty_label="Any workflow"
@@ -36,6 +42,9 @@ class RunFilterForm(forms.Form):
     sort = forms.ChoiceField(required=False, choices=SORT_CHOICES)
 
     def __init__(self, data, workspace) -> None:
+        if data is not None and data.get("status") == "needs_attention":
+            data = data.copy()
+            data["status"] = "attention"
         super().__init__(data)
         self.fields["workflow"].queryset = (
             Workflow.objects.filter(workspace=workspace).only("id", "name").order_by("name")
@@ -46,6 +55,18 @@ class RunFilterForm(forms.Form):
         self.fields["started_by"].label_from_instance = lambda user: user.username
         for name in ("status", "workflow", "started_by", "sort"):
             self.fields[name].widget.attrs["class"] = "select-compact"
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            message = (
+                f"The dates are the wrong way round: “from” ({since:%b %-d, %Y}) is after "
+                f"“to” ({until:%b %-d, %Y}). Swap them to see the runs in between."
+            )
+            self.add_error("until", message)  # shown once, above the list
+            cleaned.pop("since", None)  # and neither date filters it
+        return cleaned
 
     def filters(self) -> Filters:
         """What the valid fields ask for; an invalid field is ignored (shown as an error)."""

@@ -71,12 +71,51 @@ def clean_name(name: str) -> str:
     return " ".join(str(name).split())[:MAX_NAME_LENGTH]
 
 
+class NameTaken(VectorbeaError):
+    """Another workflow of the workspace (archived ones included) has this name."""
+
+
+def name_taken_message(workspace: Workspace, name: str) -> str:
+    return (
+        f"{workspace.name} already has a workflow named “{name}”. "
+        "Give this one a different name, so runs and approvals say which workflow they are."
+    )
+
+
+def ensure_name_free(workspace: Workspace, name: str, exclude: Workflow | None = None) -> None:
+    """NameTaken if another workflow of `workspace` has `name` (ignoring case)."""
+    others = Workflow.objects.filter(workspace=workspace, name__iexact=name)
+    if exclude is not None:
+        others = others.exclude(pk=exclude.pk)
+    if others.exists():
+        raise NameTaken(name_taken_message(workspace, name))
+
+
+def free_name(workspace: Workspace, wanted: str) -> str:
+    """`wanted`, or "wanted (2)", "wanted (3)", ...: the first that no workflow has."""
+    taken = {
+        name.lower()
+        for name in Workflow.objects.filter(
+            workspace=workspace, name__istartswith=wanted[: MAX_NAME_LENGTH - 8]
+        ).values_list("name", flat=True)
+    }
+    name, number = wanted, 1
+    while name.lower() in taken:
+        number += 1
+        suffix = f" ({number})"
+        name = wanted[: MAX_NAME_LENGTH - len(suffix)] + suffix
+    return name
+
+
 def create_workflow(
     workspace: Workspace, user: Any, name: str, definition: dict[str, Any] | None = None
 ) -> Workflow:
+    """A new workflow; NameTaken if the workspace already has one of that name."""
+    name = clean_name(name) or "Untitled workflow"
+    ensure_name_free(workspace, name)
     return Workflow.objects.create(
         workspace=workspace,
-        name=clean_name(name) or "Untitled workflow",
+        name=name,
         draft=definition if definition is not None else new_definition(),
         created_by=user,
         draft_updated_by=user,
@@ -84,14 +123,16 @@ def create_workflow(
 
 
 def rename_workflow(workflow: Workflow, name: str) -> None:
-    workflow.name = clean_name(name) or workflow.name
+    """NameTaken if another workflow of its workspace has the new name."""
+    name = clean_name(name) or workflow.name
+    ensure_name_free(workflow.workspace, name, exclude=workflow)
+    workflow.name = name
     workflow.save(update_fields=["name", "updated_at"])
 
 
 def duplicate_workflow(workflow: Workflow, user: Any) -> Workflow:
-    return create_workflow(
-        workflow.workspace, user, clean_name(f"Copy of {workflow.name}"), dict(workflow.draft)
-    )
+    name = free_name(workflow.workspace, clean_name(f"Copy of {workflow.name}"))
+    return create_workflow(workflow.workspace, user, name, dict(workflow.draft))
 
 
 def archive_workflow(workflow: Workflow) -> None:

@@ -102,10 +102,14 @@ def workflows(request: HttpRequest, access: Access) -> HttpResponse:
 def workflow_create(request: HttpRequest, access: Access) -> HttpResponse:
     form = NameForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        workflow = commands.create_workflow(
-            access.workspace, request.user, form.cleaned_data["name"]
-        )
-        return redirect("workflow-builder", ws=access.workspace.slug, workflow_id=workflow.id)
+        try:
+            workflow = commands.create_workflow(
+                access.workspace, request.user, form.cleaned_data["name"]
+            )
+        except commands.NameTaken as exc:
+            form.add_error("name", str(exc))
+        else:
+            return redirect("workflow-builder", ws=access.workspace.slug, workflow_id=workflow.id)
     status = 400 if form.errors else 200
     context = {"access": access, "form": form, "import_form": ImportForm()}
     return render(request, "workflows/create.html", context, status=status)
@@ -123,6 +127,8 @@ def workflow_import(request: HttpRequest, access: Access) -> HttpResponse:
             )
         except commands.ImportRefused as exc:
             problems = exc.problems
+        except commands.NameTaken as exc:
+            form.add_error("name", str(exc))
         else:
             messages.success(request, f"Imported “{workflow.name}” as a draft.")
             return redirect("workflow-builder", ws=access.workspace.slug, workflow_id=workflow.id)
@@ -137,11 +143,25 @@ def workflow_rename(request: HttpRequest, access: Access, workflow_id: UUID) -> 
     workflow = get_workflow(access, workflow_id)
     form = NameForm(request.POST or None, initial={"name": workflow.name})
     if request.method == "POST" and form.is_valid():
-        commands.rename_workflow(workflow, form.cleaned_data["name"])
-        if request.htmx:
-            return render(request, "workflows/builder.html#title", {"workflow": workflow})
-        messages.success(request, f"Renamed to “{workflow.name}”.")
-        return redirect("workflows", ws=access.workspace.slug)
+        try:
+            commands.rename_workflow(workflow, form.cleaned_data["name"])
+        except commands.NameTaken as exc:
+            form.add_error("name", str(exc))
+        else:
+            if request.htmx:
+                context = {"workflow": workflow, "can_edit": True}
+                return render(request, "workflows/builder.html#title", context)
+            messages.success(request, f"Renamed to “{workflow.name}”.")
+            return redirect("workflows", ws=access.workspace.slug)
+    if request.htmx and form.errors:
+        # The builder's title: the old name back, with why (a 200, so that htmx swaps it in).
+        workflow.refresh_from_db(fields=["name"])
+        context = {
+            "workflow": workflow,
+            "can_edit": True,
+            "title_error": " ".join(form.errors["name"]),
+        }
+        return render(request, "workflows/builder.html#title", context)
     status = 400 if form.errors else 200
     context = {"access": access, "form": form, "workflow": workflow}
     return render(request, "workflows/rename.html", context, status=status)

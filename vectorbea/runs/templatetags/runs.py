@@ -28,6 +28,22 @@ def seconds(value: float | None) -> str:
 
 
 @register.filter
+def uptime(value: float | None) -> str:
+    """How long a process has been up, to the unit a person reads: Up 45 s, Up 15 min,
+    Up 2 h 5 min, Up 3 d 4 h."""
+    if value is None:
+        return "—"
+    whole = max(int(value), 0)
+    if whole < 60:
+        return f"Up {whole} s"
+    if whole < 3600:
+        return f"Up {whole // 60} min"
+    if whole < 86400:
+        return f"Up {whole // 3600} h {whole % 3600 // 60} min"
+    return f"Up {whole // 86400} d {whole % 86400 // 3600} h"
+
+
+@register.filter
 def run_duration(summary) -> str:
     """From start to finish, or to now while the run goes on."""
     start: datetime | None = summary.started_at
