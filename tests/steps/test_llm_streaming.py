@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.support.fake_llm import FakeLLM, broken, calls, ok, status
+from tests.support.fake_llm import FakeLLM, broken, calls, malformed, ok, status
 from vectorbea.engine import ErrorClass
 from vectorbea.llm.providers import (
     ANSWERED,
@@ -114,3 +114,22 @@ def test_a_json_schema_prompt_streams_too(fake, provider):
     answer, arrivals = pieces_arriving(fake, provider, json_schema=schema)
     assert answer.text == '{"city": "Oslo"}'
     assert "".join(text for _, text in arrivals) == '{"city": "Oslo"}'
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_stream_of_broken_json_is_a_malformed_answer(fake, provider):
+    fake.script(malformed())
+    with pytest.raises(CallError) as caught:
+        ask(fake, provider, lambda text: None)
+    assert caught.value.error_class == ErrorClass.TRANSIENT
+    assert "malformed" in caught.value.message
+    assert caught.value.bill == NO_ANSWER
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_answer_cut_off_at_max_tokens_is_returned_with_its_usage(fake, provider):
+    reason = "length" if provider == "openai" else "max_tokens"
+    fake.script(ok('{"items": [1, 2,', usage=(30, 64), finish_reason=reason))
+    answer, _ = pieces_arriving(fake, provider, json_schema={"type": "object"})
+    assert (answer.text, answer.finish_reason) == ('{"items": [1, 2,', reason)
+    assert (answer.input_tokens, answer.output_tokens) == (30, 64)

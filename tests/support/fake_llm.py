@@ -328,8 +328,9 @@ class FakeLLM:
     ) -> bool:
         """Send `reply` as server-sent events, `reply.chunk_delay` apart; False when the
         client closed the connection first."""
-        if reply.kind == "malformed":
-            events = ['data: {"choices": [ {"delta": \n\n']
+        if reply.kind == "malformed":  # an event whose JSON is cut short
+            head = "event: message_start\n" if request.api == "anthropic" else ""
+            events = [head + 'data: {"choices": [ {"delta": \n\n']
         elif request.api == "anthropic":
             events = _anthropic_events(reply, request, number)
         else:

@@ -202,6 +202,8 @@ async def openai_completion(
 ) -> Any:
     """The ChatCompletion for `options`: asked in one piece, or streamed (its usage
     included) with each piece of its text handed to `on_text` as it arrives."""
+    import openai
+
     if on_text is None:
         return await client.chat.completions.create(**options)
     streamed = {**options, "stream_options": {"include_usage": True}}
@@ -209,7 +211,12 @@ async def openai_completion(
         async for event in stream:
             if event.type == "content.delta" and event.delta:
                 on_text(event.delta)
-        return await stream.get_final_completion()
+        try:
+            return await stream.get_final_completion()
+        except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
+            # The helper refuses an answer cut off (at max_tokens, or by a filter); a call
+            # in one piece returns it, and the step judges it (and bills it) as it is.
+            return exc.completion
 
 
 def _openai_answer(response: Any, prompt: Prompt) -> Answer:
@@ -263,7 +270,10 @@ async def anthropic_message(
         async for text in stream.text_stream:
             if text:
                 on_text(text)
-        return await stream.get_final_message()
+        try:
+            return await stream.get_final_message()
+        except AssertionError:  # the helper's own check: no message_start came
+            raise MalformedAnswer("the stream ended before its message began") from None
 
 
 def _anthropic_answer(message: Any, prompt: Prompt) -> Answer:
