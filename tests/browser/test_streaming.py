@@ -109,8 +109,10 @@ def test_a_reload_mid_call_shows_the_words_so_far_without_a_row_twice(
     shown = page.locator("#step-s0 .step-partial").text_content(timeout=1_000) or ""
     assert shown.startswith("Once upon a time a"), shown
     assert "StepCompleted" not in event_types(run.id)
-    expect(words).to_contain_text("patient", timeout=20_000)  # and it goes on live
     page.screenshot(path=screenshot_path("streaming-after-reload"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=screenshot_path("streaming-after-reload-390"), full_page=True)
+    expect(words).to_contain_text("patient", timeout=20_000)  # and it goes on live
 
     expect(page.locator('#timeline [data-type="RunCompleted"]')).to_have_count(1, timeout=20_000)
     expect(page.locator("#step-s0 .step-partial")).to_have_count(0)
