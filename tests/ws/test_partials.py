@@ -23,7 +23,13 @@ from tests.ws.test_access import ACCESS_GONE_CLOSE, remove
 from tests.ws.test_run_timeline import communicator, seqs
 from vectorbea.engine import StepCompleted
 from vectorbea.runs.commands import start_run
-from vectorbea.runs.partials import PUSH_SECONDS, TextStream, partial_key, texts_so_far
+from vectorbea.runs.partials import (
+    PUSH_SECONDS,
+    WATCH_CHECK_SECONDS,
+    TextStream,
+    partial_key,
+    texts_so_far,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -158,16 +164,40 @@ def test_a_page_opened_mid_call_shows_the_text_so_far_of_that_attempt_only(alice
         redis_client().delete(key)
 
 
-def test_nothing_is_kept_or_pushed_while_nobody_watches(acme):
+def test_while_nobody_watches_the_text_is_kept_once_a_second_for_a_page_opened_later(alice, acme):
     run = a_running_run(acme)
+    key = partial_key(run.id, "s0")
+
+    def kept() -> str | None:
+        value = redis_client().get(key)
+        return None if value is None else json.loads(value)["text"]
 
     async def scenario():
         async with TextStream(run.id, "s0", 1) as on_text:
-            on_text("unseen words")
+            on_text("first words ")
             await asyncio.sleep(PUSH_SECONDS * 3)
-            return redis_client().get(partial_key(run.id, "s0"))
+            at_first = kept()
+            on_text("then more ")
+            await asyncio.sleep(PUSH_SECONDS * 3)
+            within_the_second = kept()
+            await asyncio.sleep(WATCH_CHECK_SECONDS)
+            on_text("and the rest")
+            await asyncio.sleep(PUSH_SECONDS * 3)
+            later = kept()
+            page = await sync_to_async(opened_page)(alice, run.id)
+        return at_first, within_the_second, later, page, kept()
 
-    assert run_async(scenario) is None
+    at_first, within_the_second, later, page, at_the_end = run_async(scenario)
+    assert at_first == within_the_second == "first words "
+    assert later == "first words then more and the rest"
+    assert partial_texts(page) == ["first words then more and the rest"]
+    assert at_the_end is None
+
+
+def opened_page(user, run_id) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.get(f"/w/acme/runs/{run_id}/").content.decode()
 
 
 def test_a_member_removed_mid_call_gets_no_more_words(alice, acme):

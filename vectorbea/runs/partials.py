@@ -6,13 +6,13 @@ A step that streams (the LLM step; an agent, once per turn) makes its call insid
         answer = await complete(provider, prompt, call, on_text)
 
 on the worker's event loop. The words are not events: nothing is appended to the log for
-them (the call's final text is, in its outcome). While somebody has the run page open
-(asked of Redis when the first words come, then at most once every WATCH_CHECK_SECONDS)
-the text so far is kept in Redis under `<REDIS_PREFIX>:partial:<run>:<step>` with the
-attempt it belongs to, for a page opened or reconnected mid-call (it expires after
-KEPT_SECONDS and is deleted when the call is over), and pushed to the run's group at most
-every PUSH_SECONDS. Each push carries the whole text so far (its last SHOWN_CHARS), so a
-lost push is repaired by the next one.
+them (the call's final text is, in its outcome). The text so far is kept in Redis under
+`<REDIS_PREFIX>:partial:<run>:<step>` with the attempt it belongs to, for a page opened or
+reconnected mid-call (it expires after KEPT_SECONDS and is deleted when the call is over):
+when the first words come and then once every WATCH_CHECK_SECONDS, in the same round trip
+that asks whether anybody has the run page open. While somebody has, it is kept and pushed
+to the run's group at most every PUSH_SECONDS. Each push carries the whole text so far
+(its last SHOWN_CHARS), so a lost push is repaired by the next one.
 
 The run page shows the text in the running step's row (`runs/detail.html#step_partial`,
 by an element id naming the attempt, so a late push of an earlier attempt lands nowhere);
@@ -39,6 +39,12 @@ PUSH_SECONDS = 0.05
 WATCH_CHECK_SECONDS = 1.0
 KEPT_SECONDS = 600
 SHOWN_CHARS = 4000
+
+
+# Keep the text (KEYS[1]) for ARGV[2] seconds; whether the run's group (KEYS[2]) has anybody.
+KEEP_AND_LOOK = (
+    "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return redis.call('EXISTS', KEYS[2])"
+)
 
 
 def partial_key(run_id: UUID | str, step_id: str) -> str:
@@ -113,13 +119,21 @@ class TextStream:
             self._schedule()
 
     async def _send(self) -> None:
-        if not await self._is_watched():
-            return
         text = self.text if self._received <= SHOWN_CHARS else "…" + self.text
-        index = self._layer.consistent_hash(self.group)
         kept = json.dumps({"attempt": self.attempt, "text": text})
-        await self._layer.connection(index).set(self.key, kept, ex=KEPT_SECONDS)
-        self._stored = True
+        connection = self._layer.connection(self._layer.consistent_hash(self.group))
+        now = time.monotonic()
+        if now >= self._watched_until:
+            # Once a second, watched or not: keep the text and look for watchers, in one
+            # round trip (the key lives on the Redis host of the run's group).
+            group_key = self._layer._group_key(self.group)
+            found = await connection.eval(KEEP_AND_LOOK, 2, self.key, group_key, kept, KEPT_SECONDS)
+            self._stored = True
+            self._watched, self._watched_until = bool(found), now + WATCH_CHECK_SECONDS
+        elif self._watched:
+            await connection.set(self.key, kept, ex=KEPT_SECONDS)
+        if not self._watched:
+            return
         message = {
             "type": "step.partial",
             "step_id": self.step_id,
@@ -127,13 +141,6 @@ class TextStream:
             "text": text,
         }
         await self._layer.group_send(self.group, message)
-
-    async def _is_watched(self) -> bool:
-        now = time.monotonic()
-        if now >= self._watched_until:
-            self._watched = self.group in await live._watched(self._layer, [self.group])
-            self._watched_until = now + WATCH_CHECK_SECONDS
-        return self._watched
 
     async def aclose(self) -> None:
         """The call is over: push what is not yet pushed, then forget the text in Redis
