@@ -71,7 +71,7 @@ def test_words_appear_in_the_running_step_before_its_outcome_which_then_replaces
     row = page.locator("#step-s0")
     words = row.locator(".step-partial")
 
-    expect(words).to_contain_text("Once upon a time", timeout=20_000)
+    expect(words).to_contain_text("Once upon a time", timeout=40_000)
     assert "StepCompleted" not in event_types(run.id)  # the words came first
     expect(row).to_have_attribute("data-status", "running")
     page.screenshot(path=screenshot_path(f"streaming-words-{provider}"), full_page=True)
@@ -102,7 +102,7 @@ def test_a_reload_mid_call_shows_the_words_so_far_without_a_row_twice(
     sign_in(page, "alice")
     page.goto(f"/w/acme/runs/{run.id}/")
     words = page.locator("#step-s0 .step-partial")
-    expect(words).to_contain_text("Once upon a time a", timeout=20_000)
+    expect(words).to_contain_text("Once upon a time a", timeout=40_000)
 
     page.reload()
     # As rendered by the server, from Redis: before any push to the new page.

@@ -59,8 +59,8 @@ def _redis_layer() -> Any:
 
 
 class TextStream:
-    """One call's text so far; `stream(piece)` is the provider client's `on_text` (called
-    on the event loop, it only appends and schedules)."""
+    """One call's text so far. The stream itself is the provider client's `on_text`:
+    called with each piece of text on the event loop, it only appends and schedules."""
 
     def __init__(self, run_id: UUID, step_id: str, attempt: int) -> None:
         self.run_id, self.step_id, self.attempt = run_id, step_id, attempt
@@ -68,8 +68,8 @@ class TextStream:
         self.key = partial_key(run_id, step_id)
         self.text = ""
         self._layer = _redis_layer()
-        self._received = 0  # characters received: what a push has not sent yet shows
-        self._sent = 0
+        self._received = 0  # characters received so far
+        self._sent = 0  # characters received when the last push went out
         self._pushed_at = float("-inf")
         self._watched = False
         self._watched_until = float("-inf")
