@@ -177,6 +177,17 @@ def test_ui_bench_runs(bench_db, tmp_path):
     )
 
 
+@pytest.mark.browser
+def test_agents_bench_runs(bench_db, tmp_path):
+    output = run_bench("agents", bench_db, tmp_path)
+
+    assert_figures(
+        output,
+        r"^Provider's first word -> the step's row in the browser's DOM, \d+ calls",
+        rf"^  first token -> DOM: p50 {NUMBER} ms, p95 {NUMBER} ms",
+    )
+
+
 def test_make_bench_runs_every_bench():
     """`make bench` is `python -m bench`: every bench in turn, with the arguments given."""
     result = subprocess.run(
@@ -188,6 +199,6 @@ def test_make_bench_runs_every_bench():
     )
 
     assert result.returncode == 0, result.stderr
-    for bench in ("engine", "killswitch", "metrics_check", "soak", "ui", "builder"):
+    for bench in ("engine", "killswitch", "metrics_check", "soak", "ui", "builder", "agents"):
         assert f"==> bench/{bench}.py --help" in result.stdout
-    assert result.stdout.count("--smoke") >= 6
+    assert result.stdout.count("--smoke") >= 7

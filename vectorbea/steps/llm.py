@@ -5,7 +5,8 @@ plain. Where the call goes (provider, base URL, key, model) is decided by
 vectorbea.llm.resolve.resolve and nowhere else. The
 handler prepares the call and hands it back (a PendingCall): it is awaited on the worker
 process's event loop, with no thread and no database connection held while the model
-thinks.
+thinks. The answer is streamed, its words shown on the run page as they come
+(vectorbea.runs.partials).
 """
 
 import json
@@ -23,6 +24,7 @@ from vectorbea.llm import Answer, Prompt, cost_of
 from vectorbea.llm.errors import clip
 from vectorbea.llm.providers import ANSWERED, NOT_SENT, TIMED_OUT, CallError, complete
 from vectorbea.llm.resolve import resolve
+from vectorbea.runs.partials import text_stream
 from vectorbea.steps.registry import (
     DeadlinePassed,
     PendingCall,
@@ -178,7 +180,8 @@ def run_llm(config: Mapping[str, Any], ctx: StepContext) -> PendingCall:
 
     async def send() -> Any:
         try:
-            return await complete(provider, prompt, call)
+            async with text_stream(ctx) as on_text:  # the words, live on the run page
+                return await complete(provider, prompt, call, on_text)
         finally:
             if call.http_client is not None:  # a client of this call's own
                 await call.http_client.aclose()
