@@ -42,6 +42,7 @@ from vectorbea.engine.events import (
 from vectorbea.engine.state import (
     RUN_CANCELLED,
     RUN_COMPLETED,
+    RUN_DENIED,
     RUN_FAILED,
     RUN_RUNNING,
     STEP_COMPLETED,
@@ -57,6 +58,7 @@ from vectorbea.engine.state import (
     add_usage,
     evolve,
 )
+from vectorbea.engine.waits import DENIED_PORT
 
 
 def fold(recorded_events: Iterable[Recorded], state: RunState | None = None) -> RunState:
@@ -95,6 +97,7 @@ def _(event: RunStarted, state: RunState, at: datetime) -> RunState:
         started_by=event.started_by,
         started_at=at,
         limits=event.limits,
+        rerun_of=event.rerun_of,
     )
 
 
@@ -186,7 +189,7 @@ def _(event: RunCompleted, state: RunState, at: datetime) -> RunState:
 def _(event: RunFailed, state: RunState, at: datetime) -> RunState:
     state = evolve(
         state,
-        status=RUN_FAILED,
+        status=RUN_DENIED if _denied_gate(state, event.step_id) else RUN_FAILED,
         error=event.reason,
         failed_step_id=event.step_id,
         finished_at=at,
@@ -196,6 +199,22 @@ def _(event: RunFailed, state: RunState, at: datetime) -> RunState:
     if event.step_id is None or step is None or step.status != STEP_FAILED:
         return state
     return _with_step(state, event.step_id, evolve(step, status=STEP_GAVE_UP))
+
+
+def _denied_gate(state: RunState, step_id: str | None) -> bool:
+    """Whether the run ends at an approval gate that was denied (and took its "denied"
+    port, which leads nowhere): decide records that as RunFailed after the gate's
+    StepCompleted; the fold tells it apart, for logs old and new alike."""
+    if step_id is None:
+        return False
+    step = state.step(step_id)
+    decision = step.decision
+    return (
+        step.status == STEP_COMPLETED
+        and decision is not None
+        and not decision.get("approved")
+        and step.ports == (DENIED_PORT,)
+    )
 
 
 @_apply.register
