@@ -52,13 +52,42 @@
     return Math.floor(seconds / 86400) + " d " + Math.floor((seconds % 86400) / 3600) + " h";
   }
 
+  // An ended run waits for nothing: its countdowns (rendered while it ran) say nothing.
   function tick() {
     var now = Date.now();
+    var ended = document.querySelector("#run-status[data-finished]") !== null;
     document.querySelectorAll(".countdown[data-until]").forEach(function (el) {
-      var seconds = Math.round((Date.parse(el.dataset.until) - now) / 1000);
+      var seconds = ended ? 0 : Math.round((Date.parse(el.dataset.until) - now) / 1000);
       el.textContent = seconds > 0 ? "(in " + left(seconds) + ")" : "";
     });
   }
+
+  // Copy buttons: data-copy names the element whose text is copied.
+  function copied(button, text) {
+    button.textContent = text;
+    setTimeout(function () { button.textContent = "Copy"; }, 2000);
+  }
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy]");
+    if (!button) return;
+    var source = document.getElementById(button.dataset.copy);
+    if (!source) return;
+    var text = source.textContent;
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(
+        function () { copied(button, "Copied"); },
+        function () { copied(button, "Copy failed"); }
+      );
+      return;
+    }
+    // Plain http on another host: select the text so Ctrl+C copies it.
+    var range = document.createRange();
+    range.selectNodeContents(source);
+    var selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    copied(button, document.execCommand && document.execCommand("copy") ? "Copied" : "Press Ctrl+C");
+  });
   setInterval(tick, 1000);
   document.addEventListener("DOMContentLoaded", tick);
   document.addEventListener("htmx:afterSwap", tick);

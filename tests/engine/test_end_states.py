@@ -237,3 +237,18 @@ def test_a_stored_v3_run_started_folds_to_the_same_state_as_its_current_form() -
     row = fixture["v3_log"][0]
     started = event_from_payload(row["type"], row["schema_version"], row["payload"])
     assert isinstance(started, RunStarted) and started.rerun_of is None
+
+
+def test_asking_a_denied_gate_again_reopens_the_run_at_the_gate() -> None:
+    flow = gate_flow()
+    state = settle(_state_after(), flow)
+    state = settle(then(state, ApprovalDenied("gate", "bob", "no")), flow)
+    assert state.status == "denied"
+
+    state = then(state, RetryScheduled("gate", 2, NOW.isoformat(), 0, "manual", actor="alice"))
+    state = settle(state, flow)
+
+    assert state.status == "running"
+    assert state.denial is None
+    assert state.step("gate").status == "waiting" and state.step("gate").attempt == 2
+    assert shown(state, flow) == {"gate": "waiting", "send": "pending"}

@@ -168,9 +168,10 @@ def _(event: RetryScheduled, state: RunState, at: datetime) -> RunState:
         step = evolve(step, failures=0, corrections=0, correction=None)
         state = _without_attention(state, event.step_id)
     state = _with_step(state, event.step_id, step)
-    if state.status != RUN_FAILED:
+    if state.status not in (RUN_FAILED, RUN_DENIED):
         return state
-    # "Retry from failed step": a person's retry reopens the run it had failed.
+    # "Retry from failed step" (or, at a denied gate, "ask again"): a person's retry
+    # reopens the run it had ended.
     return evolve(state, status=RUN_RUNNING, error=None, failed_step_id=None, finished_at=None)
 
 
