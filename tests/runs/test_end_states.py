@@ -81,7 +81,7 @@ def test_a_cancelled_run_waits_for_nothing(client, alice, acme):
     assert graph_statuses(html) == {"s0": "completed", "wait": "cancelled", "b": "not_run"}
     assert "Not run" in html
     assert "Cool off (waiting: delay)" not in html
-    assert "<dt>Reason</dt><dd>Not needed</dd>" in html
+    assert '<div class="run-reason"><dt>Reason</dt><dd>Not needed</dd>' in html
     assert "No output: the run was cancelled." in html
     summary = RunSummary.objects.get(run=run)
     assert (summary.current_label, summary.current_steps, summary.wake_at) == ("", [], None)

@@ -11,8 +11,9 @@ from vectorbea.engine.state import RUN_COMPLETED
 
 
 def pretty(value: Any) -> str:
-    """A JSON value as people read it: indented, keys in the order they came, not escaped."""
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+    """A JSON value as people read it: indented, not escaped, keys in alphabetical order
+    (Postgres keeps a JSON object's keys in an order of its own, shortest first)."""
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
 
 
 @dataclass(frozen=True)
