@@ -22,7 +22,7 @@ from vectorbea.engine import (
     StepInterrupted,
 )
 from vectorbea.eventlog import store
-from vectorbea.eventlog.models import Run, RunSummary
+from vectorbea.eventlog.models import RunSummary
 from vectorbea.runs.commands import pause_run, start_run
 from vectorbea.steps.templating import PREVIEW_LIMITS
 
