@@ -17,6 +17,7 @@ from vectorbea.eventlog.models import Run, RunSummary
 from vectorbea.eventlog.projections import current_label
 from vectorbea.runs.commands import cancel_run, decide_gate, retry_failed_step, start_run
 from vectorbea.runs.models import Rerun
+from vectorbea.workflows.models import WorkflowVersion, content_hash
 
 HTMX = {"HX-Request": "true"}
 
@@ -289,3 +290,27 @@ def test_rebuilding_the_projections_gives_the_same_rerun_rows(acme, alice):
 
     assert written["reruns"] == 1
     assert list(Rerun.objects.values_list("run_id", "origin_id")) == before == [(new.id, origin.id)]
+
+
+def test_rerun_drops_input_the_newest_version_no_longer_takes(client, alice, acme):
+    workflow = typed(acme)
+    origin = start_run(workflow, {"customer": "Initech", "note": "old field"})
+    closed = {**workflow.draft}
+    closed["input_schema"] = {**closed["input_schema"], "additionalProperties": False}
+    WorkflowVersion.objects.create(
+        workflow=workflow, number=2, definition=closed, content_hash=content_hash(closed)
+    )
+    client.force_login(alice)
+
+    form = client.get(rerun_form(origin)).content.decode()
+    assert 'value="Initech"' in form and "<code>note</code>" not in form
+    key = re.search(r'name="idempotency_key" value="(\w+)"', form).group(1)
+    customer = re.search(r'name="(input_\d)" value="Initech"', form).group(1)
+    path = rerun_form(origin).split("?")[0]
+    response = client.post(
+        path, {"idempotency_key": key, customer: "Initech", "rerun_of": origin.id}
+    )
+
+    assert response.status_code == 302
+    new = Run.objects.exclude(pk=origin.pk).get()
+    assert store.load(new.id).state.input == {"customer": "Initech"}

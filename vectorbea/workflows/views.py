@@ -500,7 +500,7 @@ def _rerun_origin(access: Access, workflow: Workflow, request: HttpRequest) -> R
 
 def _rerun_context(form: RunInputForm, origin: Run) -> dict[str, Any]:
     """Fill the form with the origin's input; what the form has no field for is kept as
-    it was (listed, so the person knows)."""
+    it was (listed, so the person knows), unless the version run now allows no more."""
     from vectorbea.eventlog import store
 
     run_input = store.load(origin.id).state.input or {}
@@ -509,4 +509,6 @@ def _rerun_context(form: RunInputForm, origin: Run) -> dict[str, Any]:
         if name in run_input:
             form.initial[key] = run_input[name]
     kept = {name: value for name, value in run_input.items() if name not in asked}
+    if isinstance(form.schema, dict) and form.schema.get("additionalProperties") is False:
+        kept = {}  # the version this form runs takes nothing more
     return {"rerun_origin": origin, "rerun_kept": kept}
