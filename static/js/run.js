@@ -52,12 +52,21 @@
     return Math.floor(seconds / 86400) + " d " + Math.floor((seconds % 86400) / 3600) + " h";
   }
 
-  // An ended run waits for nothing: its countdowns (rendered while it ran) say nothing.
+  // A countdown counts only while what it waits for is still ahead: not once the run has
+  // ended, nor once its step stopped waiting (a gate decided, a retry started), as the
+  // step list (updated live) says.
+  var COUNTING = { waiting: true, retry_scheduled: true };
+  function stillAhead(el) {
+    if (document.querySelector("#run-status[data-finished]")) return false;
+    if (!el.dataset.step) return true;
+    var row = document.getElementById("step-" + el.dataset.step);
+    return !row || COUNTING[row.dataset.status] === true;
+  }
+
   function tick() {
     var now = Date.now();
-    var ended = document.querySelector("#run-status[data-finished]") !== null;
     document.querySelectorAll(".countdown[data-until]").forEach(function (el) {
-      var seconds = ended ? 0 : Math.round((Date.parse(el.dataset.until) - now) / 1000);
+      var seconds = stillAhead(el) ? Math.round((Date.parse(el.dataset.until) - now) / 1000) : 0;
       el.textContent = seconds > 0 ? "(in " + left(seconds) + ")" : "";
     });
   }

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from tests.approvals.support import gated, publish_gated
 from tests.browser.conftest import sign_in
 from tests.support.workflows import chain, publish, record
 from vectorbea.engine import StepCompleted
 from vectorbea.eventlog.models import Run
-from vectorbea.runs.commands import cancel_run, start_run
+from vectorbea.runs.commands import cancel_run, decide_gate, start_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -133,3 +134,20 @@ def test_a_cancelled_run_shows_steps_not_run_and_no_countdown(sized, alice, acme
     for countdown in page.locator(".countdown").all():
         expect(countdown).to_have_text("")
     shot(page, f"run-page-cancelled-{width}")
+
+
+def test_a_decided_gate_stops_counting_down_while_the_run_goes_on(sized, alice, acme):
+    width, page = sized
+    definition = gated(denied_edge=True, timeout_seconds=3600)
+    run = start_run(publish_gated(acme, definition), {"amount": 5, "customer": "Ada"})
+    sign_in(page, "alice")
+    page.goto(f"/w/acme/runs/{run.id}/")
+    countdown = page.locator('[data-type="ApprovalRequested"] .countdown')
+    expect(countdown).to_contain_text("in 59 min")
+
+    decide_gate(run.id, "gate", approve=False, actor="bob", reason="no")  # arrives live
+
+    expect(page.locator("#step-sorry")).to_have_attribute("data-status", "running")
+    expect(page.locator("#run-status")).not_to_have_text("Denied")  # it had a denied path
+    expect(countdown).to_have_text("")
+    shot(page, f"run-page-decided-gate-{width}")
