@@ -4,7 +4,7 @@
 
     vb = Vectorbea("https://vectorbea.example.com", token="vb_…")
     run = vb.start_run(workflow_id, {"ticket": "Printer on fire"}, idempotency_key="ticket-81")
-    run = vb.wait(run["id"], timeout=600)          # until it completes, fails, is denied or cancelled
+    run = vb.wait(run["id"], timeout=600)  # until it completes, fails, is denied or cancelled
     print(run["status"], run["output"])
 
     for approval in vb.approvals():                # what waits for this token's decision
