@@ -4,7 +4,7 @@
 
     vb = Vectorbea("https://vectorbea.example.com", token="vb_…")
     run = vb.start_run(workflow_id, {"ticket": "Printer on fire"}, idempotency_key="ticket-81")
-    run = vb.wait(run["id"], timeout=600)          # until it completes, fails or is cancelled
+    run = vb.wait(run["id"], timeout=600)  # until it completes, fails, is denied or cancelled
     print(run["status"], run["output"])
 
     for approval in vb.approvals():                # what waits for this token's decision
@@ -24,7 +24,7 @@ import httpx
 
 __all__ = ["FINISHED", "Vectorbea", "VectorbeaError"]
 
-FINISHED = frozenset({"completed", "failed", "cancelled"})
+FINISHED = frozenset({"completed", "failed", "denied", "cancelled"})
 
 
 class VectorbeaError(Exception):
@@ -108,8 +108,8 @@ class Vectorbea:
         until: frozenset[str] | set[str] = FINISHED,
         poll_seconds: float = 1.0,
     ) -> dict[str, Any]:
-        """Poll the run until its status is one of `until` (by default: completed, failed
-        or cancelled) and return it. Add "needs_attention" or "waiting" to `until` to stop
+        """Poll the run until its status is one of `until` (by default: completed, failed,
+        denied or cancelled) and return it. Add "needs_attention" or "waiting" to `until` to stop
         when it needs a person. Raises TimeoutError after `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while True:

@@ -52,13 +52,51 @@
     return Math.floor(seconds / 86400) + " d " + Math.floor((seconds % 86400) / 3600) + " h";
   }
 
+  // A countdown counts only while what it waits for is still ahead: not once the run has
+  // ended, nor once its step stopped waiting (a gate decided, a retry started), as the
+  // step list (updated live) says.
+  var COUNTING = { waiting: true, retry_scheduled: true };
+  function stillAhead(el) {
+    if (document.querySelector("#run-status[data-finished]")) return false;
+    if (!el.dataset.step) return true;
+    var row = document.getElementById("step-" + el.dataset.step);
+    return !row || COUNTING[row.dataset.status] === true;
+  }
+
   function tick() {
     var now = Date.now();
     document.querySelectorAll(".countdown[data-until]").forEach(function (el) {
-      var seconds = Math.round((Date.parse(el.dataset.until) - now) / 1000);
+      var seconds = stillAhead(el) ? Math.round((Date.parse(el.dataset.until) - now) / 1000) : 0;
       el.textContent = seconds > 0 ? "(in " + left(seconds) + ")" : "";
     });
   }
+
+  // Copy buttons: data-copy names the element whose text is copied.
+  function copied(button, text) {
+    button.textContent = text;
+    setTimeout(function () { button.textContent = "Copy"; }, 2000);
+  }
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy]");
+    if (!button) return;
+    var source = document.getElementById(button.dataset.copy);
+    if (!source) return;
+    var text = source.textContent;
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(
+        function () { copied(button, "Copied"); },
+        function () { copied(button, "Copy failed"); }
+      );
+      return;
+    }
+    // Plain http on another host: select the text so Ctrl+C copies it.
+    var range = document.createRange();
+    range.selectNodeContents(source);
+    var selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    copied(button, document.execCommand && document.execCommand("copy") ? "Copied" : "Press Ctrl+C");
+  });
   setInterval(tick, 1000);
   document.addEventListener("DOMContentLoaded", tick);
   document.addEventListener("htmx:afterSwap", tick);

@@ -84,12 +84,12 @@ def test_a_denial_needs_a_reason_and_appends_nothing_without_one(acme, alice, om
     assert event_count(run.id) == before
 
 
-def test_a_denial_fails_the_run_with_the_reason_recorded(acme, alice, omar):
+def test_a_denial_ends_the_run_denied_with_the_reason_recorded(acme, alice, omar):
     run = start_run(publish_gated(acme), INPUT, started_by=alice)
 
     post_decision(signed_in(omar), run, "deny", "the amount is too high")
 
-    assert run_status(run.id) == "failed"
+    assert run_status(run.id) == "denied"
     (failed,) = payloads(run.id, "RunFailed")
     assert failed["reason"] == "Approval 'Refund' was denied by omar: the amount is too high"
     assert Gate.objects.get(run=run).status == "denied"
@@ -176,7 +176,7 @@ def test_any_denial_denies_a_gate_that_needs_several_approvals(acme, alice, omar
     post_decision(signed_in(omar), run, "approve", "ok")
     post_decision(signed_in(olga), run, "deny", "not without a receipt")
 
-    assert run_status(run.id) == "failed"
+    assert run_status(run.id) == "denied"
     assert Gate.objects.get(run=run).status == "denied"
 
 

@@ -71,9 +71,12 @@ def test_an_approver_approves_one_run_and_denies_another_from_the_inbox(
 
     expect(item).to_have_attribute("data-status", "denied")
     expect(item).to_contain_text("Too much for a refund")
-    wait_for(lambda: run_status(second.id) == "failed")
+    wait_for(lambda: run_status(second.id) == "denied")
     page.goto(f"/w/acme/runs/{second.id}/")
-    expect(page.locator("#run-status")).to_have_attribute("data-status", "failed")
+    expect(page.locator("#run-status")).to_have_attribute("data-status", "denied")
+    expect(page.locator("#run-denial")).to_contain_text(
+        "Denied by omar at ‘Refund’, reason: Too much for a refund"
+    )
     expect(page.locator("#timeline")).to_contain_text(
         "Approval 'Refund' was denied by omar: Too much for a refund"
     )

@@ -73,6 +73,7 @@ ONE_OF_EACH: list[Event] = [
     RunResumed("alice"),
     RunStarted("wf", "v1", {}, limits={"max_steps": 10, "max_attempts": 3}),
     RunStarted("wf", "v1", {}, started_by="alice", via="api:ci"),
+    RunStarted("wf", "v1", {}, started_by="alice", rerun_of="3f2a0c1e-0000-4000-8000-000000000001"),
     StepFailed("ask", 1, "invalid_output", "bad", detail={"answer": "{", "errors": ["x"]}),
     CorrectionAttempted("ask", 2, 1, 2, "not JSON", "{", ("(root): not JSON",)),
     StepDeferred("ask", 2, "2025-01-01T09:01:00+00:00", "rate_limited", "10 per minute"),
@@ -233,7 +234,15 @@ def test_a_stored_v2_run_started_folds_to_the_same_state_as_its_current_form() -
     assert stored_log(fixture["v2_log"])[0].event.via is None
 
 
-@pytest.mark.parametrize("name", ["v1_events.json", "v2_events.json", "v2_run_started_events.json"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "v1_events.json",
+        "v2_events.json",
+        "v2_run_started_events.json",
+        "v3_run_started_events.json",
+    ],
+)
 def test_the_current_form_of_the_fixture_matches_what_the_code_writes_today(name: str) -> None:
     fixture = json.loads((FIXTURES / name).read_text())
 

@@ -257,7 +257,7 @@ def test_a_denied_gate_takes_its_denied_edge_and_skips_the_approved_side() -> No
     assert events[0].output["approved"] is False
 
 
-def test_a_denied_gate_without_a_denied_edge_fails_the_run_saying_who_and_why() -> None:
+def test_a_denied_gate_without_a_denied_edge_ends_the_run_denied_saying_who_and_why() -> None:
     flow = gate_flow()
     state = settle(state_after(), flow)
     state = then(state, ApprovalDenied("gate", "bob", "the amount is too high"))
@@ -268,7 +268,12 @@ def test_a_denied_gate_without_a_denied_edge_fails_the_run_saying_who_and_why() 
     assert events[-1] == RunFailed(
         "Approval 'Refund' was denied by bob: the amount is too high", step_id="gate"
     )
-    assert then(state, *events).status == "failed"
+    ended = then(state, *events)
+    assert ended.status == "denied"
+    assert ended.is_terminal
+    assert ended.denial is not None
+    assert (ended.denial["step_id"], ended.denial["by"]) == ("gate", "bob")
+    assert ended.denial["reason"] == "the amount is too high"
 
 
 def test_a_gate_times_out_and_is_denied_by_default() -> None:
@@ -285,6 +290,9 @@ def test_a_gate_times_out_and_is_denied_by_default() -> None:
     assert events[0] == ApprovalTimedOut("gate", "denied", gate="gate:1")
     assert isinstance(events[-1], RunFailed)
     assert "nobody decided before its timeout" in events[-1].reason
+    ended = then(state, *events, at=timeout_at)
+    assert ended.status == "denied"
+    assert ended.denial is not None and ended.denial["timed_out"] is True
 
 
 def test_a_gate_may_approve_when_it_times_out() -> None:

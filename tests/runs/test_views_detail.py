@@ -22,7 +22,7 @@ from vectorbea.engine import (
     StepInterrupted,
 )
 from vectorbea.eventlog import store
-from vectorbea.eventlog.models import Run, RunSummary
+from vectorbea.eventlog.models import RunSummary
 from vectorbea.runs.commands import pause_run, start_run
 from vectorbea.steps.templating import PREVIEW_LIMITS
 
@@ -168,7 +168,7 @@ def test_time_travel_shows_the_state_as_of_an_event(client, alice, run):
         assert f'data-step="{step_id}" data-status="{step.status}"' in html
 
 
-ACTIONS = ["run-cancel", "run-pause", "run-resume", "run-retry", "run-rerun"]
+ACTIONS = ["run-cancel", "run-pause", "run-resume", "run-retry"]
 
 
 @pytest.mark.parametrize("action", ACTIONS)
@@ -221,15 +221,6 @@ def test_cancel_then_cancel_again(client, alice, run):
     assert RunSummary.objects.get(run=run).status == "cancelled"
     html = client.post(url("run-cancel", run), headers=HTMX).content.decode()
     assert "already finished" in html
-
-
-def test_rerun_goes_to_the_new_run(client, alice, run):
-    client.force_login(alice)
-    response = client.post(url("run-rerun", run), headers=HTMX)
-    new = Run.objects.exclude(pk=run.pk).get()
-    assert response["HX-Redirect"] == url("run-detail", new)
-    assert new.started_by == alice
-    assert store.load(new.id).state.input == {"customer": "Initech"}
 
 
 def test_event_content_is_escaped_on_the_page_and_in_step_detail(client, alice, acme):

@@ -36,4 +36,4 @@ def test_a_decision_is_in_the_timeline_with_who_and_why(acme):
     decide_gate(run.id, "gate", approve=False, actor="bob", reason="too much")
     texts = [row.text for row in timeline_rows(run.id)]
     assert "Step 'Refund' denied by bob: too much" in texts
-    assert RunSummary.objects.get(run=run).status == "failed"
+    assert RunSummary.objects.get(run=run).status == "denied"

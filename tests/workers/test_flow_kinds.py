@@ -12,7 +12,16 @@ from vectorbea.runs.commands import GateNotWaiting, decide_gate, start_run
 
 
 def finished(run_id):
-    return lambda: run_status(run_id) in ("completed", "failed", "cancelled", "needs_attention")
+    return lambda: (
+        run_status(run_id)
+        in (
+            "completed",
+            "failed",
+            "denied",
+            "cancelled",
+            "needs_attention",
+        )
+    )
 
 
 def has_event(run_id, type_name):
@@ -198,7 +207,7 @@ def test_an_approved_gate_lets_the_run_finish(live, acme):
     assert requested["timeout_at"] is None
     time.sleep(0.3)
     assert "s1" not in steps_run(run.id)  # the gate holds the run
-    assert run_status(run.id) not in ("completed", "failed")
+    assert run_status(run.id) not in ("completed", "failed", "denied")
 
     decide_gate(run.id, "gate", approve=True, actor="alice", reason="within policy")
     wait_for(finished(run.id))
@@ -217,7 +226,7 @@ def test_an_approved_gate_lets_the_run_finish(live, acme):
     assert steps_run(run.id) == ["s0", "s0", "s1", "s1"]
 
 
-def test_a_denied_gate_fails_the_run_with_who_and_why(live, acme):
+def test_a_denied_gate_ends_the_run_denied_with_who_and_why(live, acme):
     workflow = publish(acme, gate_workflow())
     live.worker()
 
@@ -226,7 +235,7 @@ def test_a_denied_gate_fails_the_run_with_who_and_why(live, acme):
     decide_gate(run.id, "gate", approve=False, actor="bob", reason="the amount is too high")
     wait_for(finished(run.id))
 
-    assert run_status(run.id) == "failed"
+    assert run_status(run.id) == "denied"
     (failed,) = payloads(run.id, "RunFailed")
     assert failed["reason"] == "Approval 'Refund' was denied by bob: the amount is too high"
     assert "s1" not in steps_run(run.id)
@@ -364,7 +373,7 @@ def test_two_people_deciding_at_once_one_wins_and_the_other_is_told(live, acme):
     assert f"by {winner} at" in str(loser)
     types = event_types(run.id)
     assert types.count("ApprovalGranted") + types.count("ApprovalDenied") == 1
-    assert run_status(run.id) == ("completed" if winner == "alice" else "failed")
+    assert run_status(run.id) == ("completed" if winner == "alice" else "denied")
 
 
 def test_the_decide_gate_command_approves_and_explains_refusals(live, acme):

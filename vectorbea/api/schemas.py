@@ -48,8 +48,9 @@ class RunOut(Schema):
     workflow: str
     version: int = Field(description="The version the run is on now.")
     status: str = Field(
-        description="running, retrying, waiting, paused, needs_attention, completed, failed "
-        "or cancelled."
+        description="queued, running, retrying, waiting, paused, needs_attention, completed, "
+        "failed, denied (an approval was denied and the workflow has no denied path) or "
+        "cancelled."
     )
     error: str
     cost_usd: float

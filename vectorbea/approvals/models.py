@@ -79,7 +79,7 @@ class Gate(models.Model):
 BADGES = {
     GateStatus.WAITING: "waiting",
     GateStatus.APPROVED: "completed",
-    GateStatus.DENIED: "failed",
+    GateStatus.DENIED: "denied",
     GateStatus.TIMED_OUT: "retrying",
     GateStatus.CLOSED: "cancelled",
 }

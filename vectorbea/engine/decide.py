@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -423,7 +424,11 @@ def _gate_outcome(state: RunState, definition: Definition, step_id: str) -> list
     return [completed, RunFailed(_denial_reason(definition, step_id, output), step_id=step_id)]
 
 
+DENIAL_REASON = re.compile(r"^Approval '.*' was denied[ :]", re.S)
+
+
 def _denial_reason(definition: Definition, step_id: str, output: Mapping[str, Any]) -> str:
+    """The reason of the RunFailed a denial ends its run with (it matches DENIAL_REASON)."""
     name = definition.steps[step_id].name
     if output["timed_out"]:
         return (
@@ -433,6 +438,13 @@ def _denial_reason(definition: Definition, step_id: str, output: Mapping[str, An
     reason = str(output["reason"] or "").strip()
     who = f"Approval '{name}' was denied by {output['by'] or 'someone'}"
     return f"{who}: {reason}" if reason else f"{who} (no reason given)."
+
+
+def ends_in_denial(event: RunFailed) -> bool:
+    """Whether this RunFailed is the one decide records when a denied gate has no denied
+    path (the fold folds such a run to "denied"): for saying the event, which alone does
+    not carry the state."""
+    return event.step_id is not None and DENIAL_REASON.match(event.reason) is not None
 
 
 def _all_steps_done(state: RunState, definition: Definition) -> bool:

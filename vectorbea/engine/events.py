@@ -37,7 +37,10 @@ class RunStarted(Event):
     # "api:<token name>", "webhook:<endpoint id>" or "schedule:<schedule id>"; None: the
     # person themselves.
     via: str | None = None
-    schema_version: ClassVar[int] = 3
+    # The run this one re-runs (its id), when a person started it from that run's page
+    # with its input; None: a run of its own.
+    rerun_of: str | None = None
+    schema_version: ClassVar[int] = 4
 
     @staticmethod
     def upcast_v1_v2(data: dict[str, Any]) -> dict[str, Any]:
@@ -47,6 +50,11 @@ class RunStarted(Event):
     def upcast_v2_v3(data: dict[str, Any]) -> dict[str, Any]:
         # v2 recorded no program: a token's runs had its actor ("api:<name>") as started_by.
         return {**data, "via": None}
+
+    @staticmethod
+    def upcast_v3_v4(data: dict[str, Any]) -> dict[str, Any]:
+        # v3 recorded no origin: every run was a run of its own.
+        return {**data, "rerun_of": None}
 
 
 @dataclass(frozen=True)

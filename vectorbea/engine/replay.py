@@ -43,6 +43,7 @@ from vectorbea.engine.events import (
 from vectorbea.engine.state import (
     RUN_CANCELLED,
     RUN_COMPLETED,
+    RUN_DENIED,
     RUN_FAILED,
     RUN_RUNNING,
     STEP_COMPLETED,
@@ -58,6 +59,7 @@ from vectorbea.engine.state import (
     add_usage,
     evolve,
 )
+from vectorbea.engine.waits import DENIED_PORT
 
 
 def fold(recorded_events: Iterable[Recorded], state: RunState | None = None) -> RunState:
@@ -96,6 +98,7 @@ def _(event: RunStarted, state: RunState, at: datetime) -> RunState:
         started_by=event.started_by,
         started_at=at,
         limits=event.limits,
+        rerun_of=event.rerun_of,
     )
 
 
@@ -166,9 +169,10 @@ def _(event: RetryScheduled, state: RunState, at: datetime) -> RunState:
         step = evolve(step, failures=0, corrections=0, correction=None)
         state = _without_attention(state, event.step_id)
     state = _with_step(state, event.step_id, step)
-    if state.status != RUN_FAILED:
+    if state.status not in (RUN_FAILED, RUN_DENIED):
         return state
-    # "Retry from failed step": a person's retry reopens the run it had failed.
+    # "Retry from failed step" (or, at a denied gate, "ask again"): a person's retry
+    # reopens the run it had ended.
     return evolve(state, status=RUN_RUNNING, error=None, failed_step_id=None, finished_at=None)
 
 
@@ -187,7 +191,7 @@ def _(event: RunCompleted, state: RunState, at: datetime) -> RunState:
 def _(event: RunFailed, state: RunState, at: datetime) -> RunState:
     state = evolve(
         state,
-        status=RUN_FAILED,
+        status=RUN_DENIED if _denied_gate(state, event.step_id) else RUN_FAILED,
         error=event.reason,
         failed_step_id=event.step_id,
         finished_at=at,
@@ -197,6 +201,22 @@ def _(event: RunFailed, state: RunState, at: datetime) -> RunState:
     if event.step_id is None or step is None or step.status != STEP_FAILED:
         return state
     return _with_step(state, event.step_id, evolve(step, status=STEP_GAVE_UP))
+
+
+def _denied_gate(state: RunState, step_id: str | None) -> bool:
+    """Whether the run ends at an approval gate that was denied (and took its "denied"
+    port, which leads nowhere): decide records that as RunFailed after the gate's
+    StepCompleted; the fold tells it apart, for logs old and new alike."""
+    if step_id is None:
+        return False
+    step = state.step(step_id)
+    decision = step.decision
+    return (
+        step.status == STEP_COMPLETED
+        and decision is not None
+        and not decision.get("approved")
+        and step.ports == (DENIED_PORT,)
+    )
 
 
 @_apply.register

@@ -54,7 +54,26 @@ RUN_RUNNING = "running"
 RUN_COMPLETED = "completed"
 RUN_FAILED = "failed"
 RUN_CANCELLED = "cancelled"
-TERMINAL_RUN_STATUSES = frozenset({RUN_COMPLETED, RUN_FAILED, RUN_CANCELLED})
+# An approval gate was denied and the workflow has no "denied" path: the run ended there.
+# Its own outcome, not a failure: nothing went wrong and there is nothing to retry.
+RUN_DENIED = "denied"
+TERMINAL_RUN_STATUSES = frozenset({RUN_COMPLETED, RUN_FAILED, RUN_CANCELLED, RUN_DENIED})
+
+# What a step that will never finish shows once its run has ended: "cancelled" when it
+# was under way (running, waiting, or due to retry), "not_run" when it never started.
+STEP_CANCELLED = "cancelled"
+STEP_NOT_RUN = "not_run"
+UNDER_WAY_STEP_STATUSES = frozenset({STEP_RUNNING, STEP_WAITING, STEP_RETRY_SCHEDULED})
+ENDED_STEP_STATUSES = frozenset({STEP_COMPLETED, STEP_SKIPPED, STEP_GAVE_UP, STEP_FAILED})
+
+
+def ended_step_status(step_status: str, run_status: str) -> str:
+    """The status a step shows in a run whose status is `run_status`: its own while the run
+    goes on, and once the run has ended, "cancelled" or "not_run" for a step that will now
+    never finish (nothing waits for it, counts down for it or will start it)."""
+    if run_status not in TERMINAL_RUN_STATUSES or step_status in ENDED_STEP_STATUSES:
+        return step_status
+    return STEP_CANCELLED if step_status in UNDER_WAY_STEP_STATUSES else STEP_NOT_RUN
 
 
 @dataclass(frozen=True)
@@ -125,6 +144,7 @@ class RunState:
     limits: Mapping[str, Any] | None = None
     steps_started: int = 0  # step attempts started, all steps, loops included
     loops: Mapping[str, int] = field(default_factory=dict)  # "source>target": iteration
+    rerun_of: str | None = None  # the run this one re-runs (RunStarted.rerun_of)
 
     @classmethod
     def initial(cls) -> RunState:
@@ -133,6 +153,15 @@ class RunState:
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_RUN_STATUSES
+
+    @property
+    def denial(self) -> Mapping[str, Any] | None:
+        """For a denied run, the gate's decision that ended it ({"step_id", "by", "reason",
+        "timed_out", "at", ...}); None otherwise."""
+        if self.status != RUN_DENIED or self.failed_step_id is None:
+            return None
+        decision = self.step(self.failed_step_id).decision or {}
+        return {**decision, "step_id": self.failed_step_id}
 
     @property
     def attempts_total(self) -> int:
@@ -195,6 +224,7 @@ def state_to_json(state: RunState) -> dict[str, Any]:
         "limits": None if state.limits is None else dict(state.limits),
         "steps_started": state.steps_started,
         "loops": dict(state.loops),
+        "rerun_of": state.rerun_of,
     }
 
 
@@ -229,6 +259,7 @@ def _state_from_json(data: Mapping[str, Any]) -> RunState:
         limits=data.get("limits"),
         steps_started=data.get("steps_started", 0),
         loops=data.get("loops") or {},
+        rerun_of=data.get("rerun_of"),
     )
 
 

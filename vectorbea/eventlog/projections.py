@@ -59,6 +59,10 @@ def current_label(state: RunState, definition: Definition) -> str:
             return f"{name(step_id)} (attempt {step.attempt})"
         return name(step_id)
 
+    if state.is_terminal:
+        # An ended run is on no step: it names only the step it failed (or was denied) at.
+        ended_at = state.failed_step_id if state.status in ("failed", "denied") else None
+        return name(ended_at)[:CURRENT_LABEL_CHARS] if ended_at else ""
     if state.queued:
         return state.queued[:CURRENT_LABEL_CHARS]
     if state.attention:
@@ -66,8 +70,6 @@ def current_label(state: RunState, definition: Definition) -> str:
             :CURRENT_LABEL_CHARS
         ]
     current = [step_id for step_id, step in state.steps.items() if step.status in CURRENT]
-    if not current and state.failed_step_id and state.status == "failed":
-        current = [state.failed_step_id]
     return ", ".join(said(step_id) for step_id in current)[:CURRENT_LABEL_CHARS]
 
 
@@ -118,7 +120,9 @@ FIELDS: dict[str, Field] = {
         for step_id, step in state.steps.items()
     },
     "current_steps": lambda state, definition, at: [
-        step_id for step_id, step in state.steps.items() if step.status in CURRENT
+        step_id
+        for step_id, step in state.steps.items()
+        if step.status in CURRENT and not state.is_terminal
     ],
     "attempts": lambda state, definition, at: state.attempts_total,
     "error": lambda state, definition, at: state.error or attention_summary(state),

@@ -164,8 +164,10 @@ def start_run(
     started_by: Any = None,
     idempotency_key: str | None = None,
     version: WorkflowVersion | None = None,
+    rerun_of: Run | None = None,
 ) -> Run:
-    """Start a run on `version` (default: the newest published one).
+    """Start a run on `version` (default: the newest published one); `rerun_of`: the run
+    of the same workspace this one re-runs (its page links to it, and it lists this one).
 
     With an idempotency key, the same key in the same workspace returns the same run.
     One round trip on the lean path: the run's row and its first append (which starts its
@@ -190,7 +192,8 @@ def start_run(
             if existing:
                 return existing
         try:
-            return _start(workflow, head, run_input, started_by, idempotency_key, asked)
+            origin = str(rerun_of.id) if rerun_of is not None else None
+            return _start(workflow, head, run_input, started_by, idempotency_key, asked, origin)
         except store.StartRefused:  # the switch is thrown, or the head changed: read it
             stop = store.stop_of(workflow.workspace_id)
             if stop is not None:
@@ -212,6 +215,7 @@ def _start(
     started_by: Any,
     idempotency_key: str | None,
     asked: UUID | None,
+    rerun_of: str | None = None,
 ) -> Run:
     definition = store.definition_for(head.version_id)
     run = Run(
@@ -229,6 +233,7 @@ def _start(
         started_by=getattr(started_by, "username", None),
         limits=head.limits,
         via=getattr(started_by, "via", None),
+        rerun_of=rerun_of,
     )
     new_run = store.NewRun(
         workspace_id=workflow.workspace_id,
@@ -325,7 +330,8 @@ def resume_run(run_id: UUID, *, actor: str) -> None:
 
 def retry_failed_step(run_id: UUID, *, actor: str) -> str:
     """Retry from the failed step: the same RetryScheduled an automatic retry appends, due
-    now, reopening the failed run. Returns the step's id."""
+    now, reopening the failed run. At the gate of a denied run it asks again: the gate
+    opens anew for a new decision. Returns the step's id."""
 
     def facts(loaded: store.Loaded) -> list[Event]:
         state = loaded.state
@@ -333,7 +339,7 @@ def retry_failed_step(run_id: UUID, *, actor: str) -> str:
             step_id = sorted(state.attention)[0]
             return _retry_facts(loaded, step_id, actor, "", None, None)
         step_id = state.failed_step_id
-        if state.status != "failed" or step_id is None:
+        if state.status not in ("failed", "denied") or step_id is None:
             raise ActionRefused("Only a run that failed at a step can be retried from it.")
         return [_manual_retry(loaded, step_id, actor)]
 
@@ -341,10 +347,11 @@ def retry_failed_step(run_id: UUID, *, actor: str) -> str:
 
 
 def rerun(run_id: UUID, *, started_by: Any) -> Run:
-    """A new run of the same workflow's newest version with the same input."""
+    """A new run of the same workflow's newest version with the same input, recorded as a
+    re-run of this one."""
     run = Run.objects.select_related("workflow").get(pk=run_id)
     state = store.load(run_id).state
-    return start_run(run.workflow, dict(state.input or {}), started_by=started_by)
+    return start_run(run.workflow, dict(state.input or {}), started_by=started_by, rerun_of=run)
 
 
 def correct_output(run_id: UUID, step_id: str, output: Any, *, actor: str, reason: str) -> int:

@@ -28,6 +28,7 @@ STATUSES = (
     ("paused", "Paused"),
     ("completed", "Completed"),
     ("failed", "Failed"),
+    ("denied", "Denied"),
     ("cancelled", "Cancelled"),
 )
 # sort key -> (column, descending)

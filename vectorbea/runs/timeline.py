@@ -42,7 +42,9 @@ from vectorbea.engine import (
     StepWaiting,
     event_to_payload,
 )
+from vectorbea.engine.decide import ends_in_denial
 from vectorbea.engine.graph import Definition
+from vectorbea.engine.state import TERMINAL_RUN_STATUSES, ended_step_status
 
 
 def _error_label(error_class: str) -> str:
@@ -90,6 +92,8 @@ def describe(recorded: Recorded, names: dict[str, str] | None = None) -> str:
             return f"{label} skipped: {event.reason}"
         case RunCompleted():
             return "Run completed"
+        case RunFailed() if ends_in_denial(event):
+            return f"Run denied: {event.reason}"
         case RunFailed():
             return f"Run failed: {event.reason}"
         case RunCancelled():
@@ -331,7 +335,11 @@ class TimelineRow:
             seq=recorded.seq,
             at=recorded.at,
             type=type_name,
-            kind=KIND_OF.get(type_name, "other"),
+            kind=(
+                "run-denied"
+                if isinstance(event, RunFailed) and ends_in_denial(event)
+                else KIND_OF.get(type_name, "other")
+            ),
             text=describe(recorded, names),
             step_id=getattr(event, "step_id", None),
             raw=json.dumps(event_to_payload(event), indent=2, sort_keys=True, default=str),
@@ -372,9 +380,11 @@ def with_texts_so_far(run_id: UUID, rows: list[dict]) -> list[dict]:
 
 def with_shown_status(step: dict | None, run_status: str) -> dict:
     """A summary's step with the status its badge shows: a step that gave up while the
-    run waits for a person "needs attention" (its data-status stays the engine's)."""
+    run waits for a person "needs attention"; once the run has ended, a step that will
+    never finish is "cancelled" or "not run" (ended_step_status). Its data-status stays
+    the engine's."""
     step = step or {"status": "pending", "attempt": 0}
-    shown = step["status"]
+    shown = ended_step_status(step["status"], run_status)
     if shown == "gave_up" and run_status == "needs_attention":
         shown = "needs_attention"
     return {**step, "shown": shown}
@@ -451,15 +461,21 @@ def render_live_update(
     return render_to_string("runs/detail.html#live_update", context), rows[-1].seq
 
 
-def run_context(run, summary, ws_slug: str) -> dict:
-    """What the run page's live partials (status, steps, graph, actions, rows) need."""
+def run_context(run, summary, ws_slug: str, state=None) -> dict:
+    """What the run page's live partials (status, facts, input and output, steps, graph,
+    actions, rows) need. `state`: the run's folded state when the caller has it; it is
+    read here only for a run that has ended (its output, how it was denied)."""
     from django.urls import reverse
 
     from vectorbea.eventlog import store
     from vectorbea.runs.attention import attention_items
     from vectorbea.runs.graph import layout_for, with_status
+    from vectorbea.runs.outcome import denial_text, run_io
 
     definition = store.definition_for(run.current_version_id)
+    finished = summary.status in TERMINAL_RUN_STATUSES
+    if state is None and finished:
+        state = store.load(run.id).state
     graph = layout_for(run.current_version_id)
     kwargs = {"ws": ws_slug, "run_id": run.id}
     nodes = with_status(graph, summary.steps)
@@ -474,6 +490,10 @@ def run_context(run, summary, ws_slug: str) -> dict:
         "graph_nodes": [{**node, **with_shown_status(node, summary.status)} for node in nodes],
         # Loaded only for a run that waits for a person (its state says which steps).
         "attention": attention_items(run.id) if summary.status == "needs_attention" else [],
+        "finished": finished,
+        # The input and output block: on the page, and live once the run has ended.
+        "io": run_io(state, definition) if state is not None else None,
+        "denial": denial_text(state, definition) if state is not None else "",
     }
 
 

@@ -18,7 +18,6 @@ urlpatterns = [
     path("w/<slug:ws>/runs/<uuid:run_id>/pause/", views.run_pause, name="run-pause"),
     path("w/<slug:ws>/runs/<uuid:run_id>/resume/", views.run_resume, name="run-resume"),
     path("w/<slug:ws>/runs/<uuid:run_id>/retry/", views.run_retry, name="run-retry"),
-    path("w/<slug:ws>/runs/<uuid:run_id>/rerun/", views.run_rerun, name="run-rerun"),
     # A person's answers to a step that needs attention: one view, one URL per answer.
     *(
         path(

@@ -6,9 +6,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRedirect, reswap
+from django_htmx.http import reswap
 
 from vectorbea.accounts.access import Access, Capability, workspace_view
+from vectorbea.engine import RunState
+from vectorbea.engine.state import TERMINAL_RUN_STATUSES
 from vectorbea.eventlog import store
 from vectorbea.eventlog.models import Run, RunSummary
 from vectorbea.runs import commands, listing
@@ -177,14 +179,44 @@ def _page_context(request: HttpRequest, access: Access, run: Run) -> dict:
         version_id=run.current_version_id,
     )
     shown = rows[-1].seq if rows else 0
+    state = store.load(run.id).state
     return {
-        **run_context(run, summary, access.workspace.slug),
+        **run_context(run, summary, access.workspace.slug, state),
+        **lineage(access, run, state),
         "access": access,
         "can_operate": access.can(Capability.OPERATE_RUNS),
         "rows": rows,
         "failures_only": failures_only,
         "last_seq": summary.last_seq,
         "more": _more(run, shown, summary.last_seq, failures_only, len(rows) == FIRST_PAGE),
+    }
+
+
+MAX_RERUNS_SHOWN = 10
+
+
+def lineage(access: Access, run: Run, state: RunState) -> dict:
+    """The run this one re-runs, and the runs that re-ran it (newest first)."""
+    origin = None
+    if state.rerun_of:
+        origin = Run.objects.filter(pk=state.rerun_of, workspace=access.workspace).first()
+    reruns = list(
+        RunSummary.objects.filter(workspace=access.workspace, run__rerun__origin_id=run.id)
+        .only("run_id", "status")
+        .order_by("-started_at")[: MAX_RERUNS_SHOWN + 1]
+    )
+    more = 0
+    if len(reruns) > MAX_RERUNS_SHOWN:
+        more = (
+            RunSummary.objects.filter(
+                workspace=access.workspace, run__rerun__origin_id=run.id
+            ).count()
+            - MAX_RERUNS_SHOWN
+        )
+    return {
+        "origin": origin,
+        "reruns": reruns[:MAX_RERUNS_SHOWN],
+        "more_reruns": more,
     }
 
 
@@ -224,6 +256,7 @@ def run_events(request: HttpRequest, access: Access, run_id: UUID) -> HttpRespon
         "as_of_url": reverse("run-as-of", kwargs={"ws": access.workspace.slug, "run_id": run.id}),
         "run": run,
         "more": _more(run, shown, upto, failures_only, len(rows) == MORE_PAGE),
+        "finished": run.summary.status in TERMINAL_RUN_STATUSES,  # nothing to count down
     }
     return render(request, "runs/detail.html#more_rows", context)
 
@@ -241,6 +274,7 @@ def run_step(request: HttpRequest, access: Access, run_id: UUID) -> HttpResponse
         "run": run,
         "step": detail,
         "shown": with_shown_status({"status": detail.status}, run.summary.status)["shown"],
+        "finished": loaded.state.is_terminal,
         "ws_slug": access.workspace.slug,
         "access": access,
     }
@@ -261,22 +295,25 @@ def run_as_of(request: HttpRequest, access: Access, run_id: UUID) -> HttpRespons
     definition = store.definition_for(run.current_version_id)
     from vectorbea.eventlog.projections import display_status
 
+    status = display_status(state)
     context = {
         "run": run,
         "ws_slug": access.workspace.slug,
         "step_url": reverse("run-step", kwargs={"ws": access.workspace.slug, "run_id": run.id}),
         "seq": seq,
         "last_seq": last,
-        "as_of_status": display_status(state),
+        "as_of_status": status,
         "as_of_at": timeline_rows(run.id, seq - 1, 1, version_id=run.current_version_id)[0].at,
         "graph": graph,
-        "graph_nodes": with_status(graph, steps),
+        "graph_nodes": [
+            {**node, **with_shown_status(node, status)} for node in with_status(graph, steps)
+        ],
         "graph_id": "as-of-graph",
         "as_of_steps": [
             {
                 "id": step_id,
                 "name": definition.steps[step_id].name or step_id,
-                **steps.get(step_id, {"status": "pending", "attempt": 0}),
+                **with_shown_status(steps.get(step_id), status),
             }
             for step_id in definition.topo_order
         ],
@@ -328,8 +365,11 @@ def _resume(run: Run, actor: str) -> str:
 
 
 def _retry(run: Run, actor: str) -> str:
+    denied = run.summary.status == "denied"
     step_id = commands.retry_failed_step(run.id, actor=actor)
     name = store.definition_for(run.current_version_id).steps[step_id].name or step_id
+    if denied:
+        return f"Asking again: approval '{name}' is open for a new decision."
     return f"Retrying from step '{name}'."
 
 
@@ -355,32 +395,6 @@ def run_resume(request: HttpRequest, access: Access, run_id: UUID) -> HttpRespon
 @require_POST
 def run_retry(request: HttpRequest, access: Access, run_id: UUID) -> HttpResponse:
     return _operate(request, access, run_id, _retry)
-
-
-@workspace_view(Capability.OPERATE_RUNS)
-@require_POST
-def run_rerun(request: HttpRequest, access: Access, run_id: UUID) -> HttpResponse:
-    """A new run of the newest version with the same input; go to it."""
-    run = get_run(access, run_id)
-    try:
-        new = commands.rerun(run.id, started_by=request.user)
-    except (commands.CannotStart, commands.InvalidRunInput) as exc:
-        if request.htmx:
-            context = {
-                "run": run,
-                "summary": run.summary,
-                "ws_slug": access.workspace.slug,
-                "can_operate": True,
-                "action_message": f"Could not re-run: {exc}",
-                "action_refused": True,
-            }
-            return render(request, "runs/detail.html#action_response", context)
-        messages.error(request, f"Could not re-run: {exc}")
-        return redirect("run-detail", ws=access.workspace.slug, run_id=run.id)
-    url = reverse("run-detail", kwargs={"ws": access.workspace.slug, "run_id": new.id})
-    if request.htmx:
-        return HttpResponseClientRedirect(url)
-    return redirect(url)
 
 
 # A step that needs attention: a person retries it (perhaps with new settings, perhaps on

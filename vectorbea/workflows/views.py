@@ -550,11 +550,16 @@ def workflow_run(request: HttpRequest, access: Access, workflow_id: UUID) -> Htt
     schema = version.definition.get("input_schema") or {"type": "object"}
     form = RunInputForm(schema, request.POST or None)
     context["form"] = form
+    origin = _rerun_origin(access, workflow, request)
+    if origin is not None:  # a re-run: the form starts filled with that run's input
+        context.update(_rerun_context(form, origin))
     context["draft_differs"] = content_hash(workflow.draft) != version.content_hash
     if request.method == "POST":
         if form.is_valid():
             form.check_schema()
         run_input = form.run_input()
+        if origin is not None:  # what the form does not ask for is carried over as it was
+            run_input = {**context["rerun_kept"], **run_input}
         if not form.errors:
             try:
                 run = start_run(
@@ -563,6 +568,7 @@ def workflow_run(request: HttpRequest, access: Access, workflow_id: UUID) -> Htt
                     started_by=request.user,
                     idempotency_key=f"run-form:{form.cleaned_data['idempotency_key']}",
                     version=version,
+                    rerun_of=origin,
                 )
             except InvalidRunInput as exc:
                 for problem in exc.problems:
@@ -573,3 +579,32 @@ def workflow_run(request: HttpRequest, access: Access, workflow_id: UUID) -> Htt
                 return redirect("run-detail", ws=access.workspace.slug, run_id=run.id)
     status = 400 if form.errors else 200
     return render(request, "workflows/run.html", context, status=status)
+
+
+def _rerun_origin(access: Access, workflow: Workflow, request: HttpRequest) -> Run | None:
+    """The run of this workflow the form re-runs (?rerun=<id>, then the form's rerun_of),
+    or None; 404 for one that is not this workspace's run of this workflow."""
+    value = request.POST.get("rerun_of") if request.method == "POST" else request.GET.get("rerun")
+    if not value:
+        return None
+    try:
+        run_id = UUID(value)
+    except ValueError:
+        raise Http404("No such run") from None
+    return get_object_or_404(Run, pk=run_id, workspace=access.workspace, workflow=workflow)
+
+
+def _rerun_context(form: RunInputForm, origin: Run) -> dict[str, Any]:
+    """Fill the form with the origin's input; what the form has no field for is kept as
+    it was (listed, so the person knows), unless the version run now allows no more."""
+    from vectorbea.eventlog import store
+
+    run_input = store.load(origin.id).state.input or {}
+    asked = set(form.input_names.values())
+    for key, name in form.input_names.items():
+        if name in run_input:
+            form.initial[key] = run_input[name]
+    kept = {name: value for name, value in run_input.items() if name not in asked}
+    if isinstance(form.schema, dict) and form.schema.get("additionalProperties") is False:
+        kept = {}  # the version this form runs takes nothing more
+    return {"rerun_origin": origin, "rerun_kept": kept}

@@ -6,6 +6,8 @@ from decimal import Decimal
 from django import template
 from django.utils import timezone
 
+from vectorbea.engine.state import TERMINAL_RUN_STATUSES
+
 register = template.Library()
 
 
@@ -72,7 +74,8 @@ def short_id(value) -> str:
 
 @register.filter
 def is_finished(status: str) -> bool:
-    return status in ("completed", "failed", "cancelled")
+    """Whether a run with this status has ended (completed, failed, denied or cancelled)."""
+    return status in TERMINAL_RUN_STATUSES
 
 
 @register.filter
