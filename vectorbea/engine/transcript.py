@@ -154,6 +154,13 @@ def pending_calls(transcript: Transcript | None) -> list[str]:
     return [call_id for call_id, call in calls.items() if call.get("status") == STARTED]
 
 
+def json_text(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
 def capped(result: Any) -> Any:
     """A tool's result as it is kept: whole when its JSON is at most MAX_RESULT_CHARS
     characters, else its first characters with a note that it was cut."""

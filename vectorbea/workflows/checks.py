@@ -13,7 +13,9 @@ from vectorbea.steps.workspace_secrets import missing_secrets, secret_problems
 def draft_issues(definition: Any, workspace_id: UUID | None = None) -> list[Issue]:
     """Every problem with a definition, as the engine sees it (never raises on junk). With
     the workspace it is checked in, also every secret it uses that the workspace lacks."""
-    checks = [template_problems, secret_problems]
+    from vectorbea.steps.agent import agent_problems
+
+    checks = [template_problems, secret_problems, agent_problems]
     if workspace_id is not None:
         checks.append(lambda data: missing_secrets(data, workspace_id))
     return validate_definition(definition, kind_specs(), checks=checks)
