@@ -47,6 +47,7 @@ from vectorbea.engine.waits import (
 from vectorbea.llm import Answer
 from vectorbea.llm.conversation import Conversation, Tool, Turn, converse
 from vectorbea.llm.providers import TIMED_OUT
+from vectorbea.runs.partials import text_stream
 from vectorbea.steps import llm
 from vectorbea.steps.agent_tools import AgentTool, argument_problem, tool_problem, tools_of
 from vectorbea.steps.registry import (
@@ -239,7 +240,8 @@ def _ask_model(
 
     async def send() -> Turn:
         try:
-            return await converse(provider, conversation, call)
+            async with text_stream(ctx) as on_text:  # the turn's words, live on the run page
+                return await converse(provider, conversation, call, on_text)
         finally:
             if call.http_client is not None:
                 await call.http_client.aclose()
