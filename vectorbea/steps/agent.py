@@ -182,7 +182,7 @@ def run_agent(config: Mapping[str, Any], ctx: StepContext) -> Any:
         said = (action.call_id, action.name, action.error_class, action.message)
         return Progress((ToolCallFailed(ctx.step_id, ctx.attempt, *said),))
     if isinstance(action, moves.AskPerson):
-        return Progress((_gate(ctx, config, action),))
+        return Progress((tool_gate(ctx, config, action),))
     if isinstance(action, moves.Answer):
         return _answer(rendered, action.text, transcript)
     raise StepError(ErrorClass(action.error_class), action.message)
@@ -362,7 +362,7 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
 
 
-def _gate(
+def tool_gate(
     ctx: StepContext, config: Mapping[str, Any], action: moves.AskPerson
 ) -> ApprovalRequested:
     """The approval gate of one tool call, with its tool's rules (as an approval step's)."""
