@@ -30,6 +30,7 @@ from vectorbea.engine import (
     ErrorClass,
     Issue,
     StepError,
+    StepState,
     ToolCallCompleted,
     ToolCallFailed,
     ToolCallStarted,
@@ -170,8 +171,9 @@ def run_agent(config: Mapping[str, Any], ctx: StepContext) -> Any:
     schema = rendered.get("output_schema")
     if schema is not None:
         llm.check_output_schema(schema)
-    step = ctx.step_state
-    transcript = step.agent if step is not None else None
+    # The step as the log has it (a fresh one when called outside a worker).
+    step = ctx.step_state or StepState(status="running", attempt=ctx.attempt)
+    transcript = step.agent
     needs = {name: tool.needs_approval for name, tool in tools.items()}
     action = moves.next_action(ctx.run_id, ctx.step_id, step, needs, rendered.get("limits"))
     if isinstance(action, moves.AskModel):
