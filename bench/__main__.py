@@ -6,7 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ("engine", "killswitch", "metrics_check", "soak", "ui", "builder", "agents")
+BENCHES = (
+    "engine",
+    "killswitch",
+    "metrics_check",
+    "soak",
+    "ui",
+    "builder",
+    "agents",
+    "agent_turns",
+)
 
 
 def main() -> int:

@@ -23,7 +23,7 @@ from vectorbea.engine import (
 )
 from vectorbea.eventlog import store
 from vectorbea.logcontext import step_scope
-from vectorbea.steps.registry import PendingCall, StepContext, StepResult, get_kind
+from vectorbea.steps.registry import PendingCall, Progress, StepContext, StepResult, get_kind
 from vectorbea.steps.templating import effective_config, render_config, template_context
 from workers.heartbeat import HEARTBEATS
 
@@ -45,11 +45,15 @@ class Started:
     pending: PendingCall
 
 
-def run_attempt(loaded: store.Loaded, step_id: str, attempt: int) -> list[Event] | Started:
+def run_attempt(
+    loaded: store.Loaded, step_id: str, attempt: int, deadline: float | None = None
+) -> list[Event] | Started | Progress:
     """Run one attempt and say what happened, as events (its outcome, then any notices it
     gave: budget warnings); or, when the step hands back a slow call, the Started attempt
-    whose call is yet to be made (its lease stays held)."""
-    ctx = _context(loaded, step_id, attempt)
+    whose call is yet to be made (its lease stays held); or the Progress of an attempt
+    that goes on (its lease stays held: the caller records it and runs the attempt again,
+    passing on its `deadline`)."""
+    ctx = _context(loaded, step_id, attempt, deadline)
     step = loaded.definition.steps[step_id]
 
     def handle() -> Any:
@@ -64,10 +68,12 @@ def run_attempt(loaded: store.Loaded, step_id: str, attempt: int) -> list[Event]
     if isinstance(outcome, PendingCall):
         return Started(loaded, step_id, attempt, ctx, outcome)
     HEARTBEATS.release(ctx)
+    if isinstance(outcome, Progress):
+        return _progress(ctx, outcome)
     return _events(ctx, outcome)
 
 
-def finish_attempt(started: Started, answered: Any) -> list[Event]:
+def finish_attempt(started: Started, answered: Any) -> list[Event] | Progress:
     """The outcome of a started attempt once its call is over: `answered` is what the call
     returned, or the exception it raised (CancelledError when it was cancelled)."""
     try:
@@ -78,10 +84,19 @@ def finish_attempt(started: Started, answered: Any) -> list[Event]:
         outcome = StepFailed(
             started.step_id, started.attempt, ErrorClass.TRANSIENT, "A call's finish made a call"
         )
+    if isinstance(outcome, Progress):
+        return _progress(started.ctx, outcome)
     return _events(started.ctx, outcome)
 
 
-def _context(loaded: store.Loaded, step_id: str, attempt: int) -> StepContext:
+def _progress(ctx: StepContext, progress: Progress) -> Progress:
+    """The progress with the notices the leg gave (budget warnings)."""
+    return Progress((*progress.events, *_events(ctx, None)))
+
+
+def _context(
+    loaded: store.Loaded, step_id: str, attempt: int, deadline: float | None = None
+) -> StepContext:
     run_id, state = loaded.run_id, loaded.state
     step = loaded.definition.steps[step_id]
     outputs = {key: s.output for key, s in state.steps.items() if s.status == "completed"}
@@ -95,21 +110,22 @@ def _context(loaded: store.Loaded, step_id: str, attempt: int) -> StepContext:
         outputs=outputs,
         workflow_id=state.workflow_id,
         correction=state.step(step_id).correction,
-        deadline=time.monotonic() + step.timeout_seconds,
+        deadline=time.monotonic() + step.timeout_seconds if deadline is None else deadline,
         timeout_seconds=step.timeout_seconds,
+        step_state=state.step(step_id),
     )
 
 
-def _events(ctx: StepContext, outcome: Event) -> list[Event]:
+def _events(ctx: StepContext, outcome: Event | None) -> list[Event]:
     return [
-        outcome,
+        *([] if outcome is None else [outcome]),
         *(BudgetWarning(n["scope"], int(n["percent"]), str(n["message"])) for n in ctx.notices),
     ]
 
 
 def _outcome(
     loaded: store.Loaded, ctx: StepContext, call: Callable[[], Any]
-) -> Event | PendingCall:
+) -> Event | PendingCall | Progress:
     """What `call()` (a step's handler, or its finish after a slow call) means for the
     attempt, as its outcome event: completed, failed (with its class), or deferred; or the
     PendingCall the handler handed back (no outcome yet)."""
@@ -133,7 +149,7 @@ def _outcome(
     except Exception as exc:  # a bug in a handler or a tool: retried as transient
         log.exception("Step %s of run %s raised", step_id, ctx.run_id)
         return StepFailed(step_id, attempt, ErrorClass.TRANSIENT, _describe(exc))
-    if isinstance(result, PendingCall):
+    if isinstance(result, PendingCall | Progress):
         return result
     if not isinstance(result, StepResult):
         result = StepResult(result)

@@ -21,16 +21,22 @@ from django.db import DatabaseError, connection
 
 from vectorbea import queues
 from vectorbea.engine import (
+    AgentTurnCompleted,
+    ApprovalRequested,
     ErrorClass,
     Event,
     LeaseLost,
     StepCompleted,
     StepDeferred,
     StepFailed,
+    ToolCallCompleted,
+    ToolCallFailed,
+    ToolCallStarted,
     next_wake_at,
 )
 from vectorbea.eventlog import leases, store
 from vectorbea.eventlog.record import advanced, record
+from vectorbea.steps.registry import Progress
 from workers import dispatch, shutdown
 from workers.attempt import Started, finish_attempt, run_attempt
 from workers.calls import CALLS
@@ -109,6 +115,19 @@ def mark_lost(run_id: UUID, step_id: str, attempt: int) -> None:
         leases.forget((run_id, step_id, attempt))  # the log has it over: an orphaned lease
 
 
+# What only the running attempt may record: its outcome, and an agent's progress.
+ATTEMPT_FACTS = (
+    StepCompleted,
+    StepFailed,
+    StepDeferred,
+    ApprovalRequested,
+    AgentTurnCompleted,
+    ToolCallStarted,
+    ToolCallCompleted,
+    ToolCallFailed,
+)
+
+
 def record_outcome(
     loaded: store.Loaded, facts: Sequence[Event], *, claim: bool
 ) -> store.Appended | None:
@@ -118,7 +137,7 @@ def record_outcome(
 
     def still_current(current: store.Loaded) -> Sequence[Event]:
         for fact in facts:
-            if isinstance(fact, StepCompleted | StepFailed | StepDeferred):
+            if isinstance(fact, ATTEMPT_FACTS):
                 step = current.state.step(fact.step_id)
                 if step.status != "running" or step.attempt != fact.attempt:
                     raise LeaseLost(
@@ -135,32 +154,64 @@ def record_outcome(
         return None
 
 
-def _drive(loaded: store.Loaded, current: tuple[str, int] | None, queue: str) -> None:
+def _drive(
+    loaded: store.Loaded,
+    current: tuple[str, int] | None,
+    queue: str,
+    deadline: float | None = None,
+) -> None:
     """Run `current`, record its outcome with its consequences, and go on inline with the
-    next step it started, until the run waits, ends, or is no longer ours."""
+    next step it started, until the run waits, ends, or is no longer ours. An attempt
+    that makes progress (an agent's turn or tool call) has it recorded and runs again,
+    under the same lease and deadline, until it has an outcome."""
     while current is not None:
         step_id, attempt = current
         if shutdown.STOPPING.is_set() or not _runs_here(loaded, step_id, queue):
             _hand_back(loaded, step_id, attempt)  # another worker (or pool) runs it
             return
-        outcome = run_attempt(loaded, step_id, attempt)
+        if deadline is None:  # the attempt's, kept across its legs
+            deadline = time.monotonic() + loaded.definition.steps[step_id].timeout_seconds
+        outcome = run_attempt(loaded, step_id, attempt, deadline)
         if isinstance(outcome, Started):
             # Its slow part goes to the event loop; a recorder thread goes on from there.
             CALLS.submit(outcome, lambda started, answered: _go_on(started, answered, queue))
             return
-        appended = record_outcome(loaded, outcome, claim=True)
+        facts = list(outcome.events) if isinstance(outcome, Progress) else outcome
+        appended = record_outcome(loaded, facts, claim=True)
         if appended is None:
             return
         loaded = advanced(loaded, appended)
-        current = _claimed(appended)
+        current, deadline = _next(loaded, appended, step_id, attempt, outcome, deadline)
 
 
 def _go_on(started: Started, answered: object, queue: str) -> None:
-    """On a recorder thread, once a started attempt's call is over: record its outcome and
-    go on with the run as `_drive` does."""
-    appended = record_outcome(started.loaded, finish_attempt(started, answered), claim=True)
-    if appended is not None:
-        _drive(advanced(started.loaded, appended), _claimed(appended), queue)
+    """On a recorder thread, once a started attempt's call is over: record its outcome (or
+    its progress) and go on with the run as `_drive` does."""
+    outcome = finish_attempt(started, answered)
+    facts = list(outcome.events) if isinstance(outcome, Progress) else outcome
+    appended = record_outcome(started.loaded, facts, claim=True)
+    if appended is None:
+        return
+    loaded = advanced(started.loaded, appended)
+    deadline = started.ctx.deadline
+    current, deadline = _next(loaded, appended, started.step_id, started.attempt, outcome, deadline)
+    _drive(loaded, current, queue, deadline)
+
+
+def _next(
+    loaded: store.Loaded,
+    appended: store.Appended,
+    step_id: str,
+    attempt: int,
+    outcome: object,
+    deadline: float | None,
+) -> tuple[tuple[str, int] | None, float | None]:
+    """After recording: the same attempt again when it made progress and still runs (with
+    its deadline), else the step this worker claimed in the append, if any."""
+    step = loaded.state.step(step_id)
+    if isinstance(outcome, Progress) and step.status == "running" and step.attempt == attempt:
+        return (step_id, attempt), deadline
+    return _claimed(appended), None
 
 
 def _claimed(appended: store.Appended) -> tuple[str, int] | None:

@@ -199,6 +199,27 @@ def test_make_bench_runs_every_bench():
     )
 
     assert result.returncode == 0, result.stderr
-    for bench in ("engine", "killswitch", "metrics_check", "soak", "ui", "builder", "agents"):
+    for bench in (
+        "engine",
+        "killswitch",
+        "metrics_check",
+        "soak",
+        "ui",
+        "builder",
+        "agents",
+        "agent_turns",
+    ):
         assert f"==> bench/{bench}.py --help" in result.stdout
-    assert result.stdout.count("--smoke") >= 7
+    assert result.stdout.count("--smoke") >= 8
+
+
+def test_agent_turns_bench_runs(bench_db, tmp_path):
+    output = run_bench("agent_turns", bench_db, tmp_path)
+
+    assert_figures(
+        output,
+        rf"^Agent: 2 runs of 3 turns .* all finished in {NUMBER} s$",
+        r"^  provider's own latency per turn: 50 ms \(scripted\)$",
+        rf"^  agent overhead per turn \(answer -> next turn asked\): "
+        rf"p50 {NUMBER} ms, p95 {NUMBER} ms$",
+    )

@@ -7,6 +7,7 @@ import pytest
 
 from vectorbea.engine import (
     EVENT_TYPES,
+    AgentTurnCompleted,
     ApprovalDenied,
     ApprovalEscalated,
     ApprovalGranted,
@@ -39,6 +40,9 @@ from vectorbea.engine import (
     StepSkipped,
     StepStarted,
     StepWaiting,
+    ToolCallCompleted,
+    ToolCallFailed,
+    ToolCallStarted,
     UnknownEvent,
     event_from_payload,
     event_to_payload,
@@ -89,6 +93,20 @@ ONE_OF_EACH: list[Event] = [
     CallCharged(
         "ask", 2, {"model": "gpt-4o", "cost_usd": 0.06, "cost_estimated": True}, "cancelled"
     ),
+    AgentTurnCompleted(
+        "agent",
+        1,
+        1,
+        {
+            "role": "assistant",
+            "text": "",
+            "tool_calls": [{"id": "c1", "name": "f", "arguments": {}}],
+        },
+        usage={"model": "m", "cost_usd": 0.001},
+    ),
+    ToolCallStarted("agent", 1, "c1", "f", {"q": 1}, "vb-run-agent-c1"),
+    ToolCallCompleted("agent", 1, "c1", "f", {"rows": [1, 2]}),
+    ToolCallFailed("agent", 1, "c2", "f", "invalid_arguments", "not an object"),
 ]
 
 

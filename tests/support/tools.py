@@ -138,3 +138,59 @@ def log_line(args, ctx):
 
     logging.getLogger("team.tools").info("working on %s", args.get("what", "it"))
     return {"logged": True}
+
+
+# Tools for agent steps: each records one row per call (phase "tool:<name>", with the
+# call's own idempotency key), so tests can count every side effect.
+
+
+@tool("lookup_order", description="Find an order by its number.")
+def lookup_order(args, ctx, *, order_id: int, sleep: float = 0):
+    time.sleep(float(sleep))
+    _note(ctx, "tool:lookup_order")
+    return {"order_id": order_id, "total": 40, "status": "delivered"}
+
+
+@tool(
+    "refund",
+    description="Refund part of an order.",
+    schema={
+        "type": "object",
+        "properties": {"order_id": {"type": "integer"}, "amount": {"type": "number"}},
+        "required": ["order_id", "amount"],
+        "additionalProperties": False,
+    },
+)
+def refund(args, ctx):
+    time.sleep(float(args.get("sleep", 0)))
+    _note(ctx, f"tool:refund:{args['amount']}")
+    return {"refunded": args["amount"]}
+
+
+@tool("notify", description="Tell the customer something.")
+def notify(args, ctx, *, text: str):
+    _note(ctx, "tool:notify")
+    return "sent"
+
+
+@tool("explode", description="A tool that always fails.")
+def explode(args, ctx):
+    _note(ctx, "tool:explode")
+    raise RuntimeError("the warehouse API is down")
+
+
+@tool("ship", description="Ship a replacement for an order (once per call).")
+def ship(args, ctx, *, order_id: int, sleep: float = 0):
+    """Each run of the call is noted as "exec:ship"; its effect ("tool:ship") happens once
+    per idempotency key, as an API that honours Idempotency-Key does it."""
+    _note(ctx, "exec:ship")
+    time.sleep(float(sleep))
+    key = ctx.idempotency_key
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO test_side_effect (run_id, step_id, attempt, phase, idempotency_key, pid) "
+            "SELECT %s, %s, %s, 'tool:ship', %s, %s WHERE NOT EXISTS (SELECT 1 FROM "
+            "test_side_effect WHERE idempotency_key = %s AND phase = 'tool:ship')",
+            [ctx.run_id, ctx.step_id, ctx.attempt, key, os.getpid(), key],
+        )
+    return {"shipped": order_id}

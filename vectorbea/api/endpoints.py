@@ -398,6 +398,8 @@ def decide_approval(
         )
     except commands.NotAnApprover as exc:
         raise Refused(403, str(exc)) from None
+    except commands.BadArguments as exc:
+        raise Refused(400, str(exc)) from None
     except commands.GateNotWaiting as exc:
         raise Refused(409, str(exc)) from None
     except ConcurrencyConflict:

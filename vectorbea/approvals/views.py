@@ -32,7 +32,13 @@ from vectorbea.engine import (
 )
 from vectorbea.eventlog import store
 from vectorbea.eventlog.models import Run, RunSummary
-from vectorbea.runs.commands import ActionRefused, GateNotWaiting, NotAnApprover, decide_gate
+from vectorbea.runs.commands import (
+    ActionRefused,
+    BadArguments,
+    GateNotWaiting,
+    NotAnApprover,
+    decide_gate,
+)
 from vectorbea.runs.listing import NEEDS_ATTENTION
 from vectorbea.runs.timeline import TimelineRow, step_names
 from vectorbea.workflows.models import Workflow
@@ -255,6 +261,8 @@ def gate_decide(request: HttpRequest, access: Access, run_id: UUID, step_id: str
         )
     except NotAnApprover as exc:
         return _answer(request, access, gate, None, str(exc), 403)
+    except BadArguments as exc:  # an agent's tool call, edited into arguments it cannot take
+        return _answer(request, access, gate, None, str(exc), 400)
     except GateNotWaiting as exc:
         gate = get_gate(access, run_id, step_id)
         return _answer(request, access, gate, None, str(exc), 409)

@@ -23,6 +23,7 @@ from vectorbea.engine.errors import (
 )
 from vectorbea.engine.events import (
     EVENT_TYPES,
+    AgentTurnCompleted,
     ApprovalDenied,
     ApprovalEscalated,
     ApprovalGranted,
@@ -54,6 +55,9 @@ from vectorbea.engine.events import (
     StepSkipped,
     StepStarted,
     StepWaiting,
+    ToolCallCompleted,
+    ToolCallFailed,
+    ToolCallStarted,
     event_from_payload,
     event_to_payload,
 )
@@ -92,6 +96,7 @@ __all__ = [
     "MAX_JSON_BYTES",
     "MAX_JSON_DEPTH",
     "MAX_STEPS",
+    "AgentTurnCompleted",
     "ApprovalDenied",
     "ApprovalEscalated",
     "ApprovalGranted",
@@ -144,6 +149,9 @@ __all__ = [
     "StepStarted",
     "StepState",
     "StepWaiting",
+    "ToolCallCompleted",
+    "ToolCallFailed",
+    "ToolCallStarted",
     "UnknownEvent",
     "VectorbeaError",
     "apply",

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from vectorbea.engine.agent import AGENT_KIND
 from vectorbea.engine.errors import (
     CORRECT,
     FAIL,
@@ -371,6 +372,10 @@ def _after_wait(
         )
         events.append(timed_out)
         state = apply(state, Recorded(state.last_seq + 1, now, timed_out))
+    if definition.steps[step_id].kind == AGENT_KIND:
+        # An agent's tool call was decided: the agent goes on, in a new attempt, from its
+        # transcript (which holds the decision); nothing before the gate runs again.
+        return events + _start(state, definition, step_id, step.attempt + 1, now, None)
     return events + _gate_outcome(state, definition, step_id)
 
 

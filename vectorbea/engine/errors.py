@@ -67,6 +67,10 @@ class ErrorClass(StrEnum):
     BUDGET_EXCEEDED = "budget_exceeded"
     CANCELLED = "cancelled"
     WORKER_LOST = "worker_lost"
+    # An agent step that stopped itself: it repeated one tool call (agent_loop), or used
+    # up its turns or tool calls (agent_limit).
+    AGENT_LOOP = "agent_loop"
+    AGENT_LIMIT = "agent_limit"
 
 
 # What happens after a failed attempt, by error class (a step's `on_error` overrides it):
@@ -100,6 +104,10 @@ ERROR_CLASS_POLICY: dict[ErrorClass, ClassPolicy] = {
     ErrorClass.CANCELLED: ClassPolicy(FAIL, "the step was cancelled"),
     # Capped like any retry, so a step that kills its worker cannot loop forever.
     ErrorClass.WORKER_LOST: ClassPolicy(RETRY, "the worker running the step stopped responding"),
+    ErrorClass.AGENT_LOOP: ClassPolicy(NEEDS_ATTENTION, "the agent repeated the same tool call"),
+    ErrorClass.AGENT_LIMIT: ClassPolicy(
+        NEEDS_ATTENTION, "the agent used up its turns or tool calls"
+    ),
 }
 
 

@@ -423,6 +423,57 @@ class OutputCorrected(Event):
     reason: str
 
 
+@dataclass(frozen=True)
+class AgentTurnCompleted(Event):
+    """An agent step's model answered one turn: its words and the tool calls it asked for
+    (``message``: {"role": "assistant", "text", "tool_calls": [{"id", "name",
+    "arguments"}]}), with what the turn cost. A recorded turn is never asked again."""
+
+    step_id: str
+    attempt: int
+    turn: int  # 1-based, across the step's attempts
+    message: dict[str, Any]
+    usage: dict[str, Any] | None = None
+    continues_attempt: bool = True  # the attempt goes on (the turn is no outcome)
+
+
+@dataclass(frozen=True)
+class ToolCallStarted(Event):
+    """An agent's tool call is about to run (recorded before its side effect): a call
+    started and never completed runs again with the same ``idempotency_key``."""
+
+    step_id: str
+    attempt: int
+    call_id: str
+    name: str
+    arguments: Any
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class ToolCallCompleted(Event):
+    """An agent's tool call returned ``result`` (capped; see engine.transcript)."""
+
+    step_id: str
+    attempt: int
+    call_id: str
+    name: str
+    result: Any
+
+
+@dataclass(frozen=True)
+class ToolCallFailed(Event):
+    """An agent's tool call did not give a result: the tool raised, its arguments were
+    malformed, it is unknown, or a person denied it. The model is shown ``message``."""
+
+    step_id: str
+    attempt: int
+    call_id: str
+    name: str
+    error_class: str
+    message: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
     for cls in (
@@ -455,6 +506,10 @@ EVENT_TYPES: dict[str, type[Event]] = {
         CallCharged,
         RunQueued,
         RunAdmitted,
+        AgentTurnCompleted,
+        ToolCallStarted,
+        ToolCallCompleted,
+        ToolCallFailed,
     )
 }
 

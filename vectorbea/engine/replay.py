@@ -6,8 +6,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from functools import singledispatch
 
+from vectorbea.engine import transcript
 from vectorbea.engine.errors import OutOfOrderEvent, UnknownEvent
 from vectorbea.engine.events import (
+    AgentTurnCompleted,
     ApprovalDenied,
     ApprovalEscalated,
     ApprovalGranted,
@@ -39,6 +41,9 @@ from vectorbea.engine.events import (
     StepSkipped,
     StepStarted,
     StepWaiting,
+    ToolCallCompleted,
+    ToolCallFailed,
+    ToolCallStarted,
 )
 from vectorbea.engine.state import (
     RUN_CANCELLED,
@@ -245,6 +250,11 @@ def _(event: CorrectionAttempted, state: RunState, at: datetime) -> RunState:
         corrections=previous.corrections + 1,
         correction={"answer": event.answer, "errors": list(event.errors), "problem": event.problem},
     )
+    if previous.agent is not None:  # an agent answers again, in the same conversation
+        agent = transcript.corrected(
+            previous.agent, event.answer, list(event.errors), event.problem
+        )
+        step = evolve(step, agent=agent)
     return _with_step(state, event.step_id, step)
 
 
@@ -397,7 +407,11 @@ def _(event: ApprovalRequested, state: RunState, at: datetime) -> RunState:
         "level": 0,
         "grants": [],
     }
-    return _with_step(state, event.step_id, evolve(state.step(event.step_id), gate=gate))
+    step = evolve(state.step(event.step_id), gate=gate)
+    call_id = event.payload.get("call_id") if isinstance(event.payload, dict) else None
+    if step.agent is not None and isinstance(call_id, str):  # an agent's tool call's gate
+        step = evolve(step, agent=transcript.gate_opened(step.agent, call_id, event.gate))
+    return _with_step(state, event.step_id, step)
 
 
 @_apply.register
@@ -423,8 +437,11 @@ def _(event: ApprovalReassigned, state: RunState, at: datetime) -> RunState:
 def _waiting(
     state: RunState, step_id: str, attempt: int, until: str | None, reason: str, at: datetime
 ) -> RunState:
+    previous = state.step(step_id)
+    # A running attempt that parks itself (an agent waiting for a person) started already.
+    pausing = previous.status == STEP_RUNNING and previous.attempt == attempt
     step = evolve(
-        state.step(step_id),
+        previous,
         status=STEP_WAITING,
         attempt=attempt,
         retry_at=None,
@@ -434,7 +451,8 @@ def _waiting(
         wait_reason=reason,
         decision=None,
     )
-    state = evolve(state, steps_started=state.steps_started + 1)
+    if not pausing:
+        state = evolve(state, steps_started=state.steps_started + 1)
     return _with_step(state, step_id, step)
 
 
@@ -489,4 +507,41 @@ def _decided(
         "at": at.isoformat(),
     }
     step = evolve(state.step(step_id), decision=decision, wait_until=None)
+    if step.agent is not None and step.gate:
+        step = evolve(step, agent=transcript.gate_decided(step.agent, step.gate["key"], decision))
     return _with_step(state, step_id, step)
+
+
+@_apply.register
+def _(event: AgentTurnCompleted, state: RunState, at: datetime) -> RunState:
+    previous = state.step(event.step_id)
+    agent = transcript.turn_completed(
+        previous.agent, event.attempt, event.turn, event.message, event.usage
+    )
+    step = evolve(previous, agent=agent, usage=add_usage(previous.usage, event.usage))
+    return _with_step(state, event.step_id, step)
+
+
+@_apply.register
+def _(event: ToolCallStarted, state: RunState, at: datetime) -> RunState:
+    previous = state.step(event.step_id)
+    agent = transcript.call_started(
+        previous.agent, event.call_id, event.name, event.arguments, event.idempotency_key
+    )
+    return _with_step(state, event.step_id, evolve(previous, agent=agent))
+
+
+@_apply.register
+def _(event: ToolCallCompleted, state: RunState, at: datetime) -> RunState:
+    previous = state.step(event.step_id)
+    agent = transcript.call_completed(previous.agent, event.call_id, event.name, event.result)
+    return _with_step(state, event.step_id, evolve(previous, agent=agent))
+
+
+@_apply.register
+def _(event: ToolCallFailed, state: RunState, at: datetime) -> RunState:
+    previous = state.step(event.step_id)
+    agent = transcript.call_failed(
+        previous.agent, event.call_id, event.name, event.error_class, event.message
+    )
+    return _with_step(state, event.step_id, evolve(previous, agent=agent))

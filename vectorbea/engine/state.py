@@ -113,6 +113,8 @@ class StepState:
     config: Mapping[str, Any] | None = None
     # How a person resolved the step: "supplied" (they gave its output) or "skipped".
     resolution: str | None = None
+    # An agent step's conversation so far (engine.transcript), across its attempts.
+    agent: Mapping[str, Any] | None = None
 
 
 PENDING_STEP = StepState(status=STEP_PENDING)
@@ -287,6 +289,7 @@ def _step_to_json(step: StepState) -> dict[str, Any]:
         "correction": None if step.correction is None else dict(step.correction),
         "config": None if step.config is None else dict(step.config),
         "resolution": step.resolution,
+        "agent": step.agent,
     }
 
 
@@ -315,6 +318,7 @@ def _step_from_json(data: Mapping[str, Any]) -> StepState:
         correction=data.get("correction"),
         config=data.get("config"),
         resolution=data.get("resolution"),
+        agent=data.get("agent"),
     )
 
 

@@ -30,6 +30,7 @@ from django.db import IntegrityError, connection, transaction
 from psycopg.types.datetime import TimestamptzLoader
 
 from vectorbea.engine import (
+    ApprovalRequested,
     ConcurrencyConflict,
     Definition,
     Event,
@@ -602,10 +603,11 @@ def _statement(
 def _ended_attempts(old: RunState, recorded: Sequence[Recorded]) -> list[tuple[str, int]]:
     """The attempts whose outcome `recorded` records: only an attempt a worker was running
     holds a lease; a step the engine completes itself (a delay whose time came, a decided
-    approval) has none to end."""
+    approval) has none to end. A running attempt that asks a person (an agent's tool call
+    needing approval) ends its lease too: it waits with none."""
     return [
         (r.event.step_id, r.event.attempt)
         for r in recorded
-        if isinstance(r.event, StepCompleted | StepFailed | StepDeferred)
+        if isinstance(r.event, StepCompleted | StepFailed | StepDeferred | ApprovalRequested)
         and old.step(r.event.step_id).status == "running"
     ]

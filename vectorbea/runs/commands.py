@@ -2,6 +2,7 @@
 imperative actions. Each one says what happened as facts and hands them to the event
 log's record(), the one write path."""
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +34,7 @@ from vectorbea.engine import (
     json_problem,
     validate_definition,
 )
+from vectorbea.engine.agent import AGENT_KIND
 from vectorbea.engine.state import STEP_WAITING
 from vectorbea.eventlog import store
 from vectorbea.eventlog.models import Run
@@ -442,11 +444,50 @@ class _Decision:
             return []  # decide() records the timeout's verdict or escalation
         gate = step.gate or {}
         key = gate.get("key", "")
+        fields = self.fields
+        if loaded.definition.steps[step_id].kind == AGENT_KIND:
+            fields = _tool_call_fields(loaded, step_id, gate, fields, approving=self.approve)
         if not self.approve:
-            return [ApprovalDenied(step_id, self.actor, self.reason, self.fields, key)]
+            return [ApprovalDenied(step_id, self.actor, self.reason, fields, key)]
         if any(grant.get("by") == self.actor for grant in gate.get("grants", ())):
             raise NotAnApprover("You have already approved; it needs other people too.")
-        return [ApprovalGranted(step_id, self.actor, self.reason, self.fields, key)]
+        return [ApprovalGranted(step_id, self.actor, self.reason, fields, key)]
+
+
+class BadArguments(ActionRefused):
+    """An approver's edit of a tool call's arguments does not fit the tool."""
+
+
+def _tool_call_fields(
+    loaded: store.Loaded,
+    step_id: str,
+    gate: dict[str, Any],
+    fields: dict[str, Any],
+    *,
+    approving: bool,
+) -> dict[str, Any]:
+    """An agent's tool call gate: the approver may edit the call's `arguments` (a JSON
+    object, or its text from the inbox's form); an edit is checked against the tool's
+    schema and kept only when approving and different from what the model asked."""
+    from vectorbea.steps.agent_tools import argument_problem, tools_of
+
+    payload = gate.get("payload") or {}
+    edited = fields.get("arguments")
+    if not approving or edited is None or edited == "":
+        return {key: value for key, value in fields.items() if key != "arguments"}
+    if isinstance(edited, str):
+        try:
+            edited = json.loads(edited)
+        except ValueError as exc:
+            raise BadArguments(f"The arguments are not valid JSON: {exc}") from None
+    if edited == payload.get("arguments"):
+        return {key: value for key, value in fields.items() if key != "arguments"}
+    config = loaded.state.step(step_id).config or loaded.definition.steps[step_id].config
+    tool = tools_of(config).get(str(payload.get("tool")))
+    problem = "The tool is no longer offered." if tool is None else argument_problem(tool, edited)
+    if problem:
+        raise BadArguments(problem)
+    return {**fields, "arguments": edited}
 
 
 def _past_deadline(loaded: store.Loaded, wait_until: str | None) -> bool:
@@ -459,7 +500,7 @@ def check_gate_waiting(loaded: store.Loaded, step_id: str, gate: str | None = No
     step_def = loaded.definition.steps.get(step_id)
     if step_def is None:
         raise GateNotWaiting(f"Run {loaded.run_id} has no step {step_id!r}.")
-    if step_def.kind != APPROVAL_KIND:
+    if step_def.kind not in (APPROVAL_KIND, AGENT_KIND):
         raise GateNotWaiting(f"Step '{step_def.name}' is not an approval step.")
     step = loaded.state.step(step_id)
     if step.decision is not None:

@@ -7,7 +7,7 @@ from typing import Any
 from vectorbea.engine import ErrorClass, StepError
 from vectorbea.steps.abandon import abandonable
 from vectorbea.steps.registry import PendingCall, StepContext, StepKind, call_outcome, register
-from vectorbea.steps.tools import TOOLS
+from vectorbea.steps.tools import TOOLS, call_tool
 from vectorbea.steps.workspace_secrets import render_with_secrets
 
 
@@ -25,10 +25,10 @@ def run_tool(config: Mapping[str, Any], ctx: StepContext) -> Any:
     args = config.get("args", {})
     if inspect.iscoroutinefunction(function):  # awaited on the worker's event loop
         return PendingCall(
-            lambda: function(args, ctx), lambda answered: call_outcome(answered, ctx)
+            lambda: call_tool(function, args, ctx), lambda answered: call_outcome(answered, ctx)
         )
     # On a thread of its own, so that the step's timeout (and a cancel) stops the wait.
-    return abandonable(ctx, function, args, ctx)
+    return abandonable(ctx, call_tool, function, args, ctx)
 
 
 register(

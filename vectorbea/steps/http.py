@@ -135,6 +135,14 @@ def run_http(config: Mapping[str, Any], ctx: StepContext) -> PendingCall:
     """Prepare the request (its settings rendered with the workspace's secrets) and hand it
     to the worker runtime; `finish` turns the answer into the step's output."""
     config, secret_values = render_with_secrets(config, ctx, "http")
+    return rendered_request(config, ctx, secret_values)
+
+
+def rendered_request(
+    config: Mapping[str, Any], ctx: StepContext, secret_values: list[str]
+) -> PendingCall:
+    """The request of HTTP settings already rendered (`secret_values`: the values of the
+    secrets they hold, kept out of messages), as run_http hands it to the runtime."""
     method = config.get("method", "GET").upper()
     url = config["url"]
     headers = {

@@ -131,7 +131,7 @@ def run_llm(config: Mapping[str, Any], ctx: StepContext) -> PendingCall:
     checks the answer once it is in."""
     schema = config.get("output_schema")
     if schema is not None:
-        _check_schema(schema)
+        check_output_schema(schema)
     if ctx.is_cancelled:
         raise StepError(ErrorClass.CANCELLED, "The step was cancelled before calling the model")
     check = _validator(config.get("validator"))
@@ -160,7 +160,7 @@ def run_llm(config: Mapping[str, Any], ctx: StepContext) -> PendingCall:
             try:
                 answer = call_outcome(answered, ctx)
             except StepError as exc:
-                _bill(meter, exc, provider, prompt.model)
+                bill_failed_call(meter, exc, provider, prompt.model)
                 if key_id and exc.usage is None:  # which key a rejected call used (its id)
                     exc.usage = {"provider": provider, "key_id": key_id}
                 raise
@@ -172,7 +172,7 @@ def run_llm(config: Mapping[str, Any], ctx: StepContext) -> PendingCall:
             usage["key_id"] = key_id
         output = {
             "text": answer.text,
-            "json": None if schema is None else _validated_json(answer, schema, usage, check),
+            "json": None if schema is None else validated_json(answer, schema, usage, check),
             "model": answer.model,
             "finish_reason": answer.finish_reason,
         }
@@ -189,7 +189,7 @@ def run_llm(config: Mapping[str, Any], ctx: StepContext) -> PendingCall:
     return PendingCall(send, finish)
 
 
-def _bill(meter: Meter, exc: StepError, provider: str, model: str) -> None:
+def bill_failed_call(meter: Meter, exc: StepError, provider: str, model: str) -> None:
     """Tell the meter what a failed call means for its bill. A failure that says nothing
     (the call was abandoned when the attempt was cancelled) leaves the meter's default:
     the call may have been billed."""
@@ -248,7 +248,7 @@ def usage_of(provider: str, answer: Answer) -> dict[str, Any]:
     }
 
 
-def _check_schema(schema: Any) -> None:
+def check_output_schema(schema: Any) -> None:
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
@@ -266,7 +266,7 @@ def parse_answer_json(text: str) -> Any:
     return json.loads(match.group(1) if match else text)
 
 
-def _validated_json(
+def validated_json(
     answer: Answer, schema: dict[str, Any], usage: dict[str, Any], check: Any = None
 ) -> Any:
     cut_short = (

@@ -39,6 +39,9 @@ class StepContext:
     # What the attempt wants recorded beside its outcome (budget warnings), as
     # {"scope", "percent", "message"}.
     notices: list[dict[str, Any]] = field(default_factory=list)
+    # The step's state as the log has it when this leg of the attempt starts (an agent
+    # reads its transcript from it).
+    step_state: Any = None
     _on_cancel: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @property
@@ -111,6 +114,7 @@ BUILTIN_MODULES = (
     "vectorbea.steps.flow",
     "vectorbea.steps.llm",
     "vectorbea.steps.http",
+    "vectorbea.steps.agent",
 )
 _loading = threading.Lock()
 _loaded: list[bool] = []
@@ -191,6 +195,16 @@ def run_now(result: Any, deadline: float | None = None) -> Any:
             return exc
 
     return result.finish(asyncio.run(call()))
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a handler (or a PendingCall's finish) returns when its attempt has made
+    progress to record but is not over: an agent's turn or tool call. The worker records
+    `events` (only while the attempt is still the step's running one, as an outcome is)
+    and runs the handler again, for the same attempt, with the state they lead to."""
+
+    events: tuple[Any, ...]
 
 
 @dataclass(frozen=True)

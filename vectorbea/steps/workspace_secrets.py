@@ -23,7 +23,11 @@ from vectorbea.steps.templating import (
 )
 
 # The settings of each step kind that may use a secret; no other kind may.
-SECRET_SETTINGS: dict[str, tuple[str, ...]] = {"http": ("url", "headers"), "tool": ("args",)}
+SECRET_SETTINGS: dict[str, tuple[str, ...]] = {
+    "http": ("url", "headers"),
+    "tool": ("args",),
+    "agent": ("tools",),  # an HTTP tool's URL and headers (rendered only as it is called)
+}
 WHERE_ALLOWED = "only in an HTTP step's URL and headers, or a Python tool step's arguments"
 HOW_TO_ADD = "An owner or admin can add it in Settings → Secrets."
 

@@ -18,7 +18,9 @@ def draft_issues(definition: Any, workspace_id: UUID | None = None) -> list[Issu
     """Every problem with a definition, as the engine sees it (never raises on junk). With
     the workspace it is checked in, also every secret and provider it uses that the workspace
     lacks, and every address it calls that the installation refuses."""
-    checks = [template_problems, secret_problems]
+    from vectorbea.steps.agent import agent_problems
+
+    checks = [template_problems, secret_problems, agent_problems]
     if workspace_id is not None:
         checks.append(lambda data: missing_secrets(data, workspace_id))
         checks.append(lambda data: provider_problems(data, workspace_id))
