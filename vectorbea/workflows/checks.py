@@ -14,8 +14,9 @@ def draft_issues(definition: Any, workspace_id: UUID | None = None) -> list[Issu
     """Every problem with a definition, as the engine sees it (never raises on junk). With
     the workspace it is checked in, also every secret it uses that the workspace lacks."""
     from vectorbea.steps.agent import agent_problems
+    from vectorbea.workflows.agent_panel import output_schema_problems
 
-    checks = [template_problems, secret_problems, agent_problems]
+    checks = [template_problems, secret_problems, agent_problems, output_schema_problems]
     if workspace_id is not None:
         checks.append(lambda data: missing_secrets(data, workspace_id))
     return validate_definition(definition, kind_specs(), checks=checks)
