@@ -177,3 +177,20 @@ def notify(args, ctx, *, text: str):
 def explode(args, ctx):
     _note(ctx, "tool:explode")
     raise RuntimeError("the warehouse API is down")
+
+
+@tool("ship", description="Ship a replacement for an order (once per call).")
+def ship(args, ctx, *, order_id: int, sleep: float = 0):
+    """Each run of the call is noted as "exec:ship"; its effect ("tool:ship") happens once
+    per idempotency key, as an API that honours Idempotency-Key does it."""
+    _note(ctx, "exec:ship")
+    time.sleep(float(sleep))
+    key = ctx.idempotency_key
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO test_side_effect (run_id, step_id, attempt, phase, idempotency_key, pid) "
+            "SELECT %s, %s, %s, 'tool:ship', %s, %s WHERE NOT EXISTS (SELECT 1 FROM "
+            "test_side_effect WHERE idempotency_key = %s AND phase = 'tool:ship')",
+            [ctx.run_id, ctx.step_id, ctx.attempt, key, os.getpid(), key],
+        )
+    return {"shipped": order_id}

@@ -4,15 +4,18 @@ last recorded one, tools behind approval wait for a person, and the agent's limi
 it with their own error classes."""
 
 import json
+import random
 import time
+from collections import Counter
 from decimal import Decimal
 
 import pytest
 
-from tests.support.fake_llm import FakeLLM, calls, ok
+from tests.support.fake_llm import FakeLLM, calls, ok, status
 from tests.support.live import (
     Live,
     event_rows,
+    event_rows_at,
     event_types,
     flush_own_redis,
     prepare_side_effects,
@@ -239,3 +242,141 @@ def test_a_tool_that_raises_and_malformed_arguments_reach_the_model_as_tool_erro
     assert "RuntimeError: the warehouse API is down" in said[0]["content"]
     assert "invalid_arguments" in said[1]["content"]
     assert [phase for phase, _ in tool_effects(run.id)] == ["tool:explode"]
+
+
+class TurnByTurn(FakeLLM):
+    """Answers by the turn a request asks for (the assistant messages it carries), so a
+    turn asked again after a crash gets the same answer; notes when each turn was asked."""
+
+    def __init__(self, turns: int, delay_seconds: float) -> None:
+        super().__init__(delay_seconds=delay_seconds)
+        self.turns = turns
+        self.asked: list[tuple[int, float]] = []  # (turn, wall-clock time)
+
+    def next_reply(self, request):
+        turn = 1 + sum(1 for m in request.body["messages"] if m["role"] == "assistant")
+        with self._lock:
+            self.requests.append(request)
+            self.asked.append((turn, time.time()))
+            number = len(self.requests) - 1
+        if turn >= self.turns:
+            return ok("All shipped."), number
+        return calls(("ship", {"order_id": turn, "sleep": 0.2})), number
+
+
+def test_an_agent_survives_repeated_sigkills_without_asking_or_running_anything_twice(
+    transactional_db, acme
+):
+    prepare_side_effects()
+    flush_own_redis()
+    turns = 14
+    with TurnByTurn(turns, delay_seconds=0.4) as fake:
+        live = Live(VECTORBEA_OPENAI_BASE_URL=fake.openai_url, VECTORBEA_OPENAI_API_KEY=KEY)
+        try:
+            live.scheduler()
+            worker = live.worker()
+            tools = [{"type": "python", "name": "ship"}]
+            workflow = agent_workflow(acme, tools=tools, limits={"max_turns": 30})
+            run = start_run(workflow, {"order": 7})
+            rng = random.Random(20261207)
+            kills = 0
+            for _ in range(6):
+                seen = len(fake.asked)
+                # this worker got going
+                wait_for(lambda seen=seen: len(fake.asked) > seen, timeout=30)
+                time.sleep(rng.uniform(0.1, 1.0))
+                if run_status(run.id) in ENDED:
+                    break
+                live.kill(worker)
+                kills += 1
+                worker = live.worker()
+            assert finished(run, timeout=120) == "completed"
+        finally:
+            live.stop_all()
+
+    assert kills >= 5
+    rows = event_rows_at(run.id)
+    lost = [p for _, t, p, _ in rows if t == "StepFailed"]
+    assert lost and all(p["error_class"] == "worker_lost" for p in lost)
+    # Every turn was recorded once, in order, and no recorded turn was asked again after it
+    # was recorded (a turn in flight at a kill may have been asked twice, before).
+    recorded = [(p["turn"], at.timestamp()) for _, t, p, at in rows if t == "AgentTurnCompleted"]
+    assert [turn for turn, _ in recorded] == list(range(1, turns + 1))
+    for turn, at in recorded:
+        assert all(asked <= at + 0.25 for t, asked in fake.asked if t == turn), turn
+    # Each call's effect happened once, under its own key; a call ran again only when it
+    # was in flight at a kill, never after its result was recorded.
+    completed = {p["call_id"]: at for _, t, p, at in rows if t == "ToolCallCompleted"}
+    assert len(completed) == turns - 1
+    effects = [row for row in side_effects(run.id) if row[2] == "tool:ship"]
+    assert sorted(key for _, _, _, key, _ in effects) == sorted(
+        f"vb-{run.id}-s0-{call_id}" for call_id in completed
+    )
+    assert len(effects) == turns - 1
+    started = Counter(p["call_id"] for _, t, p, _ in rows if t == "ToolCallStarted")
+    assert all(count <= 1 + len(lost) for count in started.values())
+    (done,) = [p for _, t, p, _ in rows if t == "StepCompleted"]
+    assert done["output"]["text"] == "All shipped."
+
+
+def test_an_http_tool_calls_its_api_with_the_workspaces_secret_and_the_models_arguments(
+    transactional_db, acme, alice
+):
+    from tests.support.counting_server import CountingServer
+    from vectorbea.keys import vault
+
+    token = "tok-agent-http-0123456789"
+    vault.set_secret(acme, "API_TOKEN", token, alice)
+    prepare_side_effects()
+    flush_own_redis()
+    with FakeLLM() as fake, CountingServer() as server:
+        live = Live(
+            VECTORBEA_OPENAI_BASE_URL=fake.openai_url,
+            VECTORBEA_OPENAI_API_KEY=KEY,
+            VECTORBEA_HTTP_ALLOWLIST=server.allow,
+        )
+        try:
+            live.scheduler()
+            live.worker()
+            tool = {
+                "type": "http",
+                "name": "order_api",
+                "description": "Create a return for an order.",
+                "method": "POST",
+                "url": server.url("/echo"),
+                "headers": {"Authorization": "Bearer {{ secrets.API_TOKEN }}"},
+                "parameters": {
+                    "type": "object",
+                    "properties": {"order_id": {"type": "integer"}},
+                    "required": ["order_id"],
+                },
+            }
+            fake.script(calls(("order_api", {"order_id": 7})), ok("Return created."))
+            run = start_run(agent_workflow(acme, tools=[tool]), {"order": 7})
+            assert finished(run) == "completed"
+        finally:
+            live.stop_all()
+
+    (seen,) = server.requests
+    assert seen.method == "POST" and json.loads(seen.body) == {"order_id": 7}
+    assert seen.headers["authorization"] == f"Bearer {token}"
+    (started,) = [p for t, p in agent_events(run.id) if t == "ToolCallStarted"]
+    assert seen.idempotency_key == started["idempotency_key"]
+    assert fake.requests[0].tools[0]["function"]["parameters"]["required"] == ["order_id"]
+    (completed,) = [p for t, p in agent_events(run.id) if t == "ToolCallCompleted"]
+    assert completed["result"]["status"] == 200
+    # The secret's value is in no event.
+    assert token not in json.dumps(event_rows(run.id))
+
+
+def test_an_overloaded_provider_mid_agent_is_retried_from_the_last_recorded_turn(live, acme, fake):
+    fake.script(calls(("lookup_order", {"order_id": 7})), status(529), ok("Done."))
+    run = start_run(agent_workflow(acme), {"order": 7})
+    assert finished(run) == "completed"
+
+    (failed,) = [p for _, t, p in event_rows(run.id) if t == "StepFailed"]
+    assert failed["error_class"] == "transient" and "529" in failed["message"]
+    turns = [p for t, p in agent_events(run.id) if t == "AgentTurnCompleted"]
+    assert [(p["turn"], p["attempt"]) for p in turns] == [(1, 1), (2, 2)]
+    assert [phase for phase, _ in tool_effects(run.id)] == ["tool:lookup_order"]
+    assert len(fake.requests) == 3  # the first turn was not asked again

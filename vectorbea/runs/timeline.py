@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 
 from vectorbea.engine import (
     ERROR_CLASS_POLICY,
+    AgentTurnCompleted,
     ApprovalDenied,
     ApprovalEscalated,
     ApprovalGranted,
@@ -39,6 +40,9 @@ from vectorbea.engine import (
     StepSkipped,
     StepStarted,
     StepWaiting,
+    ToolCallCompleted,
+    ToolCallFailed,
+    ToolCallStarted,
     event_to_payload,
 )
 from vectorbea.engine.graph import Definition
@@ -151,7 +155,35 @@ def describe(recorded: Recorded, names: dict[str, str] | None = None) -> str:
             return event.message
         case CallCharged():
             return _charged(event, label)
+        case AgentTurnCompleted():
+            return _turn(event, label)
+        case ToolCallStarted():
+            return f"{label} calls the tool {event.name}"
+        case ToolCallCompleted():
+            return f"{label}: the tool {event.name} answered"
+        case ToolCallFailed():
+            what = TOOL_ERRORS.get(event.error_class, f"failed ({event.error_class})")
+            return f"{label}: the call of {event.name} {what}; the model is told: {event.message}"
     return type(event).__name__
+
+
+# How the timeline says why an agent's tool call gave no result (ToolCallFailed).
+TOOL_ERRORS = {
+    "tool_error": "raised an error",
+    "invalid_arguments": "had arguments the tool cannot take",
+    "unknown_tool": "named a tool the agent does not have",
+    "denied": "was denied by a person",
+}
+
+
+def _turn(event: AgentTurnCompleted, label: str) -> str:
+    """An agent's model turn: the tools it asks for, or its answer."""
+    asked = [str(call.get("name")) for call in event.message.get("tool_calls") or ()]
+    cost = (event.usage or {}).get("cost_usd")
+    spent = f" (${cost:.4f})" if isinstance(cost, int | float) else ""
+    if asked:
+        return f"{label}, turn {event.turn}: the model asks for {', '.join(asked)}{spent}"
+    return f"{label}, turn {event.turn}: the model answered{spent}"
 
 
 # Why a call was charged apart from its attempt's outcome (CallCharged.reason).
@@ -291,6 +323,10 @@ KIND_OF = {
     "CallCharged": "retry",
     "RunQueued": "waiting",
     "RunAdmitted": "run",
+    "AgentTurnCompleted": "run",
+    "ToolCallStarted": "run",
+    "ToolCallCompleted": "completed",
+    "ToolCallFailed": "retry",
 }
 
 
