@@ -108,6 +108,8 @@ def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
         "REDIS_URL": settings.REDIS_URL,
         "REDIS_PREFIX": settings.REDIS_PREFIX,
         "PYTHONUNBUFFERED": "1",
+        # The tests' Python tools, so the builder has tools to offer an agent step.
+        "VECTORBEA_TOOL_MODULES": "tests.support.tools",
     }
     daphne = str(Path(sys.executable).with_name("daphne"))
     last_error: Exception | None = None
