@@ -61,6 +61,10 @@ def test_the_step_detail_shows_an_agents_turns_calls_approvals_and_usage(live, a
     page = text_of(html)
     assert "Conversation" in page
     assert "3 turns · 2 tool calls · 600 in · 60 out" in page
+    # Each attempt's row counts what its turns used (the decided gate began attempt 2).
+    table = html.split('class="table attempts"')[1].split("</table>")[0]
+    rows = [text_of(row) for row in table.split("<tr")[2:]]
+    assert [("300/50" in rows[0]), ("300/10" in rows[1])] == [True, True]
     # Turn by turn, in order: words, calls with their arguments, results, usage.
     turns = re.findall(r'data-turn="(\d+)"', html)
     assert turns == ["1", "2", "3"]

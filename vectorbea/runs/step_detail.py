@@ -155,7 +155,9 @@ def step_detail(
         kind=step_def.kind,
         status=step.status,
         attempt=step.attempt,
-        attempts=attempts_of(run_id, step_id) if step.status != "pending" else [],
+        attempts=_with_turns(attempts_of(run_id, step_id), step.agent)
+        if step.status != "pending"
+        else [],
         usage=dict(step.usage or {}),
         output="" if step.output is None else pretty(step.output),
         error_class=step.error_class or "",
@@ -168,6 +170,28 @@ def step_detail(
         duration_seconds=duration,
         conversation=None if step.agent is None else conversation(step.agent),
     )
+
+
+def _with_turns(shown: list[Attempt], t: tr.Transcript | None) -> list[Attempt]:
+    """An agent's attempts with what their turns used (an agent's outcome carries no usage
+    of its own: each turn's is on its turn)."""
+    for attempt in shown if t else ():
+        used = [
+            turn["usage"]
+            for turn in t.get("turns") or ()
+            if turn.get("attempt") == attempt.number and turn.get("usage")
+        ]
+        if used and not (attempt.usage.get("input_tokens") or attempt.usage.get("output_tokens")):
+            attempt.usage = {
+                **attempt.usage,
+                "input_tokens": sum(int(_number(u.get("input_tokens"))) for u in used),
+                "output_tokens": sum(int(_number(u.get("output_tokens"))) for u in used),
+                "cost_usd": _number(attempt.usage.get("cost_usd"))
+                + sum(_number(u.get("cost_usd")) for u in used),
+                "cost_estimated": bool(attempt.usage.get("cost_estimated"))
+                or any(u.get("cost_estimated") for u in used),
+            }
+    return shown
 
 
 def _approval(t: tr.Transcript, call_id: str) -> ApprovalShown | None:
