@@ -32,7 +32,9 @@ def test_an_agent_step_is_configured_with_a_picked_tool_behind_approval(page: Pa
     page.goto(f"/w/acme/workflows/{workflow.id}/")
     expect(page.locator("#builder")).to_have_attribute("data-ready", "1")
 
-    expect(page.locator('.palette-item[data-kind="agent"]')).to_contain_text("Agent")
+    item = page.locator('.palette-item[data-kind="agent"]')
+    expect(item).to_contain_text("Agent")
+    item.scroll_into_view_if_needed()
     drop_kind(page, "agent", 200, 160)
     form = open_panel(page, "agent_1")
     form.get_by_label("Provider").select_option("openai")

@@ -32,7 +32,7 @@ KIND_HINTS = {
     "noop": "Do nothing; pass a fixed output along. Handy as a placeholder.",
     "agent": "A model that calls your tools in a loop until it answers, each call recorded.",
 }
-PALETTE_ORDER = ("llm", "agent", "http", "transform", "branch", "approval", "delay", "tool", "noop")
+PALETTE_ORDER = ("llm", "http", "transform", "branch", "approval", "delay", "agent", "tool", "noop")
 # A new step of these kinds starts with this config (the rest start empty).
 STARTER_CONFIG: dict[str, dict[str, Any]] = {
     "branch": {"conditions": [{"port": "yes", "when": ""}], "default_port": "no"},
