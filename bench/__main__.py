@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ("engine", "killswitch", "metrics_check", "soak", "ui", "builder")
+BENCHES = ("engine", "killswitch", "metrics_check", "soak", "ui", "builder", "agent_turns")
 
 
 def main() -> int:

@@ -169,6 +169,8 @@ def _drive(
         if shutdown.STOPPING.is_set() or not _runs_here(loaded, step_id, queue):
             _hand_back(loaded, step_id, attempt)  # another worker (or pool) runs it
             return
+        if deadline is None:  # the attempt's, kept across its legs
+            deadline = time.monotonic() + loaded.definition.steps[step_id].timeout_seconds
         outcome = run_attempt(loaded, step_id, attempt, deadline)
         if isinstance(outcome, Started):
             # Its slow part goes to the event loop; a recorder thread goes on from there.

@@ -191,3 +191,15 @@ def test_make_bench_runs_every_bench():
     for bench in ("engine", "killswitch", "metrics_check", "soak", "ui", "builder"):
         assert f"==> bench/{bench}.py --help" in result.stdout
     assert result.stdout.count("--smoke") >= 6
+
+
+def test_agent_turns_bench_runs(bench_db, tmp_path):
+    output = run_bench("agent_turns", bench_db, tmp_path)
+
+    assert_figures(
+        output,
+        rf"^Agent: 2 runs of 3 turns .* all finished in {NUMBER} s$",
+        r"^  provider's own latency per turn: 50 ms \(scripted\)$",
+        rf"^  agent overhead per turn \(answer -> next turn asked\): "
+        rf"p50 {NUMBER} ms, p95 {NUMBER} ms$",
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from tests.engine.builders import T0, state_after
 from vectorbea.engine import (
     AgentTurnCompleted,
@@ -237,3 +239,22 @@ def test_a_large_result_is_capped_with_a_note():
 
 def _agent_definition():
     return Definition.from_json({"steps": [{"id": "a", "kind": "agent"}], "edges": []})
+
+
+def test_a_tool_gate_nobody_decided_in_time_is_denied_and_the_agent_goes_on():
+    first, gate, requested = gate_events()
+    requested = ApprovalRequested(
+        "a",
+        1,
+        "refund",
+        "",
+        requested.payload,
+        (T0 + timedelta(seconds=5)).isoformat(),
+        gate=gate,
+    )
+    state = state_after(StepStarted("a", 1), first, requested)
+    events = decide(state, _agent_definition(), T0 + timedelta(hours=1))
+    assert [type(e).__name__ for e in events] == ["ApprovalTimedOut", "StepStarted"]
+    state = state_after(StepStarted("a", 1), first, requested, *events)
+    result = next_action(RUN, "a", state.step("a"), TOOLS)
+    assert isinstance(result, RefuseCall) and "timed out" in result.message

@@ -10,7 +10,7 @@ import httpx2
 import openai
 import pytest
 
-from tests.support.fake_llm import FakeLLM, broken, calls, ok, words
+from tests.support.fake_llm import FakeLLM, broken, calls, ok, stall, words
 
 TOOLS_OPENAI = [
     {
@@ -248,3 +248,22 @@ def test_a_client_that_leaves_a_paced_stream_is_counted_as_abandoned(fake):
     while fake.abandoned == 0 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert fake.abandoned == 1
+
+
+@pytest.mark.parametrize("api", ["openai", "anthropic"])
+def test_the_time_each_streamed_answer_sent_its_first_word_is_kept(fake, api):
+    fake.script(stall(0.3, ok("late words", chunk_delay=0.1)), ok(""))
+    started = time.time()
+    for _ in range(2):
+        if api == "openai":
+            with openai_client(fake).chat.completions.stream(
+                model="m", messages=[{"role": "user", "content": "x"}]
+            ) as stream:
+                stream.get_final_completion()
+        else:
+            with anthropic_client(fake).messages.stream(
+                model="m", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+            ) as stream:
+                stream.get_final_message()
+    assert list(fake.first_word_at) == [0]  # the second answer had no words
+    assert started + 0.3 <= fake.first_word_at[0] <= time.time()

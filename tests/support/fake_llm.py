@@ -176,6 +176,9 @@ class FakeLLM:
         self.in_flight = 0
         self.peak_in_flight = 0
         self.abandoned = 0
+        # When each streamed answer's first word was on the wire (time.time()), by request
+        # number: where a benchmark starts the clock of a word's way to a page.
+        self.first_word_at: dict[int, float] = {}
         self._script: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -328,8 +331,9 @@ class FakeLLM:
     ) -> bool:
         """Send `reply` as server-sent events, `reply.chunk_delay` apart; False when the
         client closed the connection first."""
-        if reply.kind == "malformed":
-            events = ['data: {"choices": [ {"delta": \n\n']
+        if reply.kind == "malformed":  # an event whose JSON is cut short
+            head = "event: message_start\n" if request.api == "anthropic" else ""
+            events = [(head + 'data: {"choices": [ {"delta": \n\n', False)]
         elif request.api == "anthropic":
             events = _anthropic_events(reply, request, number)
         else:
@@ -341,7 +345,7 @@ class FakeLLM:
             *reply.headers.items(),
         ]
         writer.write(conn.send(h11.Response(status_code=200, headers=headers)))
-        for sent, event in enumerate(events):
+        for sent, (event, has_word) in enumerate(events):
             if reply.cut_after is not None and sent >= reply.cut_after:
                 with contextlib.suppress(ConnectionError):
                     await writer.drain()
@@ -354,6 +358,12 @@ class FakeLLM:
                 if not await _wait_unless_closed(conn, reader, reply.chunk_delay):
                     return False
             writer.write(conn.send(h11.Data(data=event.encode())))
+            if has_word and number not in self.first_word_at:
+                try:
+                    await writer.drain()
+                except ConnectionError:
+                    return False
+                self.first_word_at[number] = time.time()
         writer.write(conn.send(h11.EndOfMessage()))
         try:
             await writer.drain()
@@ -520,7 +530,8 @@ def _sse(data: Any, event: str | None = None) -> str:
     return f"{head}data: {body}\n\n"
 
 
-def _openai_events(reply: Reply, request: Request, number: int) -> list[str]:
+def _openai_events(reply: Reply, request: Request, number: int) -> list[tuple[str, bool]]:
+    """The answer's server-sent events, each with whether it carries a word of text."""
     options = request.body.get("stream_options") or {}
     with_usage = isinstance(options, dict) and bool(options.get("include_usage"))
     head = {
@@ -536,8 +547,8 @@ def _openai_events(reply: Reply, request: Request, number: int) -> list[str]:
         choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
         return _sse({**head, "choices": [choice]})
 
-    events = [chunk({"role": "assistant", "content": ""})]
-    events += [chunk({"content": word}) for word in words(reply.text)]
+    events = [(chunk({"role": "assistant", "content": ""}), False)]
+    events += [(chunk({"content": word}), True) for word in words(reply.text)]
     for position, call in enumerate(reply.tool_calls):
         start = {
             "index": position,
@@ -545,18 +556,19 @@ def _openai_events(reply: Reply, request: Request, number: int) -> list[str]:
             "type": "function",
             "function": {"name": call.name, "arguments": ""},
         }
-        events.append(chunk({"tool_calls": [start]}))
+        events.append((chunk({"tool_calls": [start]}), False))
         for piece in _pieces(_arguments_text(call)):
             delta = {"index": position, "function": {"arguments": piece}}
-            events.append(chunk({"tool_calls": [delta]}))
-    events.append(chunk({}, _openai_finish(reply)))
+            events.append((chunk({"tool_calls": [delta]}), False))
+    events.append((chunk({}, _openai_finish(reply)), False))
     if with_usage:
-        events.append(_sse({**head, "choices": [], "usage": _openai_usage(reply)}))
-    events.append(_sse("[DONE]"))
+        events.append((_sse({**head, "choices": [], "usage": _openai_usage(reply)}), False))
+    events.append((_sse("[DONE]"), False))
     return events
 
 
-def _anthropic_events(reply: Reply, request: Request, number: int) -> list[str]:
+def _anthropic_events(reply: Reply, request: Request, number: int) -> list[tuple[str, bool]]:
+    """The answer's server-sent events, each with whether it carries a word of text."""
     start = {
         "id": f"msg_fake_{number}",
         "type": "message",
@@ -567,16 +579,16 @@ def _anthropic_events(reply: Reply, request: Request, number: int) -> list[str]:
         "stop_sequence": None,
         "usage": {"input_tokens": reply.usage[0], "output_tokens": 1},
     }
-    events = [_sse({"type": "message_start", "message": start}, "message_start")]
+    events = [(_sse({"type": "message_start", "message": start}, "message_start"), False)]
 
     def block(index: int, content_block: dict[str, Any], deltas: list[dict[str, Any]]) -> None:
         opening = {"type": "content_block_start", "index": index, "content_block": content_block}
-        events.append(_sse(opening, "content_block_start"))
+        events.append((_sse(opening, "content_block_start"), False))
         for delta in deltas:
             moved = {"type": "content_block_delta", "index": index, "delta": delta}
-            events.append(_sse(moved, "content_block_delta"))
+            events.append((_sse(moved, "content_block_delta"), delta["type"] == "text_delta"))
         closing = {"type": "content_block_stop", "index": index}
-        events.append(_sse(closing, "content_block_stop"))
+        events.append((_sse(closing, "content_block_stop"), False))
 
     index = 0
     if reply.text or not reply.tool_calls:
@@ -598,8 +610,8 @@ def _anthropic_events(reply: Reply, request: Request, number: int) -> list[str]:
         "delta": {"stop_reason": _anthropic_stop(reply), "stop_sequence": None},
         "usage": {"output_tokens": reply.usage[1]},
     }
-    events.append(_sse(ending, "message_delta"))
-    events.append(_sse({"type": "message_stop"}, "message_stop"))
+    events.append((_sse(ending, "message_delta"), False))
+    events.append((_sse({"type": "message_stop"}, "message_stop"), False))
     return events
 
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.support.fake_llm import FakeLLM, calls, ok, status
+from tests.support.fake_llm import FakeLLM, calls, ok, ok_json, status
 from tests.support.live import (
     Live,
     event_rows,
@@ -60,7 +60,7 @@ TOOLS = [
 ]
 
 
-def agent_workflow(acme, provider="openai", tools=TOOLS, **config):
+def agent_workflow(acme, provider="openai", tools=TOOLS, timeout_seconds=None, **config):
     step = {
         "provider": provider,
         "model": "gpt-4o-mini",
@@ -69,7 +69,8 @@ def agent_workflow(acme, provider="openai", tools=TOOLS, **config):
         "tools": tools,
         **config,
     }
-    return publish(acme, chain(1, "agent", step, retry=FAST_RETRY))
+    timeout = {} if timeout_seconds is None else {"timeout_seconds": timeout_seconds}
+    return publish(acme, chain(1, "agent", step, retry=FAST_RETRY, **timeout))
 
 
 def finished(run, timeout=60):
@@ -380,3 +381,54 @@ def test_an_overloaded_provider_mid_agent_is_retried_from_the_last_recorded_turn
     assert [(p["turn"], p["attempt"]) for p in turns] == [(1, 1), (2, 2)]
     assert [phase for phase, _ in tool_effects(run.id)] == ["tool:lookup_order"]
     assert len(fake.requests) == 3  # the first turn was not asked again
+
+
+def test_an_answer_that_fails_the_output_schema_is_corrected_in_the_same_conversation(
+    live, acme, fake
+):
+    schema = {
+        "type": "object",
+        "properties": {"refunded": {"type": "number"}},
+        "required": ["refunded"],
+    }
+    fake.script(
+        calls(("lookup_order", {"order_id": 7})),
+        ok("I refunded 40."),
+        ok_json({"refunded": 40}),
+    )
+    run = start_run(agent_workflow(acme, output_schema=schema), {"order": 7})
+    assert finished(run) == "completed"
+
+    assert "CorrectionAttempted" in event_types(run.id)
+    (completed,) = [p for _, t, p in event_rows(run.id) if t == "StepCompleted"]
+    assert completed["output"]["json"] == {"refunded": 40}
+    # The correction was asked after the refused answer, with the tool's result still in
+    # the conversation, and the tool did not run again.
+    messages = fake.requests[2].body["messages"]
+    assert [m["role"] for m in messages] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "user",
+    ]
+    assert "not JSON" in messages[-1]["content"]
+    assert [phase for phase, _ in tool_effects(run.id)] == ["tool:lookup_order"]
+    assert len(fake.requests) == 3
+
+
+def test_the_steps_timeout_spans_the_agents_legs_and_a_retry_goes_on_from_the_transcript(
+    live, acme, fake
+):
+    slow = [calls(("lookup_order", {"order_id": n, "sleep": 1.2})) for n in range(1, 5)]
+    fake.script(*slow, ok("Done."))
+    run = start_run(agent_workflow(acme, timeout_seconds=3), {"order": 7})
+    assert finished(run, timeout=90) == "completed"
+
+    timeouts = [p for _, t, p in event_rows(run.id) if t == "StepFailed"]
+    assert timeouts and all("timeout (3 seconds)" in p["message"] for p in timeouts)
+    turns = [p["turn"] for t, p in agent_events(run.id) if t == "AgentTurnCompleted"]
+    assert turns == [1, 2, 3, 4, 5]
+    # Only a turn cut off by the timeout may have been asked twice.
+    assert len(fake.requests) <= 5 + len(timeouts)

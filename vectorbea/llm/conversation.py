@@ -6,9 +6,11 @@ Messages are kept in one neutral shape and written in each API's own at the call
     {"role": "assistant", "text": ..., "tool_calls": [{"id", "name", "arguments"}]}
     {"role": "tool", "call_id": ..., "name": ..., "content": ..., "is_error": bool}
 
-A turn's answer (a Turn) has the model's words and the tool calls it asks for, their
-arguments parsed from JSON (kept as the raw text when they are not a JSON object: the
-agent gives the model that back as a tool error). Failures leave as CallErrors, classed
+A turn is streamed when the caller gives `on_text` (the provider clients' stream helpers,
+vectorbea.llm.providers), its words handed over as they come. A turn's answer (a Turn)
+has the model's words and the tool calls it asks for, their arguments parsed from JSON
+(kept as the raw text when they are not a JSON object: the agent gives the model that back
+as a tool error). Failures leave as CallErrors, classed
 as for the LLM step (the same SDK clients and error table, in vectorbea.llm.providers).
 """
 
@@ -23,9 +25,12 @@ from vectorbea.llm.providers import (
     NOT_SENT,
     Call,
     CallError,
+    TextCallback,
     _mapped_errors,
     _shape_checked,
+    anthropic_message,
     json_instruction,
+    openai_completion,
     sdk_client,
 )
 
@@ -59,12 +64,15 @@ class Turn:
     tool_calls: tuple[dict[str, Any], ...] = field(default_factory=tuple)
 
 
-async def converse(provider: str, conversation: Conversation, call: Call) -> Turn:
-    """One turn of `conversation` from `provider`; a CallError with its class on failure."""
+async def converse(
+    provider: str, conversation: Conversation, call: Call, on_text: TextCallback | None = None
+) -> Turn:
+    """One turn of `conversation` from `provider`; a CallError with its class on failure.
+    With `on_text`, the turn is streamed and each piece of its text handed to `on_text`."""
     if provider == "openai":
-        return await _openai(conversation, call)
+        return await _openai(conversation, call, on_text)
     if provider == "anthropic":
-        return await _anthropic(conversation, call)
+        return await _anthropic(conversation, call, on_text)
     raise CallError(ErrorClass.PERMANENT, f"Unknown LLM provider {provider!r}", bill=NOT_SENT)
 
 
@@ -155,7 +163,7 @@ def _arguments_text(call: dict[str, Any]) -> str:
     return arguments if isinstance(arguments, str) else json.dumps(arguments)
 
 
-async def _openai(conversation: Conversation, call: Call) -> Turn:
+async def _openai(conversation: Conversation, call: Call, on_text: TextCallback | None) -> Turn:
     import openai
 
     client = sdk_client(openai.AsyncOpenAI, call)
@@ -182,7 +190,7 @@ async def _openai(conversation: Conversation, call: Call) -> Turn:
             for tool in conversation.tools
         ]
     with _mapped_errors("openai", call.key):
-        response = await client.chat.completions.create(**options)
+        response = await openai_completion(client, options, on_text)
         with _shape_checked():
             choice = response.choices[0]
             calls = tuple(
@@ -203,7 +211,7 @@ async def _openai(conversation: Conversation, call: Call) -> Turn:
             )
 
 
-async def _anthropic(conversation: Conversation, call: Call) -> Turn:
+async def _anthropic(conversation: Conversation, call: Call, on_text: TextCallback | None) -> Turn:
     import anthropic
 
     client = sdk_client(anthropic.AsyncAnthropic, call)
@@ -222,7 +230,7 @@ async def _anthropic(conversation: Conversation, call: Call) -> Turn:
             for tool in conversation.tools
         ]
     with _mapped_errors("anthropic", call.key):
-        message = await client.messages.create(**options)
+        message = await anthropic_message(client, options, on_text)
         with _shape_checked():
             usage = message.usage
             return Turn(

@@ -7,6 +7,12 @@ official SDK's async client with max_retries=0, awaited on a worker process's ev
 Every failure leaves as a CallError (a StepError) whose class comes from
 vectorbea.llm.errors, saying what the failure means for the call's bill.
 
+A caller that wants the words as they come gives `on_text`: the call then goes through the
+SDK's stream helper (openai `chat.completions.stream`, anthropic `messages.stream`), hands
+each piece of text to `on_text` as it arrives (on the event loop: it must not block), and
+builds the same Answer from the final message the helper assembles. A stream that breaks
+off is an answer lost on the way, classed and billed as one.
+
 The SDKs are imported on first use, inside the attempt: together they take a second or two
 to import, which a worker should spend under its lease heartbeat, not at boot of every
 process that merely lists the step kinds.
@@ -70,12 +76,28 @@ class Prompt:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A tool the model asked to call: `arguments` as the model wrote them (JSON text, not
+    necessarily valid)."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
 class Answer:
     text: str
     model: str
     finish_reason: str | None
     input_tokens: int
     output_tokens: int
+    tool_calls: tuple[ToolCall, ...] = ()
+    # The SDK's final message object (a ChatCompletion or a Message), streamed or not.
+    raw: Any = field(default=None, repr=False, compare=False)
+
+
+TextCallback = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -145,7 +167,9 @@ def _system_text(prompt: Prompt) -> str:
     return "\n\n".join(parts)
 
 
-async def complete_openai(prompt: Prompt, call: Call) -> Answer:
+async def complete_openai(
+    prompt: Prompt, call: Call, on_text: TextCallback | None = None
+) -> Answer:
     import openai
 
     client = sdk_client(openai.AsyncOpenAI, call)
@@ -168,19 +192,53 @@ async def complete_openai(prompt: Prompt, call: Call) -> Answer:
             "json_schema": {"name": "output", "schema": prompt.json_schema},
         }
     with _mapped_errors("openai", call.key):
-        response = await client.chat.completions.create(**options)
+        response = await openai_completion(client, options, on_text)
         with _shape_checked():
-            choice = response.choices[0]
-            return Answer(
-                text=choice.message.content or "",
-                model=response.model or prompt.model,
-                finish_reason=choice.finish_reason,
-                input_tokens=int(response.usage.prompt_tokens if response.usage else 0),
-                output_tokens=int(response.usage.completion_tokens if response.usage else 0),
-            )
+            return _openai_answer(response, prompt)
 
 
-async def complete_anthropic(prompt: Prompt, call: Call) -> Answer:
+async def openai_completion(
+    client: Any, options: dict[str, Any], on_text: TextCallback | None = None
+) -> Any:
+    """The ChatCompletion for `options`: asked in one piece, or streamed (its usage
+    included) with each piece of its text handed to `on_text` as it arrives."""
+    import openai
+
+    if on_text is None:
+        return await client.chat.completions.create(**options)
+    streamed = {**options, "stream_options": {"include_usage": True}}
+    async with client.chat.completions.stream(**streamed) as stream:
+        async for event in stream:
+            if event.type == "content.delta" and event.delta:
+                on_text(event.delta)
+        try:
+            return await stream.get_final_completion()
+        except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
+            # The helper refuses an answer cut off (at max_tokens, or by a filter); a call
+            # in one piece returns it, and the step judges it (and bills it) as it is.
+            return exc.completion
+
+
+def _openai_answer(response: Any, prompt: Prompt) -> Answer:
+    choice = response.choices[0]
+    return Answer(
+        text=choice.message.content or "",
+        model=response.model or prompt.model,
+        finish_reason=choice.finish_reason,
+        input_tokens=int(response.usage.prompt_tokens if response.usage else 0),
+        output_tokens=int(response.usage.completion_tokens if response.usage else 0),
+        tool_calls=tuple(
+            ToolCall(c.id, c.function.name, c.function.arguments or "")
+            for c in choice.message.tool_calls or ()
+            if c.type == "function"
+        ),
+        raw=response,
+    )
+
+
+async def complete_anthropic(
+    prompt: Prompt, call: Call, on_text: TextCallback | None = None
+) -> Answer:
     import anthropic
 
     client = sdk_client(anthropic.AsyncAnthropic, call)
@@ -196,9 +254,26 @@ async def complete_anthropic(prompt: Prompt, call: Call) -> Answer:
         # still take it, and a model that refuses it answers 400, a permanent error.
         options["extra_body"] = {"temperature": prompt.temperature}
     with _mapped_errors("anthropic", call.key):
-        message = await client.messages.create(**options)
+        message = await anthropic_message(client, options, on_text)
         with _shape_checked():
             return _anthropic_answer(message, prompt)
+
+
+async def anthropic_message(
+    client: Any, options: dict[str, Any], on_text: TextCallback | None = None
+) -> Any:
+    """The Message for `options`: asked in one piece, or streamed with each piece of its
+    text handed to `on_text` as it arrives."""
+    if on_text is None:
+        return await client.messages.create(**options)
+    async with client.messages.stream(**options) as stream:
+        async for text in stream.text_stream:
+            if text:
+                on_text(text)
+        try:
+            return await stream.get_final_message()
+        except AssertionError:  # the helper's own check: no message_start came
+            raise MalformedAnswer("the stream ended before its message began") from None
 
 
 def _anthropic_answer(message: Any, prompt: Prompt) -> Answer:
@@ -213,7 +288,18 @@ def _anthropic_answer(message: Any, prompt: Prompt) -> Answer:
             + (getattr(usage, "cache_read_input_tokens", 0) or 0)
         ),
         output_tokens=int(usage.output_tokens),
+        tool_calls=tuple(
+            ToolCall(block.id, block.name, _input_text(block.input))
+            for block in message.content
+            if block.type == "tool_use"
+        ),
+        raw=message,
     )
+
+
+def _input_text(value: Any) -> str:
+    """A tool_use block's input as JSON text (the SDK hands it over parsed)."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 class MalformedAnswer(ValueError):
@@ -230,21 +316,24 @@ class _shape_checked:
         return False
 
 
-PROVIDERS: dict[str, Callable[[Prompt, Call], Awaitable[Answer]]] = {
+PROVIDERS: dict[str, Callable[[Prompt, Call, TextCallback | None], Awaitable[Answer]]] = {
     "openai": complete_openai,
     "anthropic": complete_anthropic,
 }
 
 
-def complete(provider: str, prompt: Prompt, call: Call) -> Awaitable[Answer]:
+def complete(
+    provider: str, prompt: Prompt, call: Call, on_text: TextCallback | None = None
+) -> Awaitable[Answer]:
     """Ask `provider` for an answer to `prompt` (await it on an event loop); a StepError
-    with its class on failure."""
+    with its class on failure. With `on_text`, the answer is streamed and each piece of its
+    text handed to `on_text` as it arrives."""
     try:
         adapter = PROVIDERS[provider]
     except KeyError:
         message = f"Unknown LLM provider {provider!r}"
         raise CallError(ErrorClass.PERMANENT, message, bill=NOT_SENT) from None
-    return adapter(prompt, call)
+    return adapter(prompt, call, on_text)
 
 
 class _mapped_errors:
@@ -297,6 +386,14 @@ class _mapped_errors:
             reason = self.safe(str(cause or exc)) if cause else "connection failed"
             bill = NOT_SENT if _before_sending(cause) else NO_ANSWER
             return CallError(ErrorClass.TRANSIENT, f"Could not reach {name}: {reason}", bill=bill)
+        if _is_transport_error(exc):  # a streamed answer broke off while it was read
+            if _is_transport_error(exc, "TimeoutException"):
+                return CallError(
+                    ErrorClass.TRANSIENT, f"{name} did not answer in time", bill=TIMED_OUT
+                )
+            reason = self.safe(f"{type(exc).__name__}: {exc}")
+            message = f"{name}'s answer broke off before its end ({reason})"
+            return CallError(ErrorClass.TRANSIENT, message, bill=NO_ANSWER)
         # JSONDecodeError, pydantic's ValidationError, MalformedAnswer are ValueErrors.
         if _is_sdk_error(exc, "APIResponseValidationError") or isinstance(exc, ValueError):
             detail = self.safe(f"{type(exc).__name__}: {exc}")
@@ -316,6 +413,14 @@ def _before_sending(cause: BaseException | None) -> bool:
     return cause is not None and any(
         cls.__name__ in BEFORE_SENDING and cls.__module__.startswith("httpx")
         for cls in type(cause).__mro__
+    )
+
+
+def _is_transport_error(exc: BaseException, name: str = "TransportError") -> bool:
+    """Whether `exc` is httpx's (or httpx2's) `name` error: the SDKs wrap what the
+    transport raises while sending, but not always what it raises while a stream is read."""
+    return any(
+        cls.__name__ == name and cls.__module__.startswith("httpx") for cls in type(exc).__mro__
     )
 
 

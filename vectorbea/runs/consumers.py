@@ -3,7 +3,9 @@
 On connect the browser says the last seq it shows ({"after": N}); the consumer sends every
 event after it from Postgres, then again whenever a push says the run has moved on. It
 keeps the last seq it sent, so the timeline has no gaps and no duplicates whatever pushes
-were lost or repeated, and however often the socket reconnects.
+were lost or repeated, and however often the socket reconnects. A running step's text so
+far (a model's words as they arrive, runs.partials) is not in the log: it comes as it is
+pushed, and from Redis on (re)connect.
 
 Access is checked for every frame, not once at connect: each one is rendered for the
 person's membership and role as they are when it is rendered (one indexed query, next to
@@ -24,9 +26,9 @@ from django.http import Http404
 
 from vectorbea.accounts.access import Access, Capability, workspace_access
 from vectorbea.engine.limits import BadJson, parse_json
-from vectorbea.eventlog.models import Run
+from vectorbea.eventlog.models import Run, RunSummary
 from vectorbea.metrics.sockets import CountedConnection
-from vectorbea.runs import live
+from vectorbea.runs import live, partials
 from vectorbea.runs.timeline import render_live_update
 
 log = logging.getLogger(__name__)
@@ -96,10 +98,41 @@ class RunTimelineConsumer(WorkspaceSocket):
             return  # not ours to understand; ignore rather than crash the socket
         self.sent = min(max(0, after), MAX_SEQ)
         self.catch_up()
+        self.send_texts_so_far()
 
     def run_changed(self, message: dict[str, Any]) -> None:
         if self.sent is not None and message.get("seq", 0) > self.sent:
             self.catch_up()
+
+    def step_partial(self, message: dict[str, Any]) -> None:
+        """A running step's text so far (runs.partials): not an event, so it is sent as
+        it comes, to a person who may see the run now."""
+        if self.current_access() is None:
+            return
+        try:
+            html = partials.render_partial(
+                str(message["step_id"]), int(message["attempt"]), str(message["text"])
+            )
+        except (KeyError, ValueError, TypeError):
+            return
+        self.send(text_data=html)
+
+    def send_texts_so_far(self) -> None:
+        """On (re)connect: the text so far of the steps running now, from Redis (their
+        pushes while the socket was away are lost; recorded rows come by catch_up)."""
+        steps = RunSummary.objects.filter(run_id=self.run_id).values_list("steps", flat=True)
+        running = {
+            step_id: int(step.get("attempt", 0))
+            for step_id, step in (steps.first() or {}).items()
+            if isinstance(step, dict) and step.get("status") == "running"
+        }
+        texts = partials.texts_so_far(self.run_id, running)
+        if texts and self.current_access() is not None:
+            html = "".join(
+                partials.render_partial(step_id, running[step_id], text)
+                for step_id, text in texts.items()
+            )
+            self.send(text_data=html)
 
     def catch_up(self) -> None:
         while access := self.current_access():

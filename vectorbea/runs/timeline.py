@@ -385,6 +385,15 @@ def step_rows(definition: Definition, summary) -> list[dict]:
     ]
 
 
+def with_texts_so_far(run_id: UUID, rows: list[dict]) -> list[dict]:
+    """Step rows with the text so far of those running (a model's words, runs.partials)."""
+    from vectorbea.runs import partials
+
+    running = {row["id"]: row["attempt"] for row in rows if row["status"] == "running"}
+    texts = partials.texts_so_far(run_id, running)
+    return [{**row, "partial": texts.get(row["id"], "")} for row in rows]
+
+
 def with_shown_status(step: dict | None, run_status: str) -> dict:
     """A summary's step with the status its badge shows: a step that gave up while the
     run waits for a person "needs attention" (its data-status stays the engine's)."""
@@ -484,7 +493,7 @@ def run_context(run, summary, ws_slug: str) -> dict:
         "as_of_url": reverse("run-as-of", kwargs=kwargs),
         "run": run,
         "summary": summary,
-        "steps": step_rows(definition, summary),
+        "steps": with_texts_so_far(run.id, step_rows(definition, summary)),
         "graph": graph,
         "graph_nodes": [{**node, **with_shown_status(node, summary.status)} for node in nodes],
         # Loaded only for a run that waits for a person (its state says which steps).

@@ -30,6 +30,7 @@ from vectorbea.engine import (
     ErrorClass,
     Issue,
     StepError,
+    StepState,
     ToolCallCompleted,
     ToolCallFailed,
     ToolCallStarted,
@@ -47,6 +48,7 @@ from vectorbea.engine.waits import (
 from vectorbea.llm import Answer
 from vectorbea.llm.conversation import Conversation, Tool, Turn, converse
 from vectorbea.llm.providers import TIMED_OUT
+from vectorbea.runs.partials import text_stream
 from vectorbea.steps import llm
 from vectorbea.steps.agent_tools import AgentTool, argument_problem, tool_problem, tools_of
 from vectorbea.steps.registry import (
@@ -169,8 +171,9 @@ def run_agent(config: Mapping[str, Any], ctx: StepContext) -> Any:
     schema = rendered.get("output_schema")
     if schema is not None:
         llm.check_output_schema(schema)
-    step = ctx.step_state
-    transcript = step.agent if step is not None else None
+    # The step as the log has it (a fresh one when called outside a worker).
+    step = ctx.step_state or StepState(status="running", attempt=ctx.attempt)
+    transcript = step.agent
     needs = {name: tool.needs_approval for name, tool in tools.items()}
     action = moves.next_action(ctx.run_id, ctx.step_id, step, needs, rendered.get("limits"))
     if isinstance(action, moves.AskModel):
@@ -181,7 +184,7 @@ def run_agent(config: Mapping[str, Any], ctx: StepContext) -> Any:
         said = (action.call_id, action.name, action.error_class, action.message)
         return Progress((ToolCallFailed(ctx.step_id, ctx.attempt, *said),))
     if isinstance(action, moves.AskPerson):
-        return Progress((_gate(ctx, config, action),))
+        return Progress((tool_gate(ctx, config, action),))
     if isinstance(action, moves.Answer):
         return _answer(rendered, action.text, transcript)
     raise StepError(ErrorClass(action.error_class), action.message)
@@ -239,7 +242,8 @@ def _ask_model(
 
     async def send() -> Turn:
         try:
-            return await converse(provider, conversation, call)
+            async with text_stream(ctx) as on_text:  # the turn's words, live on the run page
+                return await converse(provider, conversation, call, on_text)
         finally:
             if call.http_client is not None:
                 await call.http_client.aclose()
@@ -360,7 +364,7 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}"[:500] if text else type(exc).__name__
 
 
-def _gate(
+def tool_gate(
     ctx: StepContext, config: Mapping[str, Any], action: moves.AskPerson
 ) -> ApprovalRequested:
     """The approval gate of one tool call, with its tool's rules (as an approval step's)."""

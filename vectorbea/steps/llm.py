@@ -4,7 +4,8 @@ The worker renders templated config before calling the handler, so every value h
 plain. The provider key comes from vectorbea.llm.keys.provider_key and nowhere else. The
 handler prepares the call and hands it back (a PendingCall): it is awaited on the worker
 process's event loop, with no thread and no database connection held while the model
-thinks.
+thinks. The answer is streamed, its words shown on the run page as they come
+(vectorbea.runs.partials).
 """
 
 import json
@@ -25,6 +26,7 @@ from vectorbea.llm import Answer, MissingKey, Prompt, cost_of, provider_key
 from vectorbea.llm.errors import clip
 from vectorbea.llm.keys import PLATFORM, OwnKeyRequired
 from vectorbea.llm.providers import ANSWERED, NOT_SENT, TIMED_OUT, Call, CallError, complete
+from vectorbea.runs.partials import text_stream
 from vectorbea.steps import ssrf
 from vectorbea.steps.registry import (
     DeadlinePassed,
@@ -185,7 +187,8 @@ def run_llm(config: Mapping[str, Any], ctx: StepContext) -> PendingCall:
 
     async def send() -> Any:
         try:
-            return await complete(provider, prompt, call)
+            async with text_stream(ctx) as on_text:  # the words, live on the run page
+                return await complete(provider, prompt, call, on_text)
         finally:
             if call.http_client is not None:  # a client of this call's own
                 await call.http_client.aclose()
