@@ -1699,6 +1699,7 @@
     var localBefore = JSON.stringify(localIssues);
     form.querySelectorAll("[data-path]").forEach(function (control) {
       var path = control.getAttribute("data-path");
+      if (control.getAttribute("data-type") === "tools") { applyTools(updated, path, control); return; }
       if (control.getAttribute("data-type") === "rows") {
         setPath(updated, path, readRows(control));
         return;
@@ -1751,6 +1752,78 @@
     });
     return rows;
   }
+
+  // An agent step's tools: the Python tools ticked, in the panel's order, then the HTTP
+  // tools; each tool's other settings (data-extra) are kept as they were.
+  function readTools(fieldset) {
+    var base = fieldset.getAttribute("data-path");
+    var tools = [];
+    var invalid = null;
+    fieldset.querySelectorAll("[data-tool]").forEach(function (card) {
+      var spec = {};
+      try { spec = JSON.parse(card.getAttribute("data-extra") || "{}"); } catch (e) { spec = {}; }
+      if (card.getAttribute("data-tool") === "python") {
+        var picked = card.querySelector("[data-tool-key='picked']").checked;
+        card.classList.toggle("is-picked", picked);
+        if (!picked) { card.removeAttribute("data-field"); return; }
+        spec.type = "python";
+        spec.name = card.getAttribute("data-name");
+      } else {
+        spec.type = "http";
+        card.querySelectorAll("[data-tool-key]").forEach(function (control) {
+          var key = control.getAttribute("data-tool-key");
+          if (key === "needs_approval") return;
+          try {
+            var v = readControl(control);
+            localError(control, "");
+            if (v === UNSET) delete spec[key]; else spec[key] = v;
+          } catch (e) { localError(control, e.message); invalid = e; }
+        });
+        if (!spec.name) spec.name = "";
+      }
+      if (card.querySelector("[data-tool-key='needs_approval']").checked) spec.needs_approval = true;
+      else delete spec.needs_approval;
+      var where = base + "[" + tools.length + "]";
+      card.setAttribute("data-field", where);
+      card.querySelectorAll("[data-tool-field]").forEach(function (cell) {
+        cell.setAttribute("data-field", where + "." + cell.getAttribute("data-tool-field"));
+      });
+      tools.push(spec);
+    });
+    if (invalid) throw invalid;
+    return tools;
+  }
+
+  function applyTools(updated, path, fieldset) {
+    try { setPath(updated, path, readTools(fieldset)); }
+    catch (e) { /* a tool's JSON is not valid yet: the step keeps its tools as they were */ }
+  }
+
+  var toolCounter = 0;
+  panelEl.addEventListener("click", function (event) {
+    if (readOnly) return;
+    var add = event.target.closest("[data-add-tool]");
+    var remove = event.target.closest("[data-remove-tool]");
+    var fieldset = (add || remove) && (add || remove).closest("[data-type='tools']");
+    if (!fieldset) return;
+    if (remove) {
+      remove.closest("[data-tool]").remove();
+    } else {
+      var card = fieldset.querySelector("template[data-http-template]").content.firstElementChild.cloneNode(true);
+      var n = ++toolCounter;
+      card.querySelectorAll("[data-tool-key]").forEach(function (control) {
+        var id = "new-tool-" + n + "-" + control.getAttribute("data-tool-key");
+        var label = control.id && card.querySelector('label[for="' + control.id + '"]');
+        control.id = id;
+        if (label) label.setAttribute("for", id);
+      });
+      var empty = fieldset.querySelector("[data-http-empty]");
+      if (empty) empty.remove();
+      fieldset.querySelector("[data-http-tools]").appendChild(card);
+      card.querySelector("[data-tool-key='name']").focus();
+    }
+    applyPanel(fieldset);
+  });
 
   function applyInputPanel(form) {
     var schema = clone(def.input_schema || {});

@@ -107,6 +107,8 @@ def daphne_server(name: str = "daphne", **extra_env: str) -> Iterator[str]:
         "REDIS_URL": settings.REDIS_URL,
         "REDIS_PREFIX": settings.REDIS_PREFIX,
         "PYTHONUNBUFFERED": "1",
+        # The tests' Python tools, so the builder has tools to offer an agent step.
+        "VECTORBEA_TOOL_MODULES": "tests.support.tools",
         **extra_env,
     }
     daphne = str(Path(sys.executable).with_name("daphne"))

@@ -19,8 +19,9 @@ def draft_issues(definition: Any, workspace_id: UUID | None = None) -> list[Issu
     the workspace it is checked in, also every secret and provider it uses that the workspace
     lacks, and every address it calls that the installation refuses."""
     from vectorbea.steps.agent import agent_problems
+    from vectorbea.workflows.agent_panel import output_schema_problems
 
-    checks = [template_problems, secret_problems, agent_problems]
+    checks = [template_problems, secret_problems, agent_problems, output_schema_problems]
     if workspace_id is not None:
         checks.append(lambda data: missing_secrets(data, workspace_id))
         checks.append(lambda data: provider_problems(data, workspace_id))

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vectorbea.engine import RetryPolicy
+from vectorbea.engine.agent import DEFAULT_LIMITS
 from vectorbea.engine.graph import DEFAULT_MAX_CORRECTIONS, DEFAULT_TIMEOUT_SECONDS
 from vectorbea.steps.registry import KINDS, kind_specs, load_kinds
 from vectorbea.steps.workspace_secrets import SECRET_SETTINGS
+from vectorbea.workflows import agent_panel
 
 LONG_TEXT = frozenset({"prompt", "system", "instructions", "when", "body", "payload", "output"})
 INPUT_TYPES = (
@@ -28,14 +30,16 @@ KIND_HINTS = {
     "http": "Call an HTTP API as a tool, with an idempotency key on every attempt.",
     "tool": "Run a Python function registered by your installation.",
     "noop": "Do nothing; pass a fixed output along. Handy as a placeholder.",
+    "agent": "A model that calls your tools in a loop until it answers, each call recorded.",
 }
-PALETTE_ORDER = ("llm", "http", "transform", "branch", "approval", "delay", "tool", "noop")
+PALETTE_ORDER = ("llm", "http", "transform", "branch", "approval", "delay", "agent", "tool", "noop")
 # A new step of these kinds starts with this config (the rest start empty).
 STARTER_CONFIG: dict[str, dict[str, Any]] = {
     "branch": {"conditions": [{"port": "yes", "when": ""}], "default_port": "no"},
     "http": {"method": "GET"},
     "approval": {"on_timeout": "deny"},
     "delay": {"seconds": 60},
+    "agent": {"tools": [], "limits": {"max_turns": 10}},
 }
 
 
@@ -253,7 +257,38 @@ def step_fields(step: Mapping[str, Any]) -> dict[str, list[Field]]:
             "Offered, with retry and supplying its output, once the step needs attention.",
         ),
     ]
-    return {"settings": settings, "retries": retries}
+    sections = {"settings": settings, "retries": retries}
+    if kind is not None and kind.name == agent_panel.AGENT_KIND:
+        _agent_sections(sections, step, config)
+    return sections
+
+
+def _agent_sections(sections: dict[str, list[Field]], step: Mapping[str, Any], config: Any):
+    """An agent step's panel: its tools as a list to pick from, and its limits with the
+    step's timeout in a section of their own."""
+    settings, limits = [], []
+    for f in sections["settings"]:
+        if f.name == "tools":
+            f.widget, f.value = "agent-tools", agent_panel.tools_panel(config)
+        if f.name == "limits":
+            schema = KINDS[agent_panel.AGENT_KIND].config_schema["properties"]["limits"]
+            given = config.get("limits") if isinstance(config.get("limits"), Mapping) else {}
+            for name, sub in schema["properties"].items():
+                said = agent_panel.LIMITS.get(name, {})
+                limit = schema_field(f"config.limits.{name}", name, sub, given.get(name), False)
+                limit.label, limit.help = said.get("label", limit.label), said.get("help", "")
+                default = DEFAULT_LIMITS.get(name)
+                limit.placeholder = "No limit" if default is None else str(default)
+                limits.append(limit)
+            continue
+        settings.append(f)
+    timeout = next(f for f in sections["retries"] if f.path == "timeout_seconds")
+    sections["retries"].remove(timeout)
+    timeout.help = (
+        "How long one attempt may take, all its turns and tool calls; past it the attempt "
+        "fails as transient and the next goes on from the last recorded turn."
+    )
+    sections["settings"], sections["limits"] = settings, [*limits, timeout]
 
 
 def references(
