@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import screenshot_path, sign_in
-from tests.support.fake_llm import FakeLLM, ok, stall
+from tests.support.fake_llm import FakeLLM, calls, ok, stall
 from tests.support.live import Live, event_rows, flush_own_redis, prepare_side_effects
 from tests.support.workflows import chain, publish
 from vectorbea.runs.commands import start_run
@@ -118,3 +118,42 @@ def test_a_reload_mid_call_shows_the_words_so_far_without_a_row_twice(
     expect(page.locator("#step-s0 .step-partial")).to_have_count(0)
     log = event_rows(run.id)
     assert dom_seqs(page) == [seq for seq, _, _ in log]
+
+
+def test_an_agents_words_stream_into_its_open_turn_and_the_recorded_turn_replaces_them(
+    page: Page, workers, fake, alice, acme
+):
+    # Turn 1 calls a tool; turn 2 answers, a word every 0.3 s, after a pause that lets the
+    # page see turn 1 and the tool's result recorded first.
+    fake.script(
+        calls(("lookup_order", {"order_id": 7})),
+        stall(1.5, ok(WORDS, chunk_delay=0.3)),
+    )
+    step = {
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "task": "Tell the story of order 7.",
+        "tools": [{"type": "python", "name": "lookup_order"}],
+    }
+    workflow = publish(acme, chain(1, "agent", step, name="Agent"), name="Story agent")
+    run = start_run(workflow, {})
+    sign_in(page, "alice")
+    page.goto(f"/w/acme/runs/{run.id}/")
+    row = page.locator("#step-s0")
+
+    expect(row.locator(".step-partial")).to_contain_text("Once upon a time", timeout=40_000)
+    turns = [t for t in event_types(run.id) if t == "AgentTurnCompleted"]
+    assert turns == ["AgentTurnCompleted"]  # only the tool-calling turn is recorded yet
+    assert "ToolCallCompleted" in event_types(run.id)
+    page.reload()  # mid-turn: the words so far come with the page
+    shown = page.locator("#step-s0 .step-partial").text_content(timeout=1_000) or ""
+    assert shown.startswith("Once upon a time"), shown
+    page.screenshot(path=screenshot_path("streaming-agent-turn"), full_page=True)
+
+    expect(page.locator('#timeline [data-type="RunCompleted"]')).to_have_count(1, timeout=30_000)
+    expect(page.locator("#step-s0 .step-partial")).to_have_count(0)
+    log = event_rows(run.id)
+    answer_turns = [p for _, t, p in log if t == "AgentTurnCompleted"]
+    assert len(answer_turns) == 2 and answer_turns[1]["message"]["text"] == WORDS
+    assert dom_seqs(page) == [seq for seq, _, _ in log]
+    assert len(fake.requests) == 2 and all(r.stream for r in fake.requests)
