@@ -25,14 +25,17 @@ import uuid
 from pathlib import Path
 
 from common import (
+    BENCH_DB,
     Completions,
     arguments,
     group_pids,
     header,
+    ms,
     setup_django,
     start_workers,
     stop,
 )
+from engine import cpu_by_role
 
 PROCESSES, THREADS = 2, 4  # the Procfile's default worker shape
 STARTERS = 4
@@ -73,6 +76,7 @@ class Sampler:
         self.fake, self.pids = fake, worker_pids
         self.peak_calls = 0
         self.peak_connections = 0
+        self.polls = 0  # each one a transaction of the bench database's
         self.rss_at_peak: dict[int, int] = {}
         self.rss_before = {pid: rss_kib(pid) for pid in worker_pids}
         self._stop = threading.Event()
@@ -98,6 +102,7 @@ class Sampler:
                     "WHERE datname = %s AND application_name LIKE 'vectorbea:%%' GROUP BY 1",
                     [BENCH_DB],
                 ).fetchall()
+                self.polls += 1
                 mine = [n for name, n in rows if int(name.split(":")[1]) in self.pids]
                 self.peak_connections = max(self.peak_connections, max(mine, default=0))
                 calls = self.fake.in_flight
@@ -147,18 +152,27 @@ def start_all(workflow, runs: int) -> list:
     return started
 
 
-def measure(label: str, workflow, runs: int, delay: float, fake, workers) -> None:
+def measure(
+    label: str, workflow, runs: int, delay: float, fake, workers, calls_per_run: int = 1
+) -> None:
     fake.delay_seconds = delay
     fake.peak_in_flight = 0
     done = Completions()
     pids = [pid for pid in group_pids(workers.pid) if pid != workers.pid]
     try:
         with Sampler(fake, pids) as sampler:
+            roles, commits = cpu_by_role(workers.pid), xact_commits()
             t0 = time.perf_counter()
             run_ids = start_all(workflow, runs)
             started = time.perf_counter() - t0
             done.wait_all(run_ids)
             elapsed = time.perf_counter() - t0
+            spent = {
+                role: seconds - roles.get(role, 0.0)
+                for role, seconds in cpu_by_role(workers.pid).items()
+            }
+            time.sleep(1.0)  # a backend reports its counts to pg_stat_database within 1 s
+            commits = xact_commits() - commits - sampler.polls - 1
     finally:
         done.close()
     statuses = completed_count(run_ids)
@@ -171,6 +185,14 @@ def measure(label: str, workflow, runs: int, delay: float, fake, workers) -> Non
     print(f"{label}: {runs} runs, {delay:g} s per answer")
     print(f"  all finished in {elapsed:.2f} s (starting them took {started:.2f} s); {statuses}")
     print(f"  peak calls in flight at the provider: {fake.peak_in_flight}")
+    calls = runs * calls_per_run
+    spent["bench (starters, fake provider)"] = spent.pop("bench (starters)")
+    split = ", ".join(f"{role} {ms(seconds / calls)}" for role, seconds in spent.items())
+    print(f"  CPU per call: {split}")
+    print(
+        f"  transactions committed per call: {commits / calls:.2f} (the bench database's, "
+        "the runs' starts included)"
+    )
     print(f"  peak Postgres connections of one worker process: {sampler.peak_connections}")
     rss = ", ".join(
         f"{mib(sampler.rss_before.get(pid, 0))} -> {mib(sampler.rss_at_peak.get(pid, 0))} MiB"
@@ -182,6 +204,15 @@ def measure(label: str, workflow, runs: int, delay: float, fake, workers) -> Non
             f"  RSS growth per 1,000 calls in flight: {statistics.mean(per_thousand):.0f} MiB "
             "(averaged over the processes)"
         )
+
+
+def xact_commits() -> int:
+    """Transactions committed so far in the bench's database (every client's)."""
+    from django.db import connection
+
+    with connection.cursor() as c:
+        c.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s", [BENCH_DB])
+        return c.fetchone()[0]
 
 
 def completed_count(run_ids: list) -> str:
@@ -216,7 +247,9 @@ def main() -> None:
     workers = start_workers(PROCESSES, THREADS)
     try:
         measure("One LLM step", one, args.runs, args.delay, fake, workers)
-        measure("LLM -> transform -> LLM", chain, args.chain_runs, args.chain_delay, fake, workers)
+        measure(
+            "LLM -> transform -> LLM", chain, args.chain_runs, args.chain_delay, fake, workers, 2
+        )
     finally:
         stop(workers)
         fake.close()
