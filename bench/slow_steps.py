@@ -70,13 +70,16 @@ def workflows(workspace):
 
 class Sampler:
     """Every 50 ms: calls the provider holds, each worker process's Postgres connections
-    and memory. Keeps the peaks."""
+    and memory (keeps the peaks), and the CPU time of the bench database's backends (the
+    machine's Postgres serves other databases too: their backends are not counted)."""
 
     def __init__(self, fake, worker_pids: list[int]) -> None:
         self.fake, self.pids = fake, worker_pids
         self.peak_calls = 0
         self.peak_connections = 0
         self.polls = 0  # each one a transaction of the bench database's
+        self._backend_cpu: dict[int, float] = {}  # pid: CPU seconds when last seen
+        self._backend_base: dict[int, float] = {}  # pid: CPU seconds at the start
         self.rss_at_peak: dict[int, int] = {}
         self.rss_before = {pid: rss_kib(pid) for pid in worker_pids}
         self._stop = threading.Event()
@@ -103,12 +106,37 @@ class Sampler:
                     [BENCH_DB],
                 ).fetchall()
                 self.polls += 1
+                backends = db.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = %s", [BENCH_DB]
+                ).fetchall()
+                self.polls += 1
+                for (pid,) in backends:
+                    cpu = cpu_seconds(pid)
+                    if cpu is not None:
+                        if self.polls == 2:  # those there at the start: from now on
+                            self._backend_base[pid] = cpu
+                        self._backend_cpu[pid] = cpu
                 mine = [n for name, n in rows if int(name.split(":")[1]) in self.pids]
                 self.peak_connections = max(self.peak_connections, max(mine, default=0))
                 calls = self.fake.in_flight
                 if calls >= self.peak_calls:
                     self.peak_calls = calls
                     self.rss_at_peak = {pid: rss_kib(pid) for pid in self.pids}
+
+    @property
+    def backend_cpu(self) -> float:
+        """CPU seconds the bench database's backends used while sampled."""
+        return sum(cpu - self._backend_base.get(pid, 0.0) for pid, cpu in self._backend_cpu.items())
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """A process's CPU time (user + system), or None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def mib(kib: int) -> str:
@@ -175,6 +203,7 @@ def measure(
             commits = xact_commits() - commits - sampler.polls - 1
     finally:
         done.close()
+    postgres = sampler.backend_cpu
     statuses = completed_count(run_ids)
     growth = [
         (sampler.rss_at_peak.get(pid, 0) - sampler.rss_before.get(pid, 0)) / 1024 for pid in pids
@@ -187,6 +216,8 @@ def measure(
     print(f"  peak calls in flight at the provider: {fake.peak_in_flight}")
     calls = runs * calls_per_run
     spent["bench (starters, fake provider)"] = spent.pop("bench (starters)")
+    spent["postgres (every database)"] = spent.pop("postgres")
+    spent["postgres (the bench database's backends)"] = postgres
     split = ", ".join(f"{role} {ms(seconds / calls)}" for role, seconds in spent.items())
     print(f"  CPU per call: {split}")
     print(

@@ -408,7 +408,7 @@ def day_held(workspace) -> Decimal:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_cap_set_while_uncapped_calls_are_in_flight_counts_what_they_hold(acme):
-    # Eight calls admitted without a cap, each from its own session (so its own stripe).
+    # Eight calls admitted without a cap, from eight sessions, on stripes drawn at random.
     in_flight = at_once(
         8, lambda: ledger.reserve(acme.id, uuid.uuid4(), "s0", 1, D("0.10"), NO_CAPS)
     )

@@ -27,9 +27,9 @@ waiting for its lock. A day and a month are spread over stripes (SpendLedger.str
 call admitted against their cap holds on stripe 0, and once that row's lock is granted,
 checks the sum over every stripe. Every admitted call saw every earlier admission, so
 concurrent callers overspend a cap by at most one call's worst case, never more. A call
-with no cap on the day or the month holds on its session's own stripe instead: it is not
-checked, so it need not wait on the calls of the other sessions (their holds still count
-towards a cap set meanwhile, as the sum over the stripes).
+with no cap on the day or the month holds on a stripe drawn at random instead: it is not
+checked, so it seldom waits on other calls (their holds still count towards a cap set
+meanwhile, as the sum over the stripes).
 
 Rows are always locked in one order (run, then day, then month; one stripe of each) and one
 reservation per
@@ -43,6 +43,7 @@ Times come from the database's clock (`now()`), one clock for every worker.
 """
 
 import logging
+import random
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -162,10 +163,11 @@ def reserve(
     # month are the database's. A scope with a cap holds on its stripe 0, whose lock orders
     # every admission against that cap, then reads the scope's sum over all stripes (a
     # statement of its own: in READ COMMITTED it sees every hold committed before the lock
-    # was granted). A scope without one adds to this session's own stripe: no check, and
-    # no wait on the other sessions' calls.
+    # was granted). A scope without one adds to a stripe drawn at random: no check, and
+    # seldom a wait on the other calls.
     keys = {DAY: DAY_KEY, MONTH: MONTH_KEY}
     capped = [scope for scope in (DAY, MONTH) if caps.cap(scope) is not None]
+    stripe = random.randint(1, STRIPES)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             raw = connection.connection
@@ -209,21 +211,23 @@ def reserve(
                         raw.execute(
                             "INSERT INTO budgets_spendledger (workspace_id, scope, key, stripe, "
                             "spent_usd, reserved_usd, warned_percent) "
-                            f"VALUES (%s, %s, {keys[scope]}, {OWN_STRIPE}, 0, %s, 0) "
+                            f"VALUES (%s, %s, {keys[scope]}, %s, 0, %s, 0) "
                             "ON CONFLICT (workspace_id, scope, key, stripe) DO UPDATE "
                             "SET reserved_usd = budgets_spendledger.reserved_usd + %s",
-                            [workspace_id, scope, amount, amount],
+                            [workspace_id, scope, stripe, amount, amount],
                         )
-                stripes = {scope: "0" if scope in capped else OWN_STRIPE for scope in (DAY, MONTH)}
+                stripes = {scope: 0 if scope in capped else stripe for scope in (DAY, MONTH)}
                 reservation = raw.cursor()
                 reservation.execute(
                     "INSERT INTO budgets_reservation "
                     "(id, workspace_id, run_id, step_id, attempt, amount_usd, day, month, "
                     "day_stripe, month_stripe, created_at, expires_at) "
                     f"VALUES (gen_random_uuid(), %s, %s, %s, %s, %s, {DAY_KEY}, {MONTH_KEY}, "
-                    f"{stripes[DAY]}, {stripes[MONTH]}, "
-                    "now(), now() + make_interval(secs => %s)) RETURNING id, expires_at",
-                    [workspace_id, run_id, step_id, attempt, amount, ttl_seconds],
+                    "%s, %s, now(), now() + make_interval(secs => %s)) RETURNING id, expires_at",
+                    [
+                        *(workspace_id, run_id, step_id, attempt, amount),
+                        *(stripes[DAY], stripes[MONTH], ttl_seconds),
+                    ],
                 )
             if run_hold.fetchone() is None:
                 assert caps.run is not None
@@ -244,10 +248,10 @@ def reserve(
 # The database's UTC day ("2026-11-21") and month ("2026-11"): the keys of their rows.
 DAY_KEY = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 MONTH_KEY = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM')"
-# Stripes 1..STRIPES take a day's and a month's calls without a cap: this session's is
-# chosen by its server process id, so each of a worker's connections keeps to one.
-STRIPES = 16
-OWN_STRIPE = f"(1 + pg_backend_pid() %% {STRIPES})"
+# Stripes 1..STRIPES take a day's and a month's calls without a cap, each call's drawn at
+# random: its settle (on another session, later) waits only when its stripe is locked by
+# another call's reserve or settle still committing, seldom with this many.
+STRIPES = 32
 
 
 def _refused(cursor, workspace_id: UUID, scope: str, key: str, cap: Decimal) -> Refused:
@@ -286,8 +290,9 @@ def settle(
     does nothing and returns []."""
     if actual < 0:
         raise ValueError(f"A call cannot cost less than nothing ({actual})")
+    take = TAKE if connection.in_atomic_block else QUICK_TAKE
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(TAKE, [reservation_id])
+        cursor.execute(take, [reservation_id])
         row = cursor.fetchone()
         if row is None:
             return []
@@ -302,8 +307,9 @@ def charge(reservation_id: UUID, caps: Caps, usage: dict[str, Any], reason: str)
     case: the provider may have billed it), and put the charge in the run's log (a
     CallCharged with `usage`, its cost marked estimated, and `reason`) in the same
     transaction. Thresholds as `settle`; a reservation that is gone: nothing, []."""
+    take = TAKE if connection.in_atomic_block else QUICK_TAKE
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(TAKE, [reservation_id])
+        cursor.execute(take, [reservation_id])
         row = cursor.fetchone()
         if row is None:
             return []
@@ -359,6 +365,17 @@ class Taken:
 
 TAKEN = "workspace_id, run_id, step_id, attempt, amount_usd, day, month, day_stripe, month_stripe"
 TAKE = f"DELETE FROM budgets_reservation WHERE id = %s RETURNING {TAKEN}"
+# A settle or a charge commits without waiting for the WAL flush, so its rows' locks are
+# not held through it. Lost in a database crash, it is a settle that never happened: the
+# reservation is back, and the sweeper charges it at what was reserved (a CallCharged
+# "worker_lost" in the same transaction). The attempt's outcome, recorded after it by a
+# durable commit, flushes the WAL up to it: whenever that outcome survives, so does it.
+# (Inside a caller's transaction the setting would hold for its commit: TAKE, durable.)
+QUICK_TAKE = (
+    "DELETE FROM budgets_reservation WHERE id = %s "
+    "AND set_config('synchronous_commit', 'off', true) IS NOT NULL "
+    f"RETURNING {TAKEN}"
+)
 TAKE_EXPIRED = (
     "DELETE FROM budgets_reservation WHERE id = ("
     "  SELECT id FROM budgets_reservation WHERE expires_at < now() "

@@ -106,8 +106,8 @@ class SpendLedger(models.Model):
 
     A day or a month is spread over stripes, its amounts the sum over them: stripe 0 takes
     the calls admitted against a cap (one row, whose lock orders them) and holds the
-    warnings given; calls without a cap use the other stripes (one per database session,
-    by its process id), so they do not all wait on one row's lock. A run has stripe 0."""
+    warnings given; a call without a cap holds on one of the other stripes (drawn at
+    random), so the calls do not all wait on one row's lock. A run has stripe 0."""
 
     id = models.BigAutoField(primary_key=True)
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
