@@ -155,6 +155,14 @@ def _system_text(prompt: Prompt) -> str:
     return "\n\n".join(parts)
 
 
+def load_sdks() -> None:
+    """Import the providers' SDKs now (they are imported at their first call otherwise):
+    a worker does it at start, so that no call's deadline pays for the import, and the
+    memory they take is the process's from the start, not its first calls'."""
+    import anthropic  # noqa: F401
+    import openai  # noqa: F401
+
+
 async def complete_openai(prompt: Prompt, call: Call) -> Answer:
     import openai
 
