@@ -4,8 +4,8 @@ on the Procfile's worker shape (2 processes x 4 threads). Prints figures; assert
     .venv/bin/python bench/slow_steps.py [--runs 2000] [--delay 2] [--chain-runs 200]
                                          [--chain-delay 10] [--smoke]
 
-Two measurements, each against the scripted provider (tests/support/fake_llm.py, in this
-process) answering every call after a fixed delay:
+Two measurements, each against the scripted provider (tests/support/fake_llm.py, in a
+process of its own) answering every call after a fixed delay:
 - `--runs` runs of one LLM step (`--delay` seconds per answer);
 - `--chain-runs` runs of LLM -> transform -> LLM (`--chain-delay` seconds per answer).
 For each: the time from the first start to the last completion; the most calls the
@@ -17,8 +17,10 @@ Uses its own database (vectorbea_bench) and Redis db 15 (see bench/common.py).
 """
 
 import argparse
+import multiprocessing
 import os
 import statistics
+import sys
 import threading
 import time
 import uuid
@@ -39,6 +41,81 @@ from engine import cpu_by_role
 
 PROCESSES, THREADS = 2, 4  # the Procfile's default worker shape
 STARTERS = 4
+
+
+class FakeProcess:
+    """The scripted provider (tests/support/fake_llm.py) in a process of its own, so that
+    its work and the starters' do not share one interpreter lock: the figures measure the
+    workers, not the bench. Its counts and its delay are shared memory."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("fork")  # before Django opens a connection
+        self._shared = {
+            "in_flight": context.Value("i", 0, lock=False),
+            "peak": context.Value("i", 0, lock=False),
+            "reset": context.Value("i", 0, lock=False),
+            "delay": context.Value("d", 0.0, lock=False),
+            "port": context.Value("i", 0, lock=False),
+        }
+        self._stop = context.Event()
+        self._process = context.Process(
+            target=serve_fake, args=(self._shared, self._stop), daemon=True
+        )
+
+    def start(self) -> "FakeProcess":
+        self._process.start()
+        deadline = time.monotonic() + 30
+        while not self._shared["port"].value:
+            if time.monotonic() > deadline or not self._process.is_alive():
+                raise SystemExit("The fake provider's process did not start")
+            time.sleep(0.05)
+        return self
+
+    @property
+    def openai_url(self) -> str:
+        return f"http://127.0.0.1:{self._shared['port'].value}/v1"
+
+    @property
+    def in_flight(self) -> int:
+        return self._shared["in_flight"].value
+
+    @property
+    def cpu(self) -> float:
+        """CPU seconds the provider's process has used."""
+        return cpu_seconds(self._process.pid) or 0.0
+
+    @property
+    def peak_in_flight(self) -> int:
+        return self._shared["peak"].value
+
+    def prepare(self, delay: float) -> None:
+        """Answer after `delay` seconds from now on, and count the peak afresh."""
+        self._shared["delay"].value = delay
+        self._shared["peak"].value = 0
+        self._shared["reset"].value = 1
+        while self._shared["reset"].value:  # taken into account by the provider's process
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._process.join(10)
+
+
+def serve_fake(shared: dict, stop) -> None:
+    """The fake provider's process: serve, and publish its counts every 2 ms."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.support.fake_llm import FakeLLM
+
+    fake = FakeLLM().start()
+    shared["port"].value = fake.port
+    while not stop.wait(0.002):
+        fake.delay_seconds = shared["delay"].value
+        if shared["reset"].value:
+            fake.peak_in_flight = fake.in_flight
+            shared["reset"].value = 0
+        shared["in_flight"].value = fake.in_flight
+        shared["peak"].value = fake.peak_in_flight
+    fake.close()
 
 
 def llm_step(step_id: str) -> dict:
@@ -183,13 +260,13 @@ def start_all(workflow, runs: int) -> list:
 def measure(
     label: str, workflow, runs: int, delay: float, fake, workers, calls_per_run: int = 1
 ) -> None:
-    fake.delay_seconds = delay
-    fake.peak_in_flight = 0
+    fake.prepare(delay)
     done = Completions()
     pids = [pid for pid in group_pids(workers.pid) if pid != workers.pid]
     try:
         with Sampler(fake, pids) as sampler:
             roles, commits = cpu_by_role(workers.pid), xact_commits()
+            fake_cpu = fake.cpu
             t0 = time.perf_counter()
             run_ids = start_all(workflow, runs)
             started = time.perf_counter() - t0
@@ -199,6 +276,7 @@ def measure(
                 role: seconds - roles.get(role, 0.0)
                 for role, seconds in cpu_by_role(workers.pid).items()
             }
+            spent["fake provider"] = fake.cpu - fake_cpu
             time.sleep(1.0)  # a backend reports its counts to pg_stat_database within 1 s
             commits = xact_commits() - commits - sampler.polls - 1
     finally:
@@ -215,7 +293,7 @@ def measure(
     print(f"  all finished in {elapsed:.2f} s (starting them took {started:.2f} s); {statuses}")
     print(f"  peak calls in flight at the provider: {fake.peak_in_flight}")
     calls = runs * calls_per_run
-    spent["bench (starters, fake provider)"] = spent.pop("bench (starters)")
+    spent["bench (starters)"] = spent.pop("bench (starters)")  # after the provider's
     spent["postgres (every database)"] = spent.pop("postgres")
     spent["postgres (the bench database's backends)"] = postgres
     split = ", ".join(f"{role} {ms(seconds / calls)}" for role, seconds in spent.items())
@@ -264,10 +342,8 @@ def main() -> None:
     parser.add_argument("--chain-runs", type=int, default=200, help="runs of LLM->transform->LLM")
     parser.add_argument("--chain-delay", type=float, default=10.0)
     args = arguments(parser, smoke={"runs": 20, "delay": 0.2, "chain_runs": 4, "chain_delay": 0.2})
+    fake = FakeProcess().start()
     setup_django()
-    from tests.support.fake_llm import FakeLLM
-
-    fake = FakeLLM().start()
     os.environ["VECTORBEA_OPENAI_BASE_URL"] = fake.openai_url  # the workers' environment
     os.environ["VECTORBEA_OPENAI_API_KEY"] = "sk-bench-slow-steps-0123456789"
     header("bench/slow_steps.py", args.floor)
