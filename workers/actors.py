@@ -8,12 +8,14 @@ from uuid import UUID
 import dramatiq
 
 from vectorbea import queues
+from vectorbea.llm.providers import load_sdks
 from vectorbea.steps.registry import KINDS, load_kinds
 from workers.broker import broker
 
 # Load every step kind (and the tool modules) once, at start, not inside the first step:
 # a slow import must never eat into a step's lease.
 load_kinds()
+load_sdks()  # the LLM providers' SDKs, for the same reason
 # Every queue a step kind names (e.g. "llm"): a worker started without --queues takes them
 # all; `dramatiq workers.actors --queues llm` runs a pool for one of them.
 for _kind in KINDS.values():

@@ -12,12 +12,14 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.db.models import F
+from django.utils import timezone
 
 from tests.budgets import in_processes
 from tests.support.workflows import chain, publish
 from vectorbea.budgets import ledger
 from vectorbea.budgets.ledger import Caps, Held, Refused
 from vectorbea.budgets.models import Reservation, SpendLedger, WorkflowLimits, WorkspaceLimits
+from vectorbea.budgets.usage import current_spend
 from vectorbea.engine import CallCharged
 from vectorbea.eventlog import store
 from vectorbea.eventlog.models import RunSummary, StepLease
@@ -382,3 +384,59 @@ def test_two_processes_overspend_a_run_cap_by_at_most_one_call(acme):
     assert sum(map(sum, results)) == 6  # 5 × 0.013 = 0.065 < 0.07 admits a sixth
     assert all(len(admitted) == 10 for admitted in results)
     assert row(acme, "run", str(run_id)).reserved_usd == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_twenty_threads_overspend_a_daily_cap_by_at_most_one_call(acme):
+    amount = D("0.01")
+    caps = Caps(run=None, day=D("0.07"), month=None, soft_percent=80)
+    results = at_once(20, lambda: reserve_until_refused(acme.id, uuid.uuid4(), amount, caps, "s"))
+
+    day = today_and_month()[0]
+    assert ledger.spent(acme.id, "day", day) == 7 * amount
+    assert sum(admitted for admitted, _ in results) == 7
+    reached = sorted(t.percent for _, thresholds in results for t in thresholds)
+    assert reached == [80, 100]
+
+
+def day_held(workspace) -> Decimal:
+    """What calls in flight hold on today's row, over all its stripes."""
+    day = today_and_month()[0]
+    rows = SpendLedger.objects.filter(workspace=workspace, scope="day", key=day)
+    return sum((r.reserved_usd for r in rows), D(0))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cap_set_while_uncapped_calls_are_in_flight_counts_what_they_hold(acme):
+    # Eight calls admitted without a cap, from eight sessions, on stripes drawn at random.
+    in_flight = at_once(
+        8, lambda: ledger.reserve(acme.id, uuid.uuid4(), "s0", 1, D("0.10"), NO_CAPS)
+    )
+    assert all(isinstance(held, Held) for held in in_flight)
+    capped = Caps(run=None, day=D("1.00"), month=None, soft_percent=80)
+
+    # Then the day gets a cap of $1.00: what they hold counts against it.
+    first = ledger.reserve(acme.id, uuid.uuid4(), "s0", 1, D("0.10"), capped)
+    second = ledger.reserve(acme.id, uuid.uuid4(), "s0", 1, D("0.10"), capped)
+    refused = ledger.reserve(acme.id, uuid.uuid4(), "s0", 1, D("0.10"), capped)
+    assert isinstance(first, Held) and isinstance(second, Held)
+    assert isinstance(refused, Refused)
+    assert (refused.scope, refused.spent, refused.reserved, refused.pending) == (
+        "day",
+        0,
+        D("1.00"),
+        True,
+    )
+
+    # They settle at what they cost, on the rows that hold them.
+    for held in in_flight:
+        assert ledger.settle(held.reservation_id, D("0.05"), NO_CAPS) == []
+    for held in (first, second):
+        assert ledger.settle(held.reservation_id, D("0.10"), capped) == []
+
+    day = today_and_month()[0]
+    assert ledger.spent(acme.id, "day", day) == D("0.60")
+    assert day_held(acme) == 0
+    assert isinstance(ledger.reserve(acme.id, uuid.uuid4(), "s0", 1, D("0.30"), capped), Held)
+    [today, _month] = current_spend(acme.id, ledger.limits_for(acme.id), timezone.now())
+    assert (today.spent_usd, today.reserved_usd) == (D("0.60"), D("0.30"))

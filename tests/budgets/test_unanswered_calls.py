@@ -86,9 +86,12 @@ def charges(run_id) -> list[dict]:
 
 
 def day_spent(workspace) -> tuple[Decimal, Decimal]:
+    """Today's spent and reserved, summed over the day's stripes."""
     key = usage.day_key(usage.utc_today(timezone.now()))
-    row = SpendLedger.objects.get(workspace=workspace, scope="day", key=key)
-    return row.spent_usd, row.reserved_usd
+    rows = SpendLedger.objects.filter(workspace=workspace, scope="day", key=key)
+    return sum((r.spent_usd for r in rows), Decimal(0)), sum(
+        (r.reserved_usd for r in rows), Decimal(0)
+    )
 
 
 def run_cost(run_id) -> Decimal:

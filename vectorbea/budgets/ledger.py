@@ -20,13 +20,19 @@ refused because the attempt's lease is gone) is appended to the log as a CallCha
 event in the same transaction as the ledger's charge: the run's cost, the usage page and
 the ledger hold the same amount.
 
-Admission, per scope with a cap: there is headroom left (`spent + reserved < cap`). The
-check and the hold are one conditional UPDATE per row, so they cannot race: in READ
-COMMITTED, Postgres re-evaluates the WHERE clause on the newest version of a row after
-waiting for its lock. Every admitted call saw every earlier admission, so concurrent
-callers overspend a cap by at most one call's worst case, never more.
+Admission, per scope with a cap: there is headroom left (`spent + reserved < cap`). For
+the run's row the check and the hold are one conditional UPDATE, so they cannot race: in
+READ COMMITTED, Postgres re-evaluates the WHERE clause on the newest version of a row after
+waiting for its lock. A day and a month are spread over stripes (SpendLedger.stripe): a
+call admitted against their cap holds on stripe 0, and once that row's lock is granted,
+checks the sum over every stripe. Every admitted call saw every earlier admission, so
+concurrent callers overspend a cap by at most one call's worst case, never more. A call
+with no cap on the day or the month holds on a stripe drawn at random instead: it is not
+checked, so it seldom waits on other calls (their holds still count towards a cap set
+meanwhile, as the sum over the stripes).
 
-Rows are always locked in one order (run, then day, then month) and one reservation per
+Rows are always locked in one order (run, then day, then month; one stripe of each) and one
+reservation per
 transaction, so reservers, settlers and sweepers never deadlock; a CallCharged is
 appended before the ledger rows are touched, so no transaction waits for a run's log
 while it holds them. Call these functions outside a transaction of your own: inside one,
@@ -37,6 +43,7 @@ Times come from the database's clock (`now()`), one clock for every worker.
 """
 
 import logging
+import random
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -152,62 +159,99 @@ def reserve(
     reservation (at `amount`), and a settle that comes later records nothing."""
     if amount < 0:
         raise ValueError(f"A reservation cannot be negative ({amount})")
-    # One round trip for the whole hold (psycopg's pipeline), then the commit: the day's
-    # and month's rows are every call's of the workspace, so the time their locks are held
-    # bounds how many calls a second it admits. The day and month are the database's.
-    day_key = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-    month_key = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM')"
-    rows = ((RUN, "%s", str(run_id)), (DAY, day_key, None), (MONTH, month_key, None))
+    # One round trip for the whole hold (psycopg's pipeline), then the commit. The day and
+    # month are the database's. A scope with a cap holds on its stripe 0, whose lock orders
+    # every admission against that cap, then reads the scope's sum over all stripes (a
+    # statement of its own: in READ COMMITTED it sees every hold committed before the lock
+    # was granted). A scope without one adds to a stripe drawn at random: no check, and
+    # seldom a wait on the other calls.
+    keys = {DAY: DAY_KEY, MONTH: MONTH_KEY}
+    capped = [scope for scope in (DAY, MONTH) if caps.cap(scope) is not None]
+    stripe = random.randint(1, STRIPES)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             raw = connection.connection
             with connection.wrap_database_errors, raw.pipeline():
                 raw.execute(
-                    "INSERT INTO budgets_spendledger "
-                    "(workspace_id, scope, key, spent_usd, reserved_usd, warned_percent) "
-                    f"VALUES (%s, %s, %s, 0, 0, 0), (%s, %s, {day_key}, 0, 0, 0), "
-                    f"(%s, %s, {month_key}, 0, 0, 0) "
-                    "ON CONFLICT (workspace_id, scope, key) DO NOTHING",
-                    [workspace_id, RUN, str(run_id), workspace_id, DAY, workspace_id, MONTH],
-                )
-                holds = []
-                for scope, key_sql, key in rows:
-                    cap = caps.cap(scope)
-                    held_cursor = raw.cursor()
-                    held_cursor.execute(
-                        "UPDATE budgets_spendledger SET reserved_usd = reserved_usd + %s "
-                        f"WHERE workspace_id = %s AND scope = %s AND key = {key_sql} "
-                        "AND (%s::numeric IS NULL OR spent_usd + reserved_usd < %s::numeric) "
-                        "RETURNING key",
-                        [amount, workspace_id, scope, *([key] if key else []), cap, cap],
+                    "INSERT INTO budgets_spendledger (workspace_id, scope, key, stripe, "
+                    "spent_usd, reserved_usd, warned_percent) VALUES "
+                    + ", ".join(
+                        ["(%s, %s, %s, 0, 0, 0, 0)"]
+                        + [f"(%s, %s, {keys[scope]}, 0, 0, 0, 0)" for scope in capped]
                     )
-                    holds.append((scope, cap, held_cursor))
+                    + " ON CONFLICT (workspace_id, scope, key, stripe) DO NOTHING",
+                    [workspace_id, RUN, str(run_id)]
+                    + [value for scope in capped for value in (workspace_id, scope)],
+                )
+                run_hold = raw.cursor()
+                run_hold.execute(
+                    "UPDATE budgets_spendledger SET reserved_usd = reserved_usd + %s "
+                    "WHERE workspace_id = %s AND scope = %s AND key = %s AND stripe = 0 "
+                    "AND (%s::numeric IS NULL OR spent_usd + reserved_usd < %s::numeric) "
+                    "RETURNING key",
+                    [amount, workspace_id, RUN, str(run_id), caps.run, caps.run],
+                )
+                sums = {}
+                for scope in (DAY, MONTH):
+                    if scope in capped:
+                        raw.execute(
+                            "UPDATE budgets_spendledger SET reserved_usd = reserved_usd + %s "
+                            f"WHERE workspace_id = %s AND scope = %s AND key = {keys[scope]} "
+                            "AND stripe = 0",
+                            [amount, workspace_id, scope],
+                        )
+                        sums[scope] = raw.cursor()
+                        sums[scope].execute(
+                            "SELECT coalesce(sum(spent_usd), 0), coalesce(sum(reserved_usd), 0) "
+                            f"FROM budgets_spendledger WHERE workspace_id = %s AND scope = %s "
+                            f"AND key = {keys[scope]}",
+                            [workspace_id, scope],
+                        )
+                    else:
+                        raw.execute(
+                            "INSERT INTO budgets_spendledger (workspace_id, scope, key, stripe, "
+                            "spent_usd, reserved_usd, warned_percent) "
+                            f"VALUES (%s, %s, {keys[scope]}, %s, 0, %s, 0) "
+                            "ON CONFLICT (workspace_id, scope, key, stripe) DO UPDATE "
+                            "SET reserved_usd = budgets_spendledger.reserved_usd + %s",
+                            [workspace_id, scope, stripe, amount, amount],
+                        )
+                stripes = {scope: 0 if scope in capped else stripe for scope in (DAY, MONTH)}
                 reservation = raw.cursor()
                 reservation.execute(
                     "INSERT INTO budgets_reservation "
                     "(id, workspace_id, run_id, step_id, attempt, amount_usd, day, month, "
-                    "created_at, expires_at) "
-                    f"VALUES (gen_random_uuid(), %s, %s, %s, %s, %s, {day_key}, {month_key}, "
-                    "now(), now() + make_interval(secs => %s)) RETURNING id, expires_at",
-                    [workspace_id, run_id, step_id, attempt, amount, ttl_seconds],
+                    "day_stripe, month_stripe, created_at, expires_at) "
+                    f"VALUES (gen_random_uuid(), %s, %s, %s, %s, %s, {DAY_KEY}, {MONTH_KEY}, "
+                    "%s, %s, now(), now() + make_interval(secs => %s)) RETURNING id, expires_at",
+                    [
+                        *(workspace_id, run_id, step_id, attempt, amount),
+                        *(stripes[DAY], stripes[MONTH], ttl_seconds),
+                    ],
                 )
-            for scope, cap, held_cursor in holds:
-                row = held_cursor.fetchone()
-                if row is None:
-                    assert cap is not None
-                    key = str(run_id) if scope == RUN else _today(cursor, scope)
-                    raise _Refusal(_refused(cursor, workspace_id, scope, key, cap))
+            if run_hold.fetchone() is None:
+                assert caps.run is not None
+                raise _Refusal(_refused(cursor, workspace_id, RUN, str(run_id), caps.run))
+            for scope in capped:  # day, then month: the first without headroom is named
+                spent_sum, reserved_sum = sums[scope].fetchone()
+                others = reserved_sum - amount  # what the calls in flight before this one hold
+                cap = caps.cap(scope)
+                assert cap is not None
+                if spent_sum + others >= cap:
+                    raise _Refusal(_refusal(scope, cap, spent_sum, others))
             reservation_id, expires_at = reservation.fetchone()
     except _Refusal as refusal:
         return refusal.refused
     return Held(reservation_id, amount, expires_at)
 
 
-def _today(cursor, scope: str) -> str:
-    """The database's UTC day ("2026-11-21") or month ("2026-11"), the key of that row."""
-    fmt = "YYYY-MM-DD" if scope == DAY else "YYYY-MM"
-    cursor.execute("SELECT to_char(now() AT TIME ZONE 'UTC', %s)", [fmt])
-    return cursor.fetchone()[0]
+# The database's UTC day ("2026-11-21") and month ("2026-11"): the keys of their rows.
+DAY_KEY = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+MONTH_KEY = "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM')"
+# Stripes 1..STRIPES take a day's and a month's calls without a cap, each call's drawn at
+# random: its settle (on another session, later) waits only when its stripe is locked by
+# another call's reserve or settle still committing, seldom with this many.
+STRIPES = 32
 
 
 def _refused(cursor, workspace_id: UUID, scope: str, key: str, cap: Decimal) -> Refused:
@@ -217,6 +261,10 @@ def _refused(cursor, workspace_id: UUID, scope: str, key: str, cap: Decimal) -> 
         [workspace_id, scope, key],
     )
     spent, reserved = cursor.fetchone()
+    return _refusal(scope, cap, spent, reserved)
+
+
+def _refusal(scope: str, cap: Decimal, spent: Decimal, reserved: Decimal) -> Refused:
     pending = spent < cap
     message = _spent_of(scope, spent, cap)
     message += "; other calls in flight hold the rest." if pending else "."
@@ -242,8 +290,9 @@ def settle(
     does nothing and returns []."""
     if actual < 0:
         raise ValueError(f"A call cannot cost less than nothing ({actual})")
+    take = TAKE if connection.in_atomic_block else QUICK_TAKE
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(TAKE, [reservation_id])
+        cursor.execute(take, [reservation_id])
         row = cursor.fetchone()
         if row is None:
             return []
@@ -258,8 +307,9 @@ def charge(reservation_id: UUID, caps: Caps, usage: dict[str, Any], reason: str)
     case: the provider may have billed it), and put the charge in the run's log (a
     CallCharged with `usage`, its cost marked estimated, and `reason`) in the same
     transaction. Thresholds as `settle`; a reservation that is gone: nothing, []."""
+    take = TAKE if connection.in_atomic_block else QUICK_TAKE
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(TAKE, [reservation_id])
+        cursor.execute(take, [reservation_id])
         row = cursor.fetchone()
         if row is None:
             return []
@@ -309,17 +359,28 @@ class Taken:
     amount: Decimal
     day: str
     month: str
+    day_stripe: int
+    month_stripe: int
 
 
-TAKE = (
+TAKEN = "workspace_id, run_id, step_id, attempt, amount_usd, day, month, day_stripe, month_stripe"
+TAKE = f"DELETE FROM budgets_reservation WHERE id = %s RETURNING {TAKEN}"
+# A settle or a charge commits without waiting for the WAL flush, so its rows' locks are
+# not held through it. Lost in a database crash, it is a settle that never happened: the
+# reservation is back, and the sweeper charges it at what was reserved (a CallCharged
+# "worker_lost" in the same transaction). The attempt's outcome, recorded after it by a
+# durable commit, flushes the WAL up to it: whenever that outcome survives, so does it.
+# (Inside a caller's transaction the setting would hold for its commit: TAKE, durable.)
+QUICK_TAKE = (
     "DELETE FROM budgets_reservation WHERE id = %s "
-    "RETURNING workspace_id, run_id, step_id, attempt, amount_usd, day, month"
+    "AND set_config('synchronous_commit', 'off', true) IS NOT NULL "
+    f"RETURNING {TAKEN}"
 )
 TAKE_EXPIRED = (
     "DELETE FROM budgets_reservation WHERE id = ("
     "  SELECT id FROM budgets_reservation WHERE expires_at < now() "
     "  ORDER BY expires_at LIMIT 1 FOR UPDATE SKIP LOCKED"
-    ") RETURNING workspace_id, run_id, step_id, attempt, amount_usd, day, month"
+    f") RETURNING {TAKEN}"
 )
 
 
@@ -343,27 +404,39 @@ def _log_charge(taken: Taken, usage: dict[str, Any], reason: str) -> None:
 
 def _settle_taken(cursor, taken: Taken, actual: Decimal, caps: Caps | None) -> list[Threshold]:
     """Move a deleted reservation's amount out of `reserved` and `actual` into `spent` on
-    its three rows, in the lock order; with caps, note the thresholds newly reached."""
+    the three rows that hold it, in the lock order; with caps, note the thresholds newly
+    reached (a day's or a month's on its stripe 0, against its sum over the stripes)."""
     reached = []
     raw = connection.connection
     updates = []
     with connection.wrap_database_errors, raw.pipeline():  # the three rows in one round trip
-        for scope, key in _ledger_rows(taken.run_id, taken.day, taken.month):
+        for scope, key, stripe in _ledger_rows(taken):
             update = raw.cursor()
             update.execute(
                 "UPDATE budgets_spendledger "
                 "SET reserved_usd = reserved_usd - %s, spent_usd = spent_usd + %s "
-                "WHERE workspace_id = %s AND scope = %s AND key = %s "
+                "WHERE workspace_id = %s AND scope = %s AND key = %s AND stripe = %s "
                 "RETURNING id, spent_usd, warned_percent",
-                [taken.amount, actual, taken.workspace_id, scope, key],
+                [taken.amount, actual, taken.workspace_id, scope, key, stripe],
             )
-            updates.append((scope, update))
-    for scope, update in updates:
+            total = None
+            cap = caps.cap(scope) if caps else None
+            if scope != RUN and stripe == 0 and cap is not None:
+                total = raw.cursor()  # after the update, under stripe 0's lock
+                total.execute(
+                    "SELECT sum(spent_usd) FROM budgets_spendledger "
+                    "WHERE workspace_id = %s AND scope = %s AND key = %s",
+                    [taken.workspace_id, scope, key],
+                )
+            updates.append((scope, stripe, update, total))
+    for scope, stripe, update, total in updates:
         row = update.fetchone()
         cap = caps.cap(scope) if caps else None
-        if row is None or cap is None:
+        if row is None or cap is None or stripe != 0:
             continue
         ledger_id, spent, warned = row
+        if total is not None:
+            spent = total.fetchone()[0]
         level = _level(spent, cap, caps.soft_percent)
         if level > warned:  # this transaction holds the row's lock: no settler races it
             cursor.execute(
@@ -376,9 +449,13 @@ def _settle_taken(cursor, taken: Taken, actual: Decimal, caps: Caps | None) -> l
     return reached
 
 
-def _ledger_rows(run_id: UUID, day: str, month: str) -> tuple[tuple[str, str], ...]:
-    """A call's three ledger rows as (scope, key), in the one order they are locked."""
-    return ((RUN, str(run_id)), (DAY, day), (MONTH, month))
+def _ledger_rows(taken: Taken) -> tuple[tuple[str, str, int], ...]:
+    """A call's three ledger rows as (scope, key, stripe), in the one order they are locked."""
+    return (
+        (RUN, str(taken.run_id), 0),
+        (DAY, taken.day, taken.day_stripe),
+        (MONTH, taken.month, taken.month_stripe),
+    )
 
 
 def _level(spent: Decimal, cap: Decimal, soft_percent: int) -> int:
@@ -395,16 +472,15 @@ def _percent(spent: Decimal, cap: Decimal) -> int:
 
 
 def spent(workspace_id: UUID, scope: str, key: str) -> Decimal:
-    """Settled spend on one ledger row: scope "run" (key: the run id), "day" ("2026-11-21",
-    UTC) or "month" ("2026-11"). Nothing recorded yet: 0."""
+    """Settled spend of one scope: "run" (key: the run id), "day" ("2026-11-21", UTC) or
+    "month" ("2026-11"), summed over its stripes. Nothing recorded yet: 0."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT spent_usd FROM budgets_spendledger "
+            "SELECT coalesce(sum(spent_usd), 0) FROM budgets_spendledger "
             "WHERE workspace_id = %s AND scope = %s AND key = %s",
             [workspace_id, scope, key],
         )
-        row = cursor.fetchone()
-    return row[0] if row else Decimal(0)
+        return cursor.fetchone()[0]
 
 
 def run_spent(run_id: UUID) -> Decimal:

@@ -102,7 +102,12 @@ class LedgerScope(models.TextChoices):
 
 class SpendLedger(models.Model):
     """Spent and reserved USD for one scope: a run (key = run id), a workspace day
-    (key = "2026-11-21", UTC) or month (key = "2026-11")."""
+    (key = "2026-11-21", UTC) or month (key = "2026-11").
+
+    A day or a month is spread over stripes, its amounts the sum over them: stripe 0 takes
+    the calls admitted against a cap (one row, whose lock orders them) and holds the
+    warnings given; a call without a cap holds on one of the other stripes (drawn at
+    random), so the calls do not all wait on one row's lock. A run has stripe 0."""
 
     id = models.BigAutoField(primary_key=True)
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
@@ -110,12 +115,16 @@ class SpendLedger(models.Model):
     key = models.CharField(max_length=64)
     spent_usd = models.DecimalField(default=Decimal(0), **MONEY)
     reserved_usd = models.DecimalField(default=Decimal(0), **MONEY)
-    # Highest soft-threshold warning already given for this row (percent), so it is given once.
+    # Highest soft-threshold warning already given for this scope (percent), so it is given
+    # once; kept on stripe 0.
     warned_percent = models.PositiveSmallIntegerField(default=0)
+    stripe = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["workspace", "scope", "key"], name="one_ledger_row")
+            models.UniqueConstraint(
+                fields=["workspace", "scope", "key", "stripe"], name="one_ledger_row_per_stripe"
+            )
         ]
 
     def __str__(self) -> str:
@@ -134,6 +143,9 @@ class Reservation(models.Model):
     amount_usd = models.DecimalField(**MONEY)
     day = models.CharField(max_length=10)
     month = models.CharField(max_length=7)
+    # The stripes of the day's and the month's ledger rows that hold it (SpendLedger.stripe).
+    day_stripe = models.PositiveSmallIntegerField(default=0)
+    month_stripe = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
 

@@ -72,23 +72,26 @@ class Period:
 
 
 def current_spend(workspace_id: UUID, limits: WorkspaceLimits, now: datetime) -> list[Period]:
-    """Today and this month, from the ledger's day and month rows: one query."""
+    """Today and this month, from the ledger's day and month rows (summed over their
+    stripes): one query."""
     today = utc_today(now)
     rows = {
-        (row.scope, row.key): row
+        (row["scope"], row["key"]): row
         for row in SpendLedger.objects.filter(
             workspace_id=workspace_id,
             scope__in=(LedgerScope.DAY, LedgerScope.MONTH),
             key__in=(day_key(today), month_key(today)),
         )
+        .values("scope", "key")
+        .annotate(spent=Sum("spent_usd"), reserved=Sum("reserved_usd"))
     }
 
     def period(name: str, scope: str, key: str, cap: Decimal | None) -> Period:
         row = rows.get((scope, key))
         return Period(
             name=name,
-            spent_usd=row.spent_usd if row else Decimal(0),
-            reserved_usd=row.reserved_usd if row else Decimal(0),
+            spent_usd=row["spent"] if row else Decimal(0),
+            reserved_usd=row["reserved"] if row else Decimal(0),
             cap_usd=cap,
             soft_threshold_percent=limits.soft_threshold_percent,
         )
@@ -106,7 +109,8 @@ class DaySpend:
 
 
 def daily_spend(workspace_id: UUID, now: datetime, days: int = CHART_DAYS) -> list[DaySpend]:
-    """Spent per UTC day for the last `days` days, oldest first, today last: one query."""
+    """Spent per UTC day (summed over its stripes) for the last `days` days, oldest first,
+    today last: one query."""
     today = utc_today(now)
     span = [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
     spent = dict(
@@ -114,7 +118,10 @@ def daily_spend(workspace_id: UUID, now: datetime, days: int = CHART_DAYS) -> li
             workspace_id=workspace_id,
             scope=LedgerScope.DAY,
             key__in=[day_key(day) for day in span],
-        ).values_list("key", "spent_usd")
+        )
+        .values("key")
+        .annotate(spent=Sum("spent_usd"))
+        .values_list("key", "spent")
     )
     return [DaySpend(day, spent.get(day_key(day), Decimal(0))) for day in span]
 

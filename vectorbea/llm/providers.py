@@ -119,26 +119,34 @@ class Call:
     http_client: httpx2.AsyncClient | None = None
 
 
-def shared_client() -> httpx2.AsyncClient:
-    """The running event loop's client for the installation's provider URLs: one
-    connection pool, kept alive, for every call in flight on that loop."""
+# httpcore looks at every connection of a pool when a request starts and when it ends, so
+# one pool for a thousand calls in flight costs each call a thousand looks (measured: a
+# third of a worker's CPU). The loop's calls are dealt round-robin over POOLS pools.
+POOLS = 16
+KEPT_ALIVE = 1024  # connections kept open between calls, over all the pools
+
+
+def shared_client(pool: int = 0) -> httpx2.AsyncClient:
+    """The running event loop's client number `pool` (0 to POOLS - 1) for the
+    installation's provider URLs: its connections are kept alive for the loop's later
+    calls."""
     loop = asyncio.get_running_loop()
-    client = getattr(loop, "_vectorbea_llm_client", None)
-    if client is None:
-        limits = httpx2.Limits(max_connections=None, max_keepalive_connections=1000)
-        client = httpx2.AsyncClient(limits=limits, timeout=None)
-        loop._vectorbea_llm_client = client  # type: ignore[attr-defined]
-    return client
+    clients = getattr(loop, "_vectorbea_llm_clients", None)
+    if clients is None:
+        limits = httpx2.Limits(max_connections=None, max_keepalive_connections=KEPT_ALIVE // POOLS)
+        clients = [httpx2.AsyncClient(limits=limits, timeout=None) for _ in range(POOLS)]
+        loop._vectorbea_llm_clients = clients  # type: ignore[attr-defined]
+    return clients[pool]
 
 
 SDK_CLIENTS_KEPT = 256
 
 
 def sdk_client(make: Callable[..., Any], call: Call) -> Any:
-    """An SDK client for `call`: one per (SDK, key, URL, timeout) on the running loop, kept
-    (a client is costly to build, and thousands of calls a second share a few), on the
-    loop's shared connection pool; a call with a client of its own gets a client of its
-    own."""
+    """An SDK client for `call`: one per (SDK, key, URL, timeout, pool) on the running
+    loop, kept (a client is costly to build, and thousands of calls a second share a few),
+    on the next of the loop's shared connection pools; a call with a client of its own gets
+    a client of its own."""
     options = {
         "api_key": call.key,
         "base_url": call.base_url,
@@ -151,12 +159,14 @@ def sdk_client(make: Callable[..., Any], call: Call) -> Any:
     kept: dict[tuple[Any, ...], Any] | None = getattr(loop, "_vectorbea_sdk_clients", None)
     if kept is None:
         kept = loop._vectorbea_sdk_clients = {}  # type: ignore[attr-defined]
-    key = (make, call.key, call.base_url, call.timeout_seconds)
+    turn = (getattr(loop, "_vectorbea_pool_turn", -1) + 1) % POOLS
+    loop._vectorbea_pool_turn = turn  # type: ignore[attr-defined]
+    key = (make, call.key, call.base_url, call.timeout_seconds, turn)
     client = kept.get(key)
     if client is None:
         if len(kept) >= SDK_CLIENTS_KEPT:
             kept.clear()
-        client = kept[key] = make(**options, http_client=shared_client())
+        client = kept[key] = make(**options, http_client=shared_client(turn))
     return client
 
 
@@ -172,6 +182,14 @@ def _system_text(prompt: Prompt) -> str:
     if prompt.json_schema is not None:
         parts.append(json_instruction(prompt.json_schema))
     return "\n\n".join(parts)
+
+
+def load_sdks() -> None:
+    """Import the providers' SDKs now (they are imported at their first call otherwise):
+    a worker does it at start, so that no call's deadline pays for the import, and the
+    memory they take is the process's from the start, not its first calls'."""
+    import anthropic  # noqa: F401
+    import openai  # noqa: F401
 
 
 async def complete_openai(
