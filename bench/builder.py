@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 from common import ENV, ROOT, arguments, header, ms, percentile, setup_django
@@ -66,7 +67,8 @@ def seed(n: int):
     Membership.objects.update_or_create(
         workspace=workspace, user=user, defaults={"role": Role.OWNER}
     )
-    workflow = commands.create_workflow(workspace, user, f"{n} steps", definition(n))
+    name = f"{n} steps {uuid.uuid4().hex[:6]}"  # names are unique in a workspace
+    workflow = commands.create_workflow(workspace, user, name, definition(n))
     return user, workflow
 
 

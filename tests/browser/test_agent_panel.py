@@ -37,7 +37,7 @@ def test_an_agent_step_is_configured_with_a_picked_tool_behind_approval(page: Pa
     item.scroll_into_view_if_needed()
     drop_kind(page, "agent", 200, 160)
     form = open_panel(page, "agent_1")
-    form.get_by_label("Provider").select_option("openai")
+    form.get_by_label("Provider").fill("openai")
     form.get_by_label("Model").fill("gpt-4o-mini")
     form.get_by_label("System prompt").fill("You handle refunds.")
     form.get_by_label("Task").fill("Refund the broken order.")

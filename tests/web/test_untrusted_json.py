@@ -345,6 +345,7 @@ def test_the_start_run_command_refuses_hostile_input_plainly(workflow, text):
 def test_the_websocket_consumers_ignore_hostile_messages(text):
     timeline = RunTimelineConsumer()
     timeline.catch_up = lambda: None
+    timeline.send_texts_so_far = lambda: None
     workspace = WorkspaceConsumer()
     workspace.topics = []
 
