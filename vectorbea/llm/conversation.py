@@ -23,13 +23,16 @@ from urllib.parse import urlsplit
 from vectorbea.engine import ErrorClass
 from vectorbea.llm.providers import (
     NOT_SENT,
+    Answer,
     Call,
     CallError,
     TextCallback,
     _mapped_errors,
     _shape_checked,
+    anthropic_answer,
     anthropic_message,
     json_instruction,
+    openai_answer,
     openai_completion,
     sdk_client,
 )
@@ -192,23 +195,7 @@ async def _openai(conversation: Conversation, call: Call, on_text: TextCallback 
     with _mapped_errors("openai", call.key, call.base_url):
         response = await openai_completion(client, options, on_text)
         with _shape_checked():
-            choice = response.choices[0]
-            calls = tuple(
-                {
-                    "id": c.id,
-                    "name": c.function.name,
-                    "arguments": parsed_arguments(c.function.arguments),
-                }
-                for c in choice.message.tool_calls or ()
-            )
-            return Turn(
-                text=choice.message.content or "",
-                model=response.model or conversation.model,
-                finish_reason=choice.finish_reason,
-                input_tokens=int(response.usage.prompt_tokens if response.usage else 0),
-                output_tokens=int(response.usage.completion_tokens if response.usage else 0),
-                tool_calls=calls,
-            )
+            return _turn(openai_answer(response, conversation.model))
 
 
 async def _anthropic(conversation: Conversation, call: Call, on_text: TextCallback | None) -> Turn:
@@ -232,20 +219,20 @@ async def _anthropic(conversation: Conversation, call: Call, on_text: TextCallba
     with _mapped_errors("anthropic", call.key, call.base_url):
         message = await anthropic_message(client, options, on_text)
         with _shape_checked():
-            usage = message.usage
-            return Turn(
-                text="".join(block.text for block in message.content if block.type == "text"),
-                model=message.model or conversation.model,
-                finish_reason=message.stop_reason,
-                input_tokens=int(
-                    usage.input_tokens
-                    + (getattr(usage, "cache_creation_input_tokens", 0) or 0)
-                    + (getattr(usage, "cache_read_input_tokens", 0) or 0)
-                ),
-                output_tokens=int(usage.output_tokens),
-                tool_calls=tuple(
-                    {"id": b.id, "name": b.name, "arguments": parsed_arguments(b.input)}
-                    for b in message.content
-                    if b.type == "tool_use"
-                ),
-            )
+            return _turn(anthropic_answer(message, conversation.model))
+
+
+def _turn(answer: Answer) -> Turn:
+    """A turn from the provider's answer, read as every call's answer is (providers), its
+    tool calls' arguments parsed."""
+    return Turn(
+        text=answer.text,
+        model=answer.model,
+        finish_reason=answer.finish_reason,
+        input_tokens=answer.input_tokens,
+        output_tokens=answer.output_tokens,
+        tool_calls=tuple(
+            {"id": c.id, "name": c.name, "arguments": parsed_arguments(c.arguments)}
+            for c in answer.tool_calls
+        ),
+    )

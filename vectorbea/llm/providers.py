@@ -219,7 +219,7 @@ async def complete_openai(
     with _mapped_errors("openai", call.key, call.base_url):
         response = await openai_completion(client, options, on_text)
         with _shape_checked():
-            return _openai_answer(response, prompt)
+            return openai_answer(response, prompt.model)
 
 
 async def openai_completion(
@@ -244,11 +244,12 @@ async def openai_completion(
             return exc.completion
 
 
-def _openai_answer(response: Any, prompt: Prompt) -> Answer:
+def openai_answer(response: Any, model: str) -> Answer:
+    """The Answer in a ChatCompletion (`model`: the one asked for, if it names none)."""
     choice = response.choices[0]
     return Answer(
         text=choice.message.content or "",
-        model=response.model or prompt.model,
+        model=response.model or model,
         finish_reason=choice.finish_reason,
         input_tokens=int(response.usage.prompt_tokens if response.usage else 0),
         output_tokens=int(response.usage.completion_tokens if response.usage else 0),
@@ -281,7 +282,7 @@ async def complete_anthropic(
     with _mapped_errors("anthropic", call.key, call.base_url):
         message = await anthropic_message(client, options, on_text)
         with _shape_checked():
-            return _anthropic_answer(message, prompt)
+            return anthropic_answer(message, prompt.model)
 
 
 async def anthropic_message(
@@ -301,11 +302,13 @@ async def anthropic_message(
             raise MalformedAnswer("the stream ended before its message began") from None
 
 
-def _anthropic_answer(message: Any, prompt: Prompt) -> Answer:
+def anthropic_answer(message: Any, model: str) -> Answer:
+    """The Answer in a Message (`model`: the one asked for, if it names none); its input
+    tokens count the cache's too, as Anthropic bills them."""
     usage = message.usage
     return Answer(
         text="".join(block.text for block in message.content if block.type == "text"),
-        model=message.model or prompt.model,
+        model=message.model or model,
         finish_reason=message.stop_reason,
         input_tokens=int(
             usage.input_tokens
