@@ -256,6 +256,24 @@ def test_a_workspace_with_no_provider_is_told_where_to_add_one(acme, settings):
     assert "Settings → Providers" in NO_PROVIDER
 
 
+def test_a_provider_set_up_elsewhere_is_used_at_once_after_a_step_found_none(
+    fake, acme, alice, settings
+):
+    # A worker process found no provider; then the web process (another process: the
+    # rows change under this one's feet) sets one up, and the next run uses it at once.
+    settings.VECTORBEA_OPENAI_API_KEY = ""
+    settings.VECTORBEA_OPENAI_BASE_URL = "https://api.openai.com/v1"
+    with pytest.raises(StepError):
+        resolve(acme.id, {"prompt": "Hi"})
+    vault.keyring_for(acme)
+    CompatibleProvider.objects.create(
+        workspace=acme, name="Local", base_url=fake.openai_url, default_model="m"
+    )
+    Keyring.objects.filter(workspace=acme).update(default_provider="Local")
+
+    assert resolve(acme.id, {"prompt": "Hi"}).name == "Local"
+
+
 def test_a_step_naming_a_provider_the_workspace_lacks_fails_permanently(acme):
     with pytest.raises(StepError) as caught:
         resolve(acme.id, {"provider": "Nope", "prompt": "Hi"})

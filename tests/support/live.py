@@ -115,6 +115,13 @@ class Live:
             [str(BIN / "dramatiq"), "workers.actors", "-p", str(processes), "-t", str(threads)],
         )
 
+    def wait_until_booted(self, processes: int = 1, timeout: float = 60) -> None:
+        """Until `processes` worker processes have booted (each lists itself once it is
+        ready): a test that times a step from its start must not count a worker's boot."""
+        from workers.announce import listed
+
+        wait_for(lambda: len(listed()) >= processes, timeout=timeout, interval=0.1)
+
     def scheduler(self) -> subprocess.Popen:
         return self._spawn("scheduler", [sys.executable, "manage.py", "scheduler"])
 

@@ -205,6 +205,7 @@ def test_the_steps_own_timeout_abandons_a_stalled_call_and_retries(live, acme, f
     fake.script(stall(12), ok("on time"))
     config = {"provider": "openai", "model": "gpt-4o-mini", "prompt": "Hi", "timeout_seconds": 60}
     workflow = publish(acme, chain(1, "llm", config, retry=FAST_RETRY, timeout_seconds=2))
+    live.wait_until_booted()  # the step's 2 s are timed from its start
     run = start_run(workflow, {})
     wait_for(lambda: run_status(run.id) == "completed", timeout=30)
 
@@ -221,6 +222,7 @@ def test_the_steps_timeout_stops_waiting_for_a_slow_tool(live, acme):
     workflow = publish(
         acme, chain(1, "tool", tool, retry={"maximum_attempts": 0}, timeout_seconds=2)
     )
+    live.wait_until_booted()  # the step's 2 s are timed from its start
     run = start_run(workflow, {})
     wait_for(lambda: run_status(run.id) in ("failed", "needs_attention"), timeout=30)
 

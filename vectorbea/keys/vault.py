@@ -68,7 +68,8 @@ class KeyState:
 # A process keeps a workspace's key state for this long: thousands of calls a second read
 # (and decrypt) the key once, and a key added, replaced or revoked elsewhere is in use by
 # every worker within this many seconds, as the workspace's limits are. Changes made here
-# are seen at once.
+# are seen at once, and so is a provider (or a default) set up where there was none: that
+# a workspace has none is never kept.
 KEY_STATE_TTL_SECONDS = 5.0
 _states: dict[tuple[UUID, str], tuple[float, KeyState]] = {}
 _states_lock = threading.Lock()
@@ -191,8 +192,9 @@ def default_provider(workspace_id: UUID, fresh: bool = False) -> str:
         .first()
         or ""
     )
-    with _states_lock:
-        _compatible[cache_key] = (now, name)
+    if name:  # "none chosen" is read afresh: a provider set up a moment ago is seen at once
+        with _states_lock:
+            _compatible[cache_key] = (now, name)
     return name
 
 
@@ -305,6 +307,8 @@ def compatible_state(workspace_id: UUID, name: str) -> CompatibleState | None:
             key = (value, str(entry.id), entry.last_four)
         CompatibleProvider.objects.filter(pk=entry.pk).update(last_used_at=Now())
         state = CompatibleState(entry.name, entry.base_url, entry.default_model, key)
+    if state is None:  # read afresh next time: a provider added a moment ago is seen at once
+        return None
     with _states_lock:
         if len(_compatible) > 10_000:
             _compatible.clear()
