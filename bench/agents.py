@@ -29,8 +29,8 @@ from common import ENV, ROOT, arguments, header, setup_django, start_workers, st
 WORKSPACE = "bench-agents"
 USER = "ada"
 ANSWER = "The quick brown fox jumps over the lazy dog while a durable run streams its words"
-# A call waits this long before its first word: the run page is open and its socket has
-# joined the run's group by then (a page opened later would see the words, not the first).
+# A call waits this long before its first word, so the run page is open and its socket is in
+# the run's group when that word is sent: only then can the page time the first word.
 THINK_SECONDS = 1.5
 
 OBSERVER = """() => {
