@@ -2,7 +2,6 @@
 helpers, its words handed over as they arrive, and the Answer is the one a call in one
 piece gives (usage, tool calls, the final message)."""
 
-import asyncio
 import json
 import time
 
@@ -18,6 +17,7 @@ from vectorbea.llm.providers import (
     Prompt,
     ToolCall,
     complete,
+    run_closing,
 )
 
 PROVIDERS = ["openai", "anthropic"]
@@ -36,7 +36,7 @@ def ask(fake: FakeLLM, provider: str, on_text=None, **prompt) -> object:
     async def go():
         return await complete(provider, Prompt(model="m-1", user="hi", **prompt), call, on_text)
 
-    return asyncio.run(go())
+    return run_closing(go())
 
 
 def pieces_arriving(fake: FakeLLM, provider: str, **prompt):

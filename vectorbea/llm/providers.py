@@ -27,12 +27,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
+from django.conf import settings
 
 from vectorbea.engine import ErrorClass, StepError
 from vectorbea.llm.errors import (
     clip,
     error_class_for_status,
     network_error,
+    network_failure_kind,
     redact,
     retry_after_seconds,
     url_target,
@@ -119,34 +121,63 @@ class Call:
     http_client: httpx2.AsyncClient | None = None
 
 
-# httpcore looks at every connection of a pool when a request starts and when it ends, so
-# one pool for a thousand calls in flight costs each call a thousand looks (measured: a
-# third of a worker's CPU). The loop's calls are dealt round-robin over POOLS pools.
-POOLS = 16
-KEPT_ALIVE = 1024  # connections kept open between calls, over all the pools
+# One client per event loop for the installation's provider URLs, on the SDKs' own aiohttp
+# transport (openai.DefaultAioHttpClient, which both SDKs accept): aiohttp parses responses
+# in C and keeps its connections without looking at each of them per request. Measured with
+# 2,000 calls at once: less than half the CPU per call of httpx's own transport, in about
+# half the time (bench/slow_steps.py; docs/benchmarks.md).
+KEPT_ALIVE = 1024  # connections kept open between calls
 
 
-def shared_client(pool: int = 0) -> httpx2.AsyncClient:
-    """The running event loop's client number `pool` (0 to POOLS - 1) for the
-    installation's provider URLs: its connections are kept alive for the loop's later
-    calls."""
+def shared_client() -> httpx2.AsyncClient:
+    """The running event loop's client for the installation's provider URLs: its
+    connections are kept alive for the loop's later calls. A loop that ends (asyncio.run)
+    closes it with `close_shared_client` (see `run_closing`)."""
     loop = asyncio.get_running_loop()
-    clients = getattr(loop, "_vectorbea_llm_clients", None)
-    if clients is None:
-        limits = httpx2.Limits(max_connections=None, max_keepalive_connections=KEPT_ALIVE // POOLS)
-        clients = [httpx2.AsyncClient(limits=limits, timeout=None) for _ in range(POOLS)]
-        loop._vectorbea_llm_clients = clients  # type: ignore[attr-defined]
-    return clients[pool]
+    client = getattr(loop, "_vectorbea_llm_client", None)
+    if client is None:
+        import openai
+
+        limits = httpx2.Limits(
+            max_connections=settings.VECTORBEA_CALLS_IN_FLIGHT,
+            max_keepalive_connections=KEPT_ALIVE,
+        )
+        client = openai.DefaultAioHttpClient(limits=limits, timeout=None, follow_redirects=False)
+        loop._vectorbea_llm_client = client  # type: ignore[attr-defined]
+    return client
+
+
+async def close_shared_client() -> None:
+    """Close the running loop's shared client, if it made one (and forget the SDK clients
+    made on it)."""
+    loop = asyncio.get_running_loop()
+    client = getattr(loop, "_vectorbea_llm_client", None)
+    if client is not None:
+        del loop._vectorbea_llm_client  # type: ignore[attr-defined]
+        loop._vectorbea_sdk_clients = {}  # type: ignore[attr-defined]
+        await client.aclose()
+
+
+def run_closing(coroutine: Any) -> Any:
+    """asyncio.run(coroutine) on a loop of its own that closes its shared client at the end
+    (an aiohttp session left open when its loop ends is reported as a leak)."""
+
+    async def closing() -> Any:
+        try:
+            return await coroutine
+        finally:
+            await close_shared_client()
+
+    return asyncio.run(closing())
 
 
 SDK_CLIENTS_KEPT = 256
 
 
 def sdk_client(make: Callable[..., Any], call: Call) -> Any:
-    """An SDK client for `call`: one per (SDK, key, URL, timeout, pool) on the running
-    loop, kept (a client is costly to build, and thousands of calls a second share a few),
-    on the next of the loop's shared connection pools; a call with a client of its own gets
-    a client of its own."""
+    """An SDK client for `call`: one per (SDK, key, URL, timeout) on the running loop, kept
+    (a client is costly to build, and thousands of calls a second share a few), on the
+    loop's shared client; a call with a client of its own gets an SDK client of its own."""
     options = {
         "api_key": call.key,
         "base_url": call.base_url,
@@ -159,14 +190,12 @@ def sdk_client(make: Callable[..., Any], call: Call) -> Any:
     kept: dict[tuple[Any, ...], Any] | None = getattr(loop, "_vectorbea_sdk_clients", None)
     if kept is None:
         kept = loop._vectorbea_sdk_clients = {}  # type: ignore[attr-defined]
-    turn = (getattr(loop, "_vectorbea_pool_turn", -1) + 1) % POOLS
-    loop._vectorbea_pool_turn = turn  # type: ignore[attr-defined]
-    key = (make, call.key, call.base_url, call.timeout_seconds, turn)
+    key = (make, call.key, call.base_url, call.timeout_seconds)
     client = kept.get(key)
     if client is None:
         if len(kept) >= SDK_CLIENTS_KEPT:
             kept.clear()
-        client = kept[key] = make(**options, http_client=shared_client(turn))
+        client = kept[key] = make(**options, http_client=shared_client())
     return client
 
 
@@ -409,11 +438,12 @@ class _mapped_errors:
                 bill=ANSWERED,
             )
         if _is_sdk_error(exc, "APITimeoutError") or _is_sdk_error(exc, "APIConnectionError"):
-            # The one table of network failures, as for the HTTP step.
-            timed_out = _is_sdk_error(exc, "APITimeoutError")
-            failed = network_error(
-                cause or exc, self.target, [self.key], "timeout" if timed_out else None
-            )
+            # The one table of network failures, as for the HTTP step. The kind comes from
+            # the whole chain: the aiohttp transport reports a refused connection or an
+            # unknown host as a connect timeout, with the system's error as its cause.
+            kind = network_failure_kind(cause or exc)
+            timed_out = kind == "timeout"
+            failed = network_error(cause or exc, self.target, [self.key], kind)
             if _before_sending(cause):
                 bill = NOT_SENT
             else:

@@ -29,7 +29,7 @@ from django.conf import settings
 
 from vectorbea.engine import ErrorClass, Issue, StepError
 from vectorbea.llm.keys import PLATFORM, PROVIDER_NAMES, MissingKey, OwnKeyRequired, provider_key
-from vectorbea.llm.providers import Answer, Call, Prompt, complete
+from vectorbea.llm.providers import Answer, Call, Prompt, complete, run_closing
 from vectorbea.steps import ssrf
 
 BUILT_IN = ("openai", "anthropic")
@@ -276,6 +276,6 @@ def _run(coroutine: Any) -> Any:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coroutine)
+        return run_closing(coroutine)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
+        return pool.submit(run_closing, coroutine).result()

@@ -16,6 +16,7 @@ from uuid import UUID
 
 from vectorbea import queues
 from vectorbea.engine import ErrorClass, KindSpec, StepError
+from vectorbea.llm.providers import run_closing
 
 
 @dataclass
@@ -194,7 +195,7 @@ def run_now(result: Any, deadline: float | None = None) -> Any:
         except Exception as exc:  # handed to finish, as the worker runtime does
             return exc
 
-    return result.finish(asyncio.run(call()))
+    return result.finish(run_closing(call()))
 
 
 @dataclass(frozen=True)
