@@ -167,15 +167,16 @@ def test_a_rate_limit_admits_exactly_its_quota_in_a_burst_and_the_rest_wait(serv
     services.worker(threads=8)
     window = 5.0  # VECTORBEA_RATE_LIMIT_WINDOW_SECONDS for these workers
 
-    run = start_run(publish(acme, fan_out(100)), {})
-    wait_for(lambda: finished(run.id), timeout=150)
+    calls = 40
+    run = start_run(publish(acme, fan_out(calls)), {})
+    wait_for(lambda: finished(run.id), timeout=120)
 
     assert run_status(run.id) == "completed"
-    assert len(fake.requests) == 100
+    assert len(fake.requests) == calls
     rows = event_rows(run.id)
     assert not [p for _, t, p in rows if t == "StepFailed"]  # waiting is not failing
     # The burst: every step's first attempt came within the first window, and exactly 10
-    # of them were let through; the other 90 waited (StepDeferred) and ran later.
+    # of them were let through; the other 30 waited (StepDeferred) and ran later.
     outcomes = [
         (t, p["step_id"], at)
         for _, t, p, at in event_rows_at(run.id)
@@ -183,7 +184,7 @@ def test_a_rate_limit_admits_exactly_its_quota_in_a_burst_and_the_rest_wait(serv
     ]
     firsts = list({step_id: (t, step_id, at) for t, step_id, at in reversed(outcomes)}.values())
     firsts.sort(key=lambda outcome: outcome[2])
-    assert len(firsts) == 100
+    assert len(firsts) == calls
     assert (firsts[-1][2] - firsts[0][2]).total_seconds() < window
     assert sum(1 for t, _, _ in firsts if t == "StepCompleted") == 10
     deferred = [p for _, t, p in rows if t == "StepDeferred"]
@@ -192,11 +193,11 @@ def test_a_rate_limit_admits_exactly_its_quota_in_a_burst_and_the_rest_wait(serv
     # Waiting is not trying: a deferred attempt is made again under its own number.
     started = [p for _, t, p in rows if t == "StepStarted" and p["step_id"] != "start"]
     assert {p["attempt"] for p in started} == {1}
-    assert RunSummary.objects.get(run=run).attempts == 101
-    # And the rate held all along: 100 calls at 10 a window are spread over 9 more windows
+    assert RunSummary.objects.get(run=run).attempts == calls + 1
+    # And the rate held all along: 40 calls at 10 a window are spread over 3 more windows
     # (at the provider, a call lands a little after the limiter admits it: some slack).
     arrivals = sorted(request.at for request in fake.requests)
-    assert arrivals[-1] - arrivals[0] >= 8 * window
+    assert arrivals[-1] - arrivals[0] >= 2 * window
 
 
 def test_a_concurrency_limit_lets_only_so_many_runs_go_at_once(services, acme):
