@@ -123,9 +123,9 @@ class Call:
 
 # One client per event loop for the installation's provider URLs, on the SDKs' own aiohttp
 # transport (openai.DefaultAioHttpClient, which both SDKs accept): aiohttp parses responses
-# in C and keeps its connections without looking at each of them per request. Measured with
-# 2,000 calls at once: less than half the CPU per call of httpx's own transport, in about
-# half the time (bench/slow_steps.py; docs/benchmarks.md).
+# in C and keeps its connections without looking at each of them per request: with 2,000
+# calls at once, less than half the CPU per call of httpx's own transport (the figures are
+# in bench/RESULTS.md).
 KEPT_ALIVE = 1024  # connections kept open between calls
 
 
