@@ -138,10 +138,13 @@ class Live:
         proc.wait(timeout=10)
 
     def stop_all(self) -> None:
+        """Kill every process group this test started, also those whose leader is gone
+        already: a worker process orphaned by a killed main process must not live on to
+        take the next test's messages."""
         for proc in self.procs:
+            self.signal(proc, signal.SIGCONT)
+            self.signal(proc, signal.SIGKILL)
             if proc.poll() is None:
-                self.signal(proc, signal.SIGCONT)
-                self.signal(proc, signal.SIGKILL)
                 proc.wait(timeout=10)
 
 

@@ -130,18 +130,45 @@ def test_worker_processes_stop_when_dramatiqs_main_process_is_killed(live):
     """Orphaned, they would go on taking messages beside the ones a supervisor starts in
     its place, and be left behind when everything stops."""
     main = live.worker(processes=2)
-    children = wait_for(lambda: len(worker_pids()) == 2 and worker_pids(), timeout=90)
+
+    def booted_children() -> set[int]:  # listed, and forked by this main process
+        return {pid for pid in worker_pids() if parent_of(pid) == main.pid}
+
+    children = wait_for(lambda: len(booted_children()) == 2 and booted_children(), timeout=90)
 
     os.kill(main.pid, signal.SIGKILL)  # the main process alone
     main.wait(timeout=10)
 
     def alive(pid: int) -> bool:
-        try:
-            return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-        except (FileNotFoundError, IndexError):
-            return False
+        return state_of(pid) not in ("", "Z")
 
-    wait_for(lambda: not any(alive(pid) for pid in children), timeout=30)
+    try:
+        wait_for(lambda: not any(alive(pid) for pid in children), timeout=30)
+    except AssertionError:
+        left = {pid: (state_of(pid), wchan_of(pid)) for pid in children if alive(pid)}
+        raise AssertionError(f"Orphaned worker processes alive (state, wchan): {left}") from None
+
+
+def state_of(pid: int) -> str:
+    """The process's state letter from /proc (R, S, Z...); "" once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
+    except (FileNotFoundError, IndexError):
+        return ""
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[1])
+    except (FileNotFoundError, IndexError):
+        return None
+
+
+def wchan_of(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return "?"
 
 
 def load_supervise():
