@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.support.fake_llm import FakeLLM, broken, calls, malformed, ok, status
+from tests.support.fake_llm import FakeLLM, broken, calls, failing, malformed, ok, status
 from vectorbea.engine import ErrorClass
 from vectorbea.llm.providers import (
     ANSWERED,
@@ -95,6 +95,25 @@ def test_a_stream_that_breaks_off_is_an_answer_lost_on_the_way(fake, provider):
     assert seen  # some words came before the break
     assert caught.value.error_class == ErrorClass.TRANSIENT
     assert caught.value.bill == NO_ANSWER
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize(
+    ("code", "error_class"), [(529, ErrorClass.TRANSIENT), (429, ErrorClass.RATE_LIMITED)]
+)
+def test_an_error_event_mid_answer_is_classed_by_its_kind(fake, provider, code, error_class):
+    """Providers that fail after the answer began send an error event instead of the rest
+    (Anthropic's overloaded_error): a failed call, billed as one that may have been
+    charged, whose message is the provider's own words."""
+    fake.script(failing(ok("alpha beta gamma delta"), after=3, code=code))
+    seen: list[str] = []
+    with pytest.raises(CallError) as caught:
+        ask(fake, provider, seen.append)
+    assert seen  # some words came before the error
+    assert caught.value.error_class == error_class
+    assert caught.value.bill == NO_ANSWER
+    assert f"Scripted {code}" in caught.value.message
+    assert "sk-test-key" not in caught.value.message
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

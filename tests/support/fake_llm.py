@@ -58,6 +58,8 @@ class Reply:
     tool_calls: tuple[ToolCall, ...] = ()
     chunk_delay: float = 0.0  # seconds between a streamed answer's chunks
     cut_after: int | None = None  # a streamed answer's connection closes after this many chunks
+    # A streamed answer sends the provider's error event (for `status`) after this many chunks.
+    error_after: int | None = None
     usage: tuple[int, int] = (10, 5)
     model: str | None = None
     finish_reason: str | None = None
@@ -113,6 +115,14 @@ def broken(reply: Reply | str = "a b c d", after: int = 2) -> Reply:
     """A streamed answer whose connection closes after `after` chunks (its head counts
     as one); asked without streaming, the connection closes before any answer."""
     return replace(ok(reply) if isinstance(reply, str) else reply, cut_after=after)
+
+
+def failing(reply: Reply | str = "a b c d", after: int = 2, code: int = 529) -> Reply:
+    """A streamed answer that stops after `after` chunks (its head counts as one) with the
+    provider's error event for status `code` (Anthropic's `event: error`, OpenAI's `error`
+    object), as providers do when they fail mid-answer."""
+    base = ok(reply) if isinstance(reply, str) else reply
+    return replace(base, error_after=after, status=code)
 
 
 def ok_json(obj: Any, **kwargs: Any) -> Reply:
@@ -350,6 +360,11 @@ class FakeLLM:
                 with contextlib.suppress(ConnectionError):
                     await writer.drain()
                 raise _Cut
+            if reply.error_after is not None and sent >= reply.error_after:
+                error = _error_body(reply, request)
+                event = _sse(error, "error") if request.api == "anthropic" else _sse(error)
+                writer.write(conn.send(h11.Data(data=event.encode())))
+                break
             if sent and reply.chunk_delay > 0:
                 try:
                     await writer.drain()

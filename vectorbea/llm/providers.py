@@ -7,11 +7,15 @@ official SDK's async client with max_retries=0, awaited on a worker process's ev
 Every failure leaves as a CallError (a StepError) whose class comes from
 vectorbea.llm.errors, saying what the failure means for the call's bill.
 
-A caller that wants the words as they come gives `on_text`: the call then goes through the
-SDK's stream helper (openai `chat.completions.stream`, anthropic `messages.stream`), hands
-each piece of text to `on_text` as it arrives (on the event loop: it must not block), and
-builds the same Answer from the final message the helper assembles. A stream that breaks
-off is an answer lost on the way, classed and billed as one.
+A caller that wants the words as they come gives `on_text`: the call is then streamed
+(server-sent events, read by the SDK's own decoder), each piece of text is handed to
+`on_text` as it arrives (on the event loop: it must not block), and the pieces are put
+together into the message a call in one piece returns, built once as the SDK's object, so
+the same Answer comes out. The events are read as plain JSON rather than through the SDKs'
+stream helpers, which build and merge a typed object for every chunk: for a short answer
+that is more than twice the CPU of the call itself (bench/RESULTS.md), and a worker holds a
+thousand such calls at once. A stream that breaks off is an answer lost on the way,
+classed and billed as one.
 
 The SDKs are imported on first use, inside the attempt: together they take a second or two
 to import, which a worker should spend under its lease heartbeat, not at boot of every
@@ -256,21 +260,83 @@ async def openai_completion(
 ) -> Any:
     """The ChatCompletion for `options`: asked in one piece, or streamed (its usage
     included) with each piece of its text handed to `on_text` as it arrives."""
-    import openai
+    from openai._streaming import SSEDecoder
+    from openai.types.chat import ChatCompletion
 
     if on_text is None:
         return await client.chat.completions.create(**options)
-    streamed = {**options, "stream_options": {"include_usage": True}}
-    async with client.chat.completions.stream(**streamed) as stream:
-        async for event in stream:
-            if event.type == "content.delta" and event.delta:
-                on_text(event.delta)
-        try:
-            return await stream.get_final_completion()
-        except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
-            # The helper refuses an answer cut off (at max_tokens, or by a filter); a call
-            # in one piece returns it, and the step judges it (and bills it) as it is.
-            return exc.completion
+    streamed = {**options, "stream": True, "stream_options": {"include_usage": True}}
+    chunks, done = OpenAIChunks(), False
+    async with client.chat.completions.with_streaming_response.create(**streamed) as response:
+        async for event in SSEDecoder().aiter_bytes(response.http_response.aiter_bytes()):
+            # Read on after [DONE] to the body's end, so that its connection is kept.
+            done = done or event.data.startswith("[DONE]")
+            if done:
+                continue
+            chunk = event.json()
+            if isinstance(chunk, dict) and chunk.get("error"):
+                raise StreamFailed(chunk["error"])
+            with _shape_checked():
+                if text := chunks.add(chunk):
+                    on_text(text)
+    return ChatCompletion.construct(**chunks.completion())
+
+
+class OpenAIChunks:
+    """A streamed chat completion's chunks (parsed JSON) put together into the completion a
+    call in one piece returns: the first choice's text and tool calls (each call's name and
+    arguments arrive in pieces, by index), its finish reason, and the usage the last chunk
+    carries."""
+
+    def __init__(self) -> None:
+        self.head: dict[str, Any] = {}
+        self.text: list[str] = []
+        self.tool_calls: dict[int, dict[str, Any]] = {}
+        self.finish_reason: str | None = None
+        self.usage: dict[str, Any] | None = None
+
+    def add(self, chunk: dict[str, Any]) -> str:
+        """Take one chunk in; the text it adds ("" if none)."""
+        if not self.head.get("model"):
+            self.head = {key: chunk.get(key) for key in ("id", "created", "model")}
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        added = ""
+        for choice in chunk.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                added += delta["content"]
+            for piece in delta.get("tool_calls") or ():
+                call = self.tool_calls.setdefault(
+                    piece.get("index", 0),
+                    {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
+                )
+                call["id"] = piece.get("id") or call["id"]
+                call["type"] = piece.get("type") or call["type"]
+                function = piece.get("function") or {}
+                call["function"]["name"] += function.get("name") or ""
+                call["function"]["arguments"] += function.get("arguments") or ""
+            self.finish_reason = choice.get("finish_reason") or self.finish_reason
+        if added:
+            self.text.append(added)
+        return added
+
+    def completion(self) -> dict[str, Any]:
+        if not self.head:
+            raise MalformedAnswer("the stream ended before its message began")
+        message = {
+            "role": "assistant",
+            "content": "".join(self.text),
+            "tool_calls": [self.tool_calls[i] for i in sorted(self.tool_calls)] or None,
+        }
+        return {
+            **self.head,
+            "object": "chat.completion",
+            "choices": [{"index": 0, "message": message, "finish_reason": self.finish_reason}],
+            "usage": self.usage,
+        }
 
 
 def openai_answer(response: Any, model: str) -> Answer:
@@ -319,16 +385,80 @@ async def anthropic_message(
 ) -> Any:
     """The Message for `options`: asked in one piece, or streamed with each piece of its
     text handed to `on_text` as it arrives."""
+    from anthropic._streaming import SSEDecoder
+    from anthropic.types import Message
+
     if on_text is None:
         return await client.messages.create(**options)
-    async with client.messages.stream(**options) as stream:
-        async for text in stream.text_stream:
-            if text:
-                on_text(text)
-        try:
-            return await stream.get_final_message()
-        except AssertionError:  # the helper's own check: no message_start came
-            raise MalformedAnswer("the stream ended before its message began") from None
+    events = AnthropicEvents()
+    async with client.messages.with_streaming_response.create(**options, stream=True) as response:
+        async for event in SSEDecoder().aiter_bytes(response.http_response.aiter_bytes()):
+            if event.event in (None, "ping"):  # as the SDK's own stream
+                continue
+            if event.event == "error":
+                try:
+                    body = event.json()
+                except ValueError:
+                    body = {"message": event.data}
+                raise StreamFailed(body.get("error", body) if isinstance(body, dict) else body)
+            if not event.data:
+                continue
+            with _shape_checked():
+                if text := events.add(event.json()):
+                    on_text(text)
+    return Message.construct(**events.message())
+
+
+class AnthropicEvents:
+    """A streamed message's events (parsed JSON) put together into the Message a call in one
+    piece returns: message_start gives its head and input usage, each content block grows
+    by its deltas (text, a tool call's input as JSON in pieces, thinking), message_delta
+    gives the stop reason and the output usage."""
+
+    def __init__(self) -> None:
+        self.head: dict[str, Any] | None = None
+        self.blocks: dict[int, dict[str, Any]] = {}
+        self.pieces: dict[int, list[str]] = {}
+
+    def add(self, event: dict[str, Any]) -> str:
+        """Take one event in; the text it adds ("" if none)."""
+        kind = event["type"]
+        if kind == "message_start":
+            self.head = {**event["message"], "content": []}
+        elif kind == "content_block_start":
+            self.blocks[event["index"]] = dict(event["content_block"])
+            self.pieces[event["index"]] = []
+        elif kind == "content_block_delta":
+            delta, index = event["delta"], event["index"]
+            if delta["type"] == "text_delta":
+                self.pieces[index].append(delta["text"])
+                return delta["text"]
+            if delta["type"] == "input_json_delta":
+                self.pieces[index].append(delta["partial_json"])
+            elif delta["type"] == "thinking_delta":
+                self.pieces[index].append(delta["thinking"])
+            elif delta["type"] == "signature_delta":
+                self.blocks[index]["signature"] = delta["signature"]
+        elif kind == "message_delta" and self.head is not None:
+            self.head.update({k: v for k, v in event["delta"].items() if k.startswith("stop_")})
+            usage = {k: v for k, v in (event.get("usage") or {}).items() if v is not None}
+            self.head["usage"] = {**(self.head.get("usage") or {}), **usage}
+        return ""
+
+    def message(self) -> dict[str, Any]:
+        if self.head is None:
+            raise MalformedAnswer("the stream ended before its message began")
+        content = []
+        for index in sorted(self.blocks):
+            block, joined = self.blocks[index], "".join(self.pieces[index])
+            if block.get("type") == "text":
+                block["text"] = block.get("text", "") + joined
+            elif block.get("type") == "tool_use" and joined:
+                block["input"] = joined  # the model's own JSON text, as OpenAI's arguments
+            elif block.get("type") == "thinking":
+                block["thinking"] = block.get("thinking", "") + joined
+            content.append(block)
+        return {**self.head, "content": content}
 
 
 def anthropic_answer(message: Any, model: str) -> Answer:
@@ -361,6 +491,17 @@ def _input_text(value: Any) -> str:
 
 class MalformedAnswer(ValueError):
     """The provider's answer parsed, but is not the shape its API promises."""
+
+
+class StreamFailed(Exception):
+    """The provider sent an error event in place of the rest of a streamed answer
+    (Anthropic's `event: error`, an OpenAI-style `{"error": ...}` chunk)."""
+
+    def __init__(self, error: Any) -> None:
+        fields = error if isinstance(error, dict) else {"message": error}
+        self.kind = str(fields.get("type") or fields.get("code") or "")
+        self.detail = str(fields.get("message") or "no details")
+        super().__init__(self.detail)
 
 
 class _shape_checked:
@@ -425,6 +566,12 @@ class _mapped_errors:
                     refusal.retry_after_seconds,
                     bill=NOT_SENT,
                 )
+        if isinstance(exc, StreamFailed):  # mid-answer: part of it may have been billed
+            rate_limited = "rate_limit" in exc.kind
+            error_class = ErrorClass.RATE_LIMITED if rate_limited else ErrorClass.TRANSIENT
+            detail = self.safe(f"{exc.detail} ({exc.kind})" if exc.kind else exc.detail)
+            message = f"{name} stopped its answer with an error: {detail}"
+            return CallError(error_class, message, bill=NO_ANSWER)
         if _is_sdk_error(exc, "APIStatusError"):
             status = exc.status_code
             error_class = error_class_for_status(status) or ErrorClass.TRANSIENT
