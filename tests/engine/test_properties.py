@@ -17,6 +17,7 @@ from vectorbea.engine import (
     event_from_payload,
     event_to_payload,
     fold,
+    next_wake_at,
     state_from_json,
     state_to_json,
     validate_definition,
@@ -98,3 +99,8 @@ def test_decide_reaches_its_fixpoint_in_one_call(run: SimulatedRun) -> None:
             decided = apply(decided, Recorded(seq, recorded.at, event))
 
         assert decide(decided, definition, recorded.at) == []
+        # ... which is why the summary's wake-up after an append need not decide again
+        at = recorded.at
+        assert next_wake_at(decided, definition, at, decided=True) == next_wake_at(
+            decided, definition, at
+        )

@@ -107,9 +107,16 @@ def decide(
     return decided.events
 
 
-def next_wake_at(state: RunState, definition: Definition, now: datetime) -> datetime | None:
-    """When a worker next needs to look at the run; None when only a running step can move it."""
-    if decide(state, definition, now):
+def next_wake_at(
+    state: RunState, definition: Definition, now: datetime, *, decided: bool = False
+) -> datetime | None:
+    """When a worker next needs to look at the run; None when only a running step can move it.
+
+    `decided`: `state` already holds what decide() said follows at `now` (what record()
+    appends), so deciding again would find nothing: decide() reaches its fixpoint in one
+    call (tests/engine/test_properties.py). Skipping it saves a second walk of the graph
+    on every append."""
+    if not decided and decide(state, definition, now):
         return now
     if state.status != RUN_RUNNING or state.paused or state.queued or state.attention:
         # Held by a person (paused, or a step needs attention) or waiting for a slot: no

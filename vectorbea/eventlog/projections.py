@@ -94,11 +94,23 @@ def _version_id(state: RunState) -> UUID | None:
 
 
 def summary_fields(
-    state: RunState, definition: Definition, at: datetime, columns: tuple[str, ...] | None = None
+    state: RunState,
+    definition: Definition,
+    at: datetime,
+    columns: tuple[str, ...] | None = None,
+    *,
+    decided: bool = False,
 ) -> dict[str, Any]:
     """The RunSummary columns for `state`, whose last event was recorded at `at` (only
-    `columns`, when given)."""
-    return {column: FIELDS[column](state, definition, at) for column in (columns or COLUMNS)}
+    `columns`, when given). `decided`: `state` holds decide()'s consequences at `at` (see
+    next_wake_at)."""
+
+    def field(column: str) -> Any:
+        if column == "wake_at":
+            return next_wake_at(state, definition, at, decided=decided)
+        return FIELDS[column](state, definition, at)
+
+    return {column: field(column) for column in (columns or COLUMNS)}
 
 
 @lru_cache(maxsize=4096)
@@ -129,7 +141,6 @@ FIELDS: dict[str, Field] = {
     "started_at": lambda state, definition, at: state.started_at,
     "finished_at": lambda state, definition, at: state.finished_at,
     "updated_at": lambda state, definition, at: at,
-    "wake_at": lambda state, definition, at: next_wake_at(state, definition, at),
     "cost_usd": lambda state, definition, at: cost_usd(state),
     "current_label": lambda state, definition, at: current_label(state, definition),
     "search_text": lambda state, definition, at: search_text(state),
@@ -216,8 +227,10 @@ class RunSummaryProjection:
         definition: Definition,
         at: datetime,
         columns: tuple[str, ...] = COLUMNS,
+        *,
+        decided: bool = False,
     ) -> list[Any]:
-        fields = summary_fields(state, definition, at, columns)
+        fields = summary_fields(state, definition, at, columns, decided=decided)
         return [
             *(json.dumps(fields[c]) if c in JSON_COLUMNS else fields[c] for c in columns),
             run_id,
@@ -233,20 +246,22 @@ class RunSummaryProjection:
         definition: Definition,
         at: datetime,
         new_run: tuple[UUID, UUID] | None,
+        *,
+        decided: bool = False,
     ) -> None:
         """The append statement's summary clause: a run's first append inserts the row
         (`new_run`: its workspace and workflow, when the same statement inserts the run's
         row), every later one updates the columns that change. Written only when the
-        events were (`wrote`)."""
+        events were (`wrote`). `decided`: `new` holds decide()'s consequences at `at`."""
         if new_run is not None:  # the run's row is not visible to this statement yet
-            values = cls.values(run_id, new, definition, at)
+            values = cls.values(run_id, new, definition, at, decided=decided)
             sql = f"{cls.INSERT} AND (SELECT wrote FROM wrote) {cls.ON_CONFLICT}"
             params = [run_id, *new_run, *values[:-1]]
         elif old.last_seq == 0:  # a run whose row was written apart (hand-made logs)
-            params = cls.values(run_id, new, definition, at)
+            params = cls.values(run_id, new, definition, at, decided=decided)
             sql = f"{cls.UPSERT} AND (SELECT wrote FROM wrote) {cls.ON_CONFLICT}"
         else:
-            params = cls.values(run_id, new, definition, at, CHANGING)
+            params = cls.values(run_id, new, definition, at, CHANGING, decided=decided)
             sql = f"{cls.UPDATE} AND (SELECT wrote FROM wrote)"
         statement.clause("summary", sql, params)
 

@@ -87,6 +87,7 @@ def record(
                 workspace_id=loaded.workspace_id,
                 by_person=by_person,
                 new_run=new_run,
+                decided=True,
             )
         except ConcurrencyConflict:
             loaded = None

@@ -353,6 +353,7 @@ def append(
     new_run: NewRun | None = None,
     workspace_id: UUID | None = None,
     by_person: bool = False,
+    decided: bool = False,
 ) -> Appended:
     """Append the events `build(state, now)` returns after `state.last_seq`, in ONE
     statement (so one round trip and one commit per step boundary), with every registered
@@ -376,6 +377,8 @@ def append(
     `workspace_id`: the run's, when the caller knows it (the statement looks it up if not).
     `by_person`: a person asked for this; their check of the kill switch waits for a
     switch being thrown at the same moment (see vectorbea_workspace_running).
+    `decided`: `build` returns decide()'s consequences with its events (record's
+    then_decide), so the state after them is decide()'s fixpoint at `now`.
     """
     events = build(state, now)
     for event_filter in hooks.EVENT_FILTERS:  # e.g. known secrets never reach the log
@@ -399,6 +402,7 @@ def append(
         new_run,
         workspace_id,
         kill_switch="locked" if guarded and by_person else "read" if guarded else None,
+        decided=decided,
     )
     touching = [p for p in hooks.PROJECTIONS if p.touches(recorded, new_state)]
     own_scope = savepoint or new_run is not None
@@ -500,6 +504,7 @@ def _statement(
     new_run: NewRun | None,
     workspace_id: UUID | None,
     kill_switch: str | None,
+    decided: bool = False,
 ) -> tuple[Statement, str, list[tuple[str, int]]]:
     """One statement: end the lease of the attempt whose outcome this records (or write
     nothing), insert the events, end and start leases, write the summary, checkpoint; for
@@ -576,7 +581,8 @@ def _statement(
     if started:
         leases.grant(statement, run_id, started, claim_first)
     ids = None if new_run is None else (new_run.workspace_id, new_run.workflow_id)
-    RunSummaryProjection.clause(statement, run_id, old, new, definition, recorded[-1].at, ids)
+    at = recorded[-1].at
+    RunSummaryProjection.clause(statement, run_id, old, new, definition, at, ids, decided=decided)
     every = settings.VECTORBEA_CHECKPOINT_EVERY
     if new.last_seq // every > old.last_seq // every or new.is_terminal:
         statement.clause(
