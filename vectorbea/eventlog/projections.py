@@ -104,13 +104,11 @@ def summary_fields(
     """The RunSummary columns for `state`, whose last event was recorded at `at` (only
     `columns`, when given). `decided`: `state` holds decide()'s consequences at `at` (see
     next_wake_at)."""
-
-    def field(column: str) -> Any:
-        if column == "wake_at":
-            return next_wake_at(state, definition, at, decided=decided)
-        return FIELDS[column](state, definition, at)
-
-    return {column: field(column) for column in (columns or COLUMNS)}
+    wanted = columns or COLUMNS
+    fields = {c: FIELDS[c](state, definition, at) for c in wanted if c != "wake_at"}
+    if "wake_at" in wanted:
+        fields["wake_at"] = next_wake_at(state, definition, at, decided=decided)
+    return fields
 
 
 @lru_cache(maxsize=4096)
@@ -123,6 +121,7 @@ def cost_usd(state: RunState) -> Decimal:
 
 
 Field = Callable[[RunState, Definition, datetime], Any]
+# Every column but wake_at, which summary_fields computes (it can skip a second decide).
 FIELDS: dict[str, Field] = {
     "version_id": lambda state, definition, at: _version_id(state),
     "status": lambda state, definition, at: display_status(state),
