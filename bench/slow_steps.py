@@ -2,7 +2,7 @@
 on the Procfile's worker shape (2 processes x 4 threads). Prints figures; asserts nothing.
 
     .venv/bin/python bench/slow_steps.py [--runs 2000] [--delay 2] [--chain-runs 200]
-                                         [--chain-delay 10] [--smoke]
+                                         [--chain-delay 10] [--processes 2] [--smoke]
 
 Two measurements, each against the scripted provider (tests/support/fake_llm.py, in a
 process of its own) answering every call after a fixed delay:
@@ -341,6 +341,12 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=2.0, help="seconds per answer")
     parser.add_argument("--chain-runs", type=int, default=200, help="runs of LLM->transform->LLM")
     parser.add_argument("--chain-delay", type=float, default=10.0)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=PROCESSES,
+        help="worker processes (the Procfile's 2; 1 shows what one process holds in flight)",
+    )
     args = arguments(parser, smoke={"runs": 20, "delay": 0.2, "chain_runs": 4, "chain_delay": 0.2})
     fake = FakeProcess().start()
     setup_django()
@@ -351,7 +357,7 @@ def main() -> None:
 
     workspace, _ = Workspace.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
     one, chain = workflows(workspace)
-    workers = start_workers(PROCESSES, THREADS)
+    workers = start_workers(args.processes, THREADS)
     try:
         measure("One LLM step", one, args.runs, args.delay, fake, workers)
         measure(

@@ -1,6 +1,6 @@
-"""The provider clients with `on_text`: the answer is streamed through the SDKs' stream
-helpers, its words handed over as they arrive, and the Answer is the one a call in one
-piece gives (usage, tool calls, the final message)."""
+"""The provider clients with `on_text`: the answer is streamed, its words handed over as
+they arrive, and the Answer is the one a call in one piece gives (usage, tool calls, the
+final message); an error event in place of the rest of the answer is a failed call."""
 
 import json
 import time

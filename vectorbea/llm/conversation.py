@@ -6,8 +6,8 @@ Messages are kept in one neutral shape and written in each API's own at the call
     {"role": "assistant", "text": ..., "tool_calls": [{"id", "name", "arguments"}]}
     {"role": "tool", "call_id": ..., "name": ..., "content": ..., "is_error": bool}
 
-A turn is streamed when the caller gives `on_text` (the provider clients' stream helpers,
-vectorbea.llm.providers), its words handed over as they come. A turn's answer (a Turn)
+A turn is streamed when the caller gives `on_text` (read as the provider clients read a
+stream, vectorbea.llm.providers), its words handed over as they come. A turn's answer (a Turn)
 has the model's words and the tool calls it asks for, their arguments parsed from JSON
 (kept as the raw text when they are not a JSON object: the agent gives the model that back
 as a tool error). Failures leave as CallErrors, classed
