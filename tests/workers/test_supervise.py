@@ -3,6 +3,7 @@ a process that dies is started again while the others keep serving, its output r
 terminal under its name, and stopping it (Ctrl-C) stops everything gracefully, leaving no
 process behind."""
 
+import contextlib
 import importlib.util
 import os
 import signal
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -114,8 +116,13 @@ def test_a_killed_worker_process_is_started_again_while_web_keeps_serving(live, 
                 supervisor.wait(timeout=90)
             except subprocess.TimeoutExpired:
                 supervisor.kill()
-        for pid in processes_with(marker):
-            os.kill(pid, signal.SIGKILL)
+        # Until none is left: a process may fork one more while the first ones are killed.
+        deadline = time.monotonic() + 10
+        while (left := processes_with(marker)) and time.monotonic() < deadline:
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.1)
 
     output = log.read_text()
     assert f"Worker with PID {killed} exited unexpectedly" in output
