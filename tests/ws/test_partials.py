@@ -85,6 +85,28 @@ def test_the_text_so_far_reaches_the_open_page_and_the_recorded_outcome_replaces
     assert "step-partial" not in outcome
 
 
+def test_an_answer_that_comes_whole_is_left_to_its_outcome(alice, acme):
+    """Words that all came before the first push began (a short answer read in one piece
+    off the socket) had no text so far to show: nothing is pushed or kept for them, and
+    the outcome recorded next shows them."""
+    run = a_running_run(acme)
+
+    async def scenario():
+        comm = communicator(alice, f"/ws/w/acme/runs/{run.id}/")
+        assert (await comm.connect())[0]
+        await comm.send_to(text_data=json.dumps({"after": 2}))
+        assert await comm.receive_nothing(timeout=0.3)
+        async with TextStream(run.id, "s0", 1) as on_text:
+            for word in ("All ", "at ", "once"):  # no await between them
+                on_text(word)
+        quiet = await comm.receive_nothing(timeout=0.5)
+        await comm.disconnect()
+        return quiet
+
+    assert run_async(scenario)
+    assert redis_client().get(partial_key(run.id, "s0")) is None
+
+
 def test_pushes_are_at_most_one_per_interval_and_the_last_has_every_word(alice, acme):
     run = a_running_run(acme)
     words = [f"w{i} " for i in range(40)]
