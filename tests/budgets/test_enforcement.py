@@ -175,8 +175,8 @@ def test_a_rate_limit_admits_exactly_its_quota_in_a_burst_and_the_rest_wait(serv
     assert len(fake.requests) == calls
     rows = event_rows(run.id)
     assert not [p for _, t, p in rows if t == "StepFailed"]  # waiting is not failing
-    # The burst: every step's first attempt falls within the first window, and exactly 10
-    # of them are let through; the other 30 are deferred (StepDeferred) to a later window.
+    # The burst: every step's first outcome falls within one window; exactly 10 of them
+    # are StepCompleted, the other 30 StepDeferred.
     outcomes = [
         (t, p["step_id"], at)
         for _, t, p, at in event_rows_at(run.id)

@@ -156,19 +156,24 @@ def test_worker_processes_stop_when_dramatiqs_main_process_is_killed(live):
         raise AssertionError(f"Orphaned worker processes alive (state, wchan): {left}") from None
 
 
-def state_of(pid: int) -> str:
-    """The process's state letter from /proc (R, S, Z...); "" once it is gone."""
+def stat_of(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (state, parent, ...); [] once
+    the process is gone."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0]
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
     except (FileNotFoundError, IndexError):
-        return ""
+        return []
+
+
+def state_of(pid: int) -> str:
+    """The process's state letter (R, S, Z...); "" once it is gone."""
+    fields = stat_of(pid)
+    return fields[0] if fields else ""
 
 
 def parent_of(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().split(") ")[1].split()[1])
-    except (FileNotFoundError, IndexError):
-        return None
+    fields = stat_of(pid)
+    return int(fields[1]) if fields else None
 
 
 def wchan_of(pid: int) -> str:
